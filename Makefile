@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Everything is cached: the .venv, the installed package, the jars from Maven Central.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/crypto-pipeline
+STAMP  := $(VENV)/.installed
+JARS   := .state/jvm/.resolved
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: demo test ui kafka-up kafka-down lint bench clean prereqs
+
+prereqs:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.10-3.12 (Debian: apt-get install python3 python3-venv)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' || { echo "error: $(PYTHON) is $$($(PYTHON) -V 2>&1); this project needs Python 3.10-3.12 (set PYTHON=python3.11)"; exit 1; }
+	@command -v java >/dev/null 2>&1 || { echo "error: Java not found: install a Java 17 runtime (Debian: apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	@command -v mvn >/dev/null 2>&1 || { echo "error: Maven not found: install Apache Maven (Debian: apt-get install maven)"; exit 1; }
+
+$(STAMP): setup.py | prereqs
+	@$(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV): install the venv module (Debian: apt-get install python3-venv)"; exit 1; }
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(JARS): $(STAMP) jvm/kafka-broker/pom.xml jvm/spark-kafka/pom.xml
+	$(CLI) jars
+	@touch $@
+
+demo: $(JARS)
+	$(CLI) demo
+
+test: $(JARS)
+	$(PY) -m pytest crypto_assets_tests
+
+ui: $(JARS)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+kafka-up: $(JARS)
+	$(CLI) kafka up
+
+kafka-down: $(STAMP)
+	$(CLI) kafka down
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	-$(CLI) kafka down
+	rm -rf .state lake

@@ -1,0 +1,77 @@
+"""Bronze assets: the raw Kafka records of one UTC ingest day, exactly once per offset."""
+
+
+from datetime import date
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from crypto_assets.assets.kafka_topics import OWNER, topic_asset_key
+from crypto_assets.partitions import ingest_date_partitions
+from crypto_assets.resources.kafka import KafkaResource, KafkaUnavailableError
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.resources.spark import SparkResource
+from crypto_assets.settings import Settings
+from crypto_assets.steps.bronze import BronzeDayStats, BronzeIntegrityError, build_bronze_day
+from crypto_assets.transforms.bronze import BRONZE_TABLE, KINDS
+
+
+def bronze_metadata(stats: BronzeDayStats) -> dict:
+    return {
+        "rows": MetadataValue.int(stats.rows),
+        "malformed_records": MetadataValue.int(stats.malformed),
+        "malformed_by_reason": MetadataValue.json(stats.malformed_by_reason),
+        "kafka_offsets": MetadataValue.json(
+            {str(p): {"first": lo, "last": hi} for p, (lo, hi) in stats.offsets.items()}
+        ),
+        "products": MetadataValue.json(stats.products),
+        "files": MetadataValue.int(stats.files),
+        "bytes_written": MetadataValue.int(stats.bytes_written),
+        "path": MetadataValue.path(stats.path),
+        "kafka_records_scanned": MetadataValue.int(stats.kafka_window_records),
+    }
+
+
+def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
+    table = BRONZE_TABLE[kind]
+
+    @asset(
+        name=f"bronze_{kind}",
+        description=(
+            f"Raw `{settings.trades_topic if kind == 'trades' else settings.ticker_topic}` records of one UTC "
+            f"ingest day, one row per Kafka offset: topic, partition, offset, Kafka timestamp, raw value, "
+            f"ingest headers and the parsed envelope. Unparseable records are kept and flagged "
+            f"(`is_malformed`, `malformed_reason`). Written to `bronze/{table}/ingest_date=YYYY-MM-DD/`."
+        ),
+        partitions_def=ingest_date_partitions(settings),
+        group_name="bronze",
+        kinds={"spark", "parquet", "kafka"},
+        owners=[OWNER],
+        deps=[topic_asset_key(kind)],
+        tags={"layer": "bronze"},
+    )
+    def _bronze(
+        context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, lake: LakeResource
+    ) -> MaterializeResult:
+        day = date.fromisoformat(context.partition_key)
+        try:
+            stats = build_bronze_day(spark.get_session(), kafka, lake, kind, day)
+        except (KafkaUnavailableError, BronzeIntegrityError) as exc:
+            raise Failure(description=str(exc), allow_retries=False) from None
+        context.log.info(
+            f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
+            f"{stats.bytes_written} bytes -> {stats.path}"
+        )
+        return MaterializeResult(metadata=bronze_metadata(stats))
+
+    return _bronze
+
+
+def bronze_assets(settings: Settings) -> list[AssetsDefinition]:
+    return [build_bronze_asset(kind, settings) for kind in KINDS]

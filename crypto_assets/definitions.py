@@ -1,0 +1,32 @@
+"""The Dagster code location: every asset, resource and partition definition, in one place."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.assets.kafka_topics import kafka_topic_specs
+from crypto_assets.resources.kafka import KafkaResource
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.resources.spark import SparkResource
+from crypto_assets.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict:
+    """Resources for the local engine; every value comes from `Settings` (env overrides)."""
+    return {
+        "spark": SparkResource.from_settings(settings),
+        "kafka": KafkaResource.from_settings(settings),
+        "lake": LakeResource.from_settings(settings),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    return Definitions(
+        assets=[*kafka_topic_specs(settings), *bronze_assets(settings)],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

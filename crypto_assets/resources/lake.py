@@ -1,0 +1,58 @@
+"""Where the lake lives and the few file operations assets need around Spark's writes.
+
+Layout: `<root>/<layer>/<table>/<col>=<value>/.../*.parquet` (Hive-style partition folders).
+The root is a local folder by default.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from crypto_assets.settings import Settings
+
+
+class LakeResource(ConfigurableResource):
+    """Lake root and partition paths."""
+
+    root: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LakeResource":
+        return cls(root=settings.lake_root)
+
+    def _check_local(self) -> Path:
+        if "://" in self.root:
+            raise NotImplementedError(
+                f"lake root {self.root!r}: only local folders are supported by this build; "
+                f"set CRYPTO_LAKE_ROOT to a local path"
+            )
+        return Path(self.root)
+
+    def table_path(self, layer: str, table: str) -> str:
+        return str(self._check_local() / layer / table)
+
+    def partition_path(self, layer: str, table: str, **parts: str) -> str:
+        path = Path(self.table_path(layer, table))
+        for col, value in parts.items():
+            path = path / f"{col}={value}"
+        return str(path)
+
+    def exists(self, path: str) -> bool:
+        return Path(path).exists()
+
+    def delete(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def data_files(self, path: str) -> list[tuple[str, int]]:
+        """Parquet files under a path with their sizes in bytes (Spark's marker files excluded)."""
+        base = Path(path)
+        if not base.exists():
+            return []
+        return sorted(
+            (str(f), f.stat().st_size)
+            for f in base.rglob("*.parquet")
+            if not any(part.startswith((".", "_")) for part in f.relative_to(base).parts)
+        )

@@ -1,0 +1,148 @@
+"""Typed settings for every part of the pipeline, with `CRYPTO_*` environment overrides.
+
+This is the one place settings are declared; the README's configuration table is generated
+from `SETTINGS_DOC` below (`crypto-pipeline settings --markdown`). No Dagster or Spark imports
+here, so the producer can use it too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "CRYPTO_"
+
+
+def _default_home() -> Path:
+    """The project folder: the repository root for a source checkout, else the working directory."""
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "setup.py").exists() and (repo / "crypto_assets").is_dir():
+        return repo
+    return Path.cwd()
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str = ""
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_bootstrap: str = ""
+    kafka_partitions: int = 3
+    kafka_retention_bytes: int = 2 * 1024**3
+    kafka_heap: str = "512m"
+    trades_topic: str = "crypto.trades.raw"
+    ticker_topic: str = "crypto.ticker.raw"
+    deadletter_topic: str = "crypto.deadletter.raw"
+    products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
+    lake_root: str = ""
+    state_dir: str = ""
+    jvm_dir: str = ""
+    spark_master: str = "local[2]"
+    spark_connect_url: str = ""
+    spark_shuffle_partitions: int = 4
+    spark_driver_memory: str = "4g"
+    first_date: str = "2024-01-01"
+    kafka_timestamp_skew_minutes: int = 60
+    allowed_lateness_days: int = 1
+
+    def __post_init__(self) -> None:
+        home = Path(self.home) if self.home else _default_home()
+        object.__setattr__(self, "home", str(home))
+        if not self.state_dir:
+            object.__setattr__(self, "state_dir", str(home / ".state"))
+        if not self.jvm_dir:
+            object.__setattr__(self, "jvm_dir", str(home / ".state" / "jvm"))
+        if not self.lake_root:
+            object.__setattr__(self, "lake_root", str(home / "lake"))
+        if not self.kafka_bootstrap:
+            object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
+        if self.kafka_partitions < 1:
+            raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be >= 1, got {self.kafka_partitions}")
+        if self.kafka_port == self.kafka_controller_port:
+            raise SettingsError(
+                f"{ENV_PREFIX}KAFKA_PORT and {ENV_PREFIX}KAFKA_CONTROLLER_PORT must differ "
+                f"(both are {self.kafka_port})"
+            )
+
+    @property
+    def topics(self) -> tuple[str, str]:
+        return (self.ticker_topic, self.trades_topic)
+
+    @property
+    def jvm_cache_dir(self) -> Path:
+        return Path(self.jvm_dir)
+
+    @property
+    def broker_dir(self) -> Path:
+        return Path(self.state_dir) / "kafka"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        """Defaults, then `CRYPTO_<NAME>` variables, then explicit keyword overrides."""
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            var = ENV_PREFIX + f.name.upper()
+            if var not in env or env[var] == "":
+                continue
+            raw = env[var]
+            values[f.name] = _parse(var, raw, f.type)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(var: str, raw: str, type_name: str):
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name.startswith("tuple"):
+            items = tuple(p.strip() for p in raw.split(",") if p.strip())
+            if not items:
+                raise ValueError("empty list")
+            return items
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{var}={raw!r} is not valid ({exc}); expected {type_name}") from None
+
+
+# name -> (description). Kept beside the dataclass so the README table cannot drift from it.
+SETTINGS_DOC: dict[str, str] = {
+    "home": "Project folder; state and lake default to folders inside it. Default: the repository root.",
+    "kafka_port": "Local broker's client (PLAINTEXT) port on 127.0.0.1.",
+    "kafka_controller_port": "Local broker's KRaft controller port on 127.0.0.1.",
+    "kafka_bootstrap": "Kafka bootstrap servers used by the producer, Spark and Dagster. Default: 127.0.0.1:<kafka_port>.",
+    "kafka_partitions": "Partitions of each topic created by `crypto-pipeline kafka up`.",
+    "kafka_retention_bytes": "Per-partition size retention of the local topics (no time retention, so replayed old data stays).",
+    "kafka_heap": "JVM heap of the local broker.",
+    "trades_topic": "Kafka topic of market_trades messages.",
+    "ticker_topic": "Kafka topic of ticker messages.",
+    "deadletter_topic": "Kafka topic for frames the producer could not route (with a reason).",
+    "products": "Comma-separated Coinbase product ids.",
+    "lake_root": "Root of the lake (Bronze/Silver/Gold Parquet). A local folder, or s3://bucket/prefix in AWS. Default: <home>/lake.",
+    "state_dir": "Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.",
+    "jvm_dir": "Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.",
+    "spark_master": "Spark master for the local engine.",
+    "spark_connect_url": "If set (sc://host:port), use Spark Connect instead of a local session.",
+    "spark_shuffle_partitions": "spark.sql.shuffle.partitions, sized for a small machine.",
+    "spark_driver_memory": "Driver memory of the local Spark session.",
+    "first_date": "First day of the daily partitions (UTC).",
+    "kafka_timestamp_skew_minutes": "How far out of order Kafka record timestamps may be; Bronze widens its offset lookup by this much and then filters exactly by day.",
+    "allowed_lateness_days": "Days after its event day that a record may arrive and still reach its Silver partition.",
+}
+
+
+def settings_markdown() -> str:
+    defaults = Settings(home="<home>")
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for f in fields(Settings):
+        value = getattr(defaults, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        shown = f"`{value}`" if value != "" else ""
+        lines.append(f"| `{ENV_PREFIX}{f.name.upper()}` | {shown} | {SETTINGS_DOC[f.name]} |")
+    return "\n".join(lines)

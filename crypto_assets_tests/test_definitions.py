@@ -1,0 +1,58 @@
+"""The code location loads with every asset, partition definition and resource."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey, DailyPartitionsDefinition
+
+from crypto_assets.definitions import build_definitions
+from crypto_assets.settings import Settings
+from crypto_assets_tests.conftest import REPO
+
+# Snapshot of the asset graph: a rename shows up here in review.
+EXPECTED_ASSETS = {
+    "kafka/crypto_trades_raw": ("kafka", None),
+    "kafka/crypto_ticker_raw": ("kafka", None),
+    "bronze_trades": ("bronze", ["kafka/crypto_trades_raw"]),
+    "bronze_ticker": ("bronze", ["kafka/crypto_ticker_raw"]),
+}
+
+
+def test_definitions_hold_every_asset_partition_and_resource():
+    defs = build_definitions(Settings.from_env(environ={}))
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(EXPECTED_ASSETS)
+    for key, (group, deps) in EXPECTED_ASSETS.items():
+        node = graph.get(AssetKey.from_user_string(key))
+        assert node.group_name == group
+        if deps is not None:
+            assert sorted(p.to_user_string() for p in node.parent_keys) == deps
+            assert isinstance(node.partitions_def, DailyPartitionsDefinition)
+            assert node.partitions_def.timezone == "UTC"
+            assert node.owners and node.description
+    assert set(defs.resources) >= {"spark", "kafka", "lake"}
+
+
+def test_partitions_include_today_and_start_at_first_date():
+    defs = build_definitions(Settings.from_env(environ={}, first_date="2025-06-01"))
+    pd = defs.resolve_asset_graph().get(AssetKey("bronze_trades")).partitions_def
+    keys = pd.get_partition_keys()
+    from datetime import datetime, timezone
+
+    assert keys[0] == "2025-06-01"
+    assert keys[-1] == datetime.now(timezone.utc).date().isoformat()
+
+
+def test_dagster_loads_the_workspace_from_the_repository_root():
+    env = {**os.environ, "DAGSTER_HOME": str(REPO)}
+    dagster = Path(sys.executable).parent / "dagster"
+    res = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -1,0 +1,40 @@
+"""Package definition for the crypto market-data lakehouse (Dagster code location + producer)."""
+from setuptools import find_packages, setup
+
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_LIBS_VERSION = "0.29.27"  # dagster 1.X.Y pairs with libraries 0.(X+16).Y
+
+setup(
+    name="crypto-lakehouse",
+    version="0.1.0",
+    description="Coinbase market data -> Kafka -> Bronze/Silver/Gold lakehouse, orchestrated by Dagster",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["crypto_assets", "crypto_assets.*", "producer", "producer.*"]),
+    package_data={"producer": ["samples/*.ndjson", "samples/*.md"]},
+    install_requires=[
+        f"dagster=={DAGSTER_VERSION}",
+        f"dagster-webserver=={DAGSTER_VERSION}",
+        f"dagster-aws=={DAGSTER_LIBS_VERSION}",
+        f"dagster-pyspark=={DAGSTER_LIBS_VERSION}",
+        # Glue 5.1 runs Spark 3.5.x; the local engine must be the same line.
+        "pyspark[connect]==3.5.7",  # must equal the spark-sql-kafka connector version Maven Central serves
+        "pandas>=2.0,<2.3",
+        "numpy>=1.26,<2.0",
+        "pyarrow>=15,<20",
+        "kafka-python>=3.0,<4",  # 3.x API (bootstrap_timeout_ms, no NoBrokersAvailable)
+        "websocket-client>=1.8,<2",
+        "boto3>=1.34,<2",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "ruff>=0.6",
+            "moto[server]>=5.0,<6",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "crypto-pipeline=crypto_assets.cli:main",
+        ],
+    },
+)
