@@ -19,8 +19,9 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # kafka-python narrates every connection at INFO.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Chatty libraries: kafka-python narrates every connection, alembic every schema check.
+    for name in ("kafka", "alembic", "py4j"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def cmd_kafka(args, settings: Settings) -> int:

@@ -68,7 +68,10 @@ def run_demo(settings: Settings) -> int:
     resources = build_resources(settings)
     results = {}
     for day in demo_days():
-        result = materialize(assets, partition_key=day.isoformat(), resources=resources, instance=instance)
+        result = materialize(
+            assets, partition_key=day.isoformat(), resources=resources, instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
         if not result.success:
             print(f"error: Bronze materialization for {day} failed; see the run in the Dagster UI")
             return 1

@@ -46,3 +46,11 @@ def test_readme_table_lists_every_setting():
     table = settings_markdown()
     for name in vars(Settings.from_env(environ={})):
         assert f"`CRYPTO_{name.upper()}`" in table
+
+
+def test_readme_settings_table_matches_the_code():
+    from crypto_assets_tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- settings-table:start -->\n", 1)[1].split("\n<!-- settings-table:end -->", 1)[0]
+    assert block == settings_markdown(), "regenerate with: crypto-pipeline settings --markdown"
