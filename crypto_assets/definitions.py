@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.assets.kafka_topics import kafka_topic_specs
+from crypto_assets.assets.silver import silver_assets
 from crypto_assets.resources.kafka import KafkaResource
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
@@ -24,7 +25,7 @@ def build_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
-        assets=[*kafka_topic_specs(settings), *bronze_assets(settings)],
+        assets=[*kafka_topic_specs(settings), *bronze_assets(settings), *silver_assets(settings)],
         resources=build_resources(settings),
     )
 

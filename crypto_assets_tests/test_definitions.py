@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, DailyPartitionsDefinition
+from dagster import AssetKey, DailyPartitionsDefinition, MultiPartitionsDefinition
 
 from crypto_assets.definitions import build_definitions
 from crypto_assets.settings import Settings
@@ -19,6 +19,14 @@ EXPECTED_ASSETS = {
     "kafka/crypto_ticker_raw": ("kafka", None),
     "bronze_trades": ("bronze", ["kafka/crypto_trades_raw"]),
     "bronze_ticker": ("bronze", ["kafka/crypto_ticker_raw"]),
+    "silver_trades": ("silver", ["bronze_trades"]),
+    "silver_ticker": ("silver", ["bronze_ticker"]),
+}
+EXPECTED_CHECKS = {
+    "silver_trades": {"unique_trade_id": True, "keys_not_null": True, "reconciliation": False,
+                      "price_size_positive": False, "trade_id_gaps": False},
+    "silver_ticker": {"unique_ticker_content": True, "keys_not_null": True, "reconciliation": False,
+                      "price_positive": False, "quotes_not_crossed": False},
 }
 
 
@@ -32,9 +40,19 @@ def test_definitions_hold_every_asset_partition_and_resource():
         assert node.group_name == group
         if deps is not None:
             assert sorted(p.to_user_string() for p in node.parent_keys) == deps
-            assert isinstance(node.partitions_def, DailyPartitionsDefinition)
-            assert node.partitions_def.timezone == "UTC"
             assert node.owners and node.description
+    for key in ("bronze_trades", "bronze_ticker"):
+        pd = graph.get(AssetKey(key)).partitions_def
+        assert isinstance(pd, DailyPartitionsDefinition) and pd.timezone == "UTC"
+    for key in ("silver_trades", "silver_ticker"):
+        pd = graph.get(AssetKey(key)).partitions_def
+        assert isinstance(pd, MultiPartitionsDefinition)
+        assert sorted(d.name for d in pd.partitions_defs) == ["event_date", "product_id"]
+    checks = {}
+    for check_key in graph.asset_check_keys:
+        spec = graph.get_check_spec(check_key)
+        checks.setdefault(check_key.asset_key.to_user_string(), {})[check_key.name] = spec.blocking
+    assert checks == EXPECTED_CHECKS
     assert set(defs.resources) >= {"spark", "kafka", "lake"}
 
 

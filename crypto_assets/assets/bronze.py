@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from crypto_assets.assets.kafka_topics import OWNER, topic_asset_key
-from crypto_assets.partitions import ingest_date_partitions
+from crypto_assets.partitions import PRODUCTS, ingest_date_partitions
 from crypto_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
@@ -36,6 +36,14 @@ def bronze_metadata(stats: BronzeDayStats) -> dict:
         "path": MetadataValue.path(stats.path),
         "kafka_records_scanned": MetadataValue.int(stats.kafka_window_records),
     }
+
+
+def register_products(instance, products: list[str]) -> list[str]:
+    """Adds products seen in Bronze to the dynamic product partitions of Silver and Gold."""
+    new = [p for p in products if not instance.has_dynamic_partition(PRODUCTS.name, p)]
+    if new:
+        instance.add_dynamic_partitions(PRODUCTS.name, new)
+    return new
 
 
 def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
@@ -64,6 +72,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
             stats = build_bronze_day(spark.get_session(), kafka, lake, kind, day)
         except (KafkaUnavailableError, BronzeIntegrityError) as exc:
             raise Failure(description=str(exc), allow_retries=False) from None
+        register_products(context.instance, stats.products)
         context.log.info(
             f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
             f"{stats.bytes_written} bytes -> {stats.path}"

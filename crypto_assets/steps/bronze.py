@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from crypto_assets.resources.kafka import KafkaResource, OffsetWindow
 from crypto_assets.resources.lake import LakeResource
-from crypto_assets.transforms.bronze import BRONZE_TABLE, day_bounds, filter_ingest_day, kafka_to_bronze
+from crypto_assets.transforms.bronze import BRONZE_TABLE, day_bounds, filter_ingest_day, kafka_to_bronze, owner_product
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +121,7 @@ def _collect_stats(spark: SparkSession, lake: LakeResource, stats: BronzeDayStat
             r["malformed_reason"]: r["count"]
             for r in df.where("is_malformed").groupBy("malformed_reason").count().collect()
         }
-    stats.products = sorted(
-        r["product_id"] for r in df.where(~F.col("is_malformed")).select("product_id").distinct().collect()
-    )
+    stats.products = sorted(r["p"] for r in df.select(owner_product().alias("p")).distinct().collect())
     files = lake.data_files(stats.path)
     stats.files = len(files)
     stats.bytes_written = sum(size for _, size in files)

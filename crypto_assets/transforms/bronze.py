@@ -57,7 +57,7 @@ ENVELOPE_SCHEMA = T.StructType(
 
 # Column order of the Bronze tables (ingest_date is the partition column, last).
 COMMON_COLUMNS = [
-    "topic", "partition", "offset", "kafka_timestamp", "key", "value", "source", "connection_id",
+    "topic", "partition", "offset", "kafka_timestamp", "key", "value", "source", "connection_id", "headers",
     "channel", "envelope_timestamp", "sequence_num", "event_type", "product_id",
 ]
 TAIL_COLUMNS = ["is_malformed", "malformed_reason", "ingest_date"]
@@ -65,6 +65,18 @@ BRONZE_COLUMNS = {
     TRADES: COMMON_COLUMNS + ["trades"] + TAIL_COLUMNS,
     TICKER: COMMON_COLUMNS + ["tickers"] + TAIL_COLUMNS,
 }
+
+
+PRODUCT_ID_PATTERN = r"^[A-Z0-9]{1,15}(-[A-Z0-9]{1,15}){1,3}$"
+UNKNOWN_PRODUCT = "UNKNOWN"
+
+
+def owner_product() -> Column:
+    """The product a Bronze row belongs to: its parsed product_id if well formed, else its Kafka key
+    if well formed, else UNKNOWN (so even garbage has a product partition to be quarantined in)."""
+    pid = F.when(F.col("product_id").rlike(PRODUCT_ID_PATTERN), F.col("product_id"))
+    key = F.when(F.col("key").rlike(PRODUCT_ID_PATTERN), F.col("key"))
+    return F.coalesce(pid, key, F.lit(UNKNOWN_PRODUCT))
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -82,7 +94,12 @@ def filter_ingest_day(kafka_df: DataFrame, day: date) -> DataFrame:
 def _header(name: str) -> Column:
     """Value of the first Kafka header called `name`, as a string (null if absent)."""
     matches = F.filter(F.col("headers"), lambda h: h["key"] == F.lit(name))
-    return F.when(F.size(matches) > 0, F.element_at(matches, 1)["value"].cast("string"))
+    return _first(matches)["value"].cast("string")
+
+
+def _first(array: Column) -> Column:
+    """First element or null; unlike element_at it never raises under ANSI mode."""
+    return F.try_element_at(array, F.lit(1))
 
 
 def kafka_to_bronze(kafka_df: DataFrame, kind: str) -> DataFrame:
@@ -94,10 +111,21 @@ def kafka_to_bronze(kafka_df: DataFrame, kind: str) -> DataFrame:
 
     text = F.col("value").cast("string")
     env = F.from_json(text, ENVELOPE_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT, "mode": "PERMISSIVE"})
+    header_type = "array<struct<key:string,value:string>>"
     if "headers" in kafka_df.columns:
-        meta = (_header("source").alias("source"), _header("connection_id").alias("connection_id"))
+        meta = (
+            _header("source").alias("source"),
+            _header("connection_id").alias("connection_id"),
+            F.transform(
+                F.col("headers"), lambda h: F.struct(h["key"].alias("key"), h["value"].cast("string").alias("value"))
+            ).cast(header_type).alias("headers"),
+        )
     else:
-        meta = (F.lit(None).cast("string").alias("source"), F.lit(None).cast("string").alias("connection_id"))
+        meta = (
+            F.lit(None).cast("string").alias("source"),
+            F.lit(None).cast("string").alias("connection_id"),
+            F.lit(None).cast(header_type).alias("headers"),
+        )
 
     df = kafka_df.select(
         F.col("topic"),
@@ -118,8 +146,8 @@ def kafka_to_bronze(kafka_df: DataFrame, kind: str) -> DataFrame:
         F.col("_env.channel").alias("channel"),
         F.col("_env.timestamp").alias("envelope_timestamp"),
         F.expr("try_cast(_env.sequence_num AS BIGINT)").alias("sequence_num"),
-        F.element_at(events, 1)["type"].alias("event_type"),
-        F.coalesce(F.element_at(all_items, 1)["product_id"], F.col("key")).alias("product_id"),
+        _first(events)["type"].alias("event_type"),
+        F.coalesce(_first(all_items)["product_id"], F.col("key")).alias("product_id"),
         all_items.alias(items),
         F.col(f"_env.{_CORRUPT}").alias("_corrupt"),
         F.coalesce(F.size(events), F.lit(0)).alias("_n_events"),
@@ -133,9 +161,9 @@ def kafka_to_bronze(kafka_df: DataFrame, kind: str) -> DataFrame:
         .when(F.col("envelope_timestamp").isNull(), F.lit("missing_timestamp"))
         .when(F.col("_n_events") <= 0, F.lit("missing_events"))
         .when(F.coalesce(F.size(F.col(items)), F.lit(0)) <= 0, F.lit(f"no_{items}"))
-        .when(F.element_at(F.col(items), 1)["product_id"].isNull(), F.lit("missing_product_id"))
+        .when(_first(F.col(items))["product_id"].isNull(), F.lit("missing_product_id"))
         .when(
-            F.exists(F.col(items), lambda t: t["product_id"] != F.element_at(F.col(items), 1)["product_id"]),
+            F.exists(F.col(items), lambda t: t["product_id"] != _first(F.col(items))["product_id"]),
             F.lit("mixed_products"),
         )
     )

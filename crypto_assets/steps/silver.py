@@ -1,0 +1,234 @@
+"""One Silver date for one or more products: read the Bronze window, mark, write, measure.
+
+No Dagster here: the Silver assets (one product per run) and the Glue/benchmark scripts
+(several products in one pass) call `build_silver`. Everything reported is measured on what
+was written, so the reconciliation check is a real check of the files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds, owner_product
+from crypto_assets.transforms.silver import SILVER_TABLE, SilverRules, mark, quarantine_rows, silver_rows
+
+log = logging.getLogger(__name__)
+
+
+class BronzeMissingError(RuntimeError):
+    """The Bronze partition Silver needs has not been written; the message says which and what to do."""
+
+
+@dataclass
+class SilverStats:
+    kind: str
+    product_id: str
+    day: str
+    path: str
+    quarantine_path: str
+    bronze_days: list[str] = field(default_factory=list)
+    window_items: int = 0  # Bronze items of this product in the window (independent count)
+    rows: int = 0  # written to Silver (read back)
+    duplicates: int = 0
+    conflicting_duplicates: int = 0
+    quarantined: int = 0  # written to quarantine (read back)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    other_partitions: int = 0  # items of the window owned by other event dates
+    min_event_time: str | None = None
+    max_event_time: str | None = None
+    # Written-data checks
+    duplicate_keys: int = 0
+    null_keys: dict[str, int] = field(default_factory=dict)
+    non_positive: dict[str, int] = field(default_factory=dict)
+    crossed_quotes: int = 0
+    trade_id_gaps: dict = field(default_factory=dict)
+    preview: list[dict] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.window_items == self.rows + self.duplicates + self.quarantined + self.other_partitions
+
+
+def bronze_window_days(day: date, rules: SilverRules) -> list[date]:
+    """Ingest days read for event day D: D-1 (its last minutes only), D .. D+lateness."""
+    return [day + timedelta(days=i) for i in range(-1, rules.allowed_lateness_days + 1)]
+
+
+def read_bronze_window(
+    spark: SparkSession, lake: LakeResource, kind: str, day: date, rules: SilverRules
+) -> tuple[DataFrame | None, list[str]]:
+    table = BRONZE_TABLE[kind]
+    table_path = lake.table_path("bronze", table)
+    present = []
+    for d in bronze_window_days(day, rules):
+        path = lake.partition_path("bronze", table, ingest_date=d.isoformat())
+        if lake.data_files(path):
+            present.append((d, path))
+    if not present:
+        return None, []
+    df = spark.read.option("basePath", table_path).parquet(*[p for _, p in present])
+    start, _ = day_bounds(day)
+    # From D-1 only records ingested within the clock-skew allowance before midnight can belong to D.
+    earliest = start - timedelta(seconds=rules.max_future_skew_seconds)
+    df = df.where((F.col("ingest_date") >= F.lit(day)) | (F.col("kafka_timestamp") >= F.lit(earliest)))
+    return df, [d.isoformat() for d, _ in present]
+
+
+def _write_partitions(df: DataFrame, table_path: str, sort_cols: list[str]) -> None:
+    (
+        df.repartition("product_id", "event_date")
+        .sortWithinPartitions(*sort_cols)
+        .write.mode("overwrite")
+        .partitionBy("product_id", "event_date")
+        .parquet(table_path)
+    )
+
+
+def build_silver(
+    spark: SparkSession,
+    lake: LakeResource,
+    kind: str,
+    day: date,
+    products: list[str],
+    rules: SilverRules,
+    require_bronze_day: bool = True,
+) -> dict[str, SilverStats]:
+    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole."""
+    table = SILVER_TABLE[kind]
+    silver_table = lake.table_path("silver", table)
+    quarantine_table = lake.table_path("quarantine", table)
+    stats = {
+        p: SilverStats(
+            kind=kind, product_id=p, day=day.isoformat(),
+            path=lake.partition_path("silver", table, product_id=p, event_date=day.isoformat()),
+            quarantine_path=lake.partition_path("quarantine", table, product_id=p, event_date=day.isoformat()),
+        )
+        for p in products
+    }
+    bronze, days = read_bronze_window(spark, lake, kind, day, rules)
+    if require_bronze_day and day.isoformat() not in days:
+        raise BronzeMissingError(
+            f"Bronze {BRONZE_TABLE[kind]} ingest_date={day} has not been written yet: materialize "
+            f"bronze_{kind} for {day} first (Silver {day} reads Bronze {day} .. "
+            f"{day + timedelta(days=rules.allowed_lateness_days)})"
+        )
+    for s in stats.values():
+        s.bronze_days = days
+    if bronze is None:
+        for s in stats.values():
+            lake.delete(s.path)
+            lake.delete(s.quarantine_path)
+        return stats
+
+    bronze = bronze.where(owner_product().isin(products))
+    items = "trades" if kind == TRADES else "tickers"
+    window_counts = (
+        bronze.groupBy(owner_product().alias("p"))
+        .agg(F.sum(F.greatest(F.coalesce(F.size(items), F.lit(0)), F.lit(1))).alias("n"))
+        .collect()
+    )
+    for r in window_counts:
+        stats[r["p"]].window_items = int(r["n"])
+
+    marked = mark(bronze, kind, rules).persist()
+    try:
+        mine = marked.where(F.col("event_date") == F.lit(day))
+        _write_partitions(
+            silver_rows(mine, kind), silver_table,
+            ["trade_time", "trade_id"] if kind == TRADES else ["event_time", "kafka_partition", "kafka_offset", "item_index"],
+        )
+        _write_partitions(quarantine_rows(mine), quarantine_table, ["kafka_partition", "kafka_offset", "item_index"])
+        for r in (
+            marked.groupBy("product_id", (F.col("event_date") == F.lit(day)).alias("mine"), "disposition")
+            .count()
+            .collect()
+        ):
+            s = stats[r["product_id"]]
+            if not r["mine"]:
+                s.other_partitions += r["count"]
+            elif r["disposition"] == "duplicate":
+                s.duplicates = r["count"]
+        if kind == TRADES:
+            conflicts = (
+                mine.where(F.col("reason").isNull())
+                .groupBy("product_id", "trade_id")
+                .agg(F.countDistinct("price", "size", "side", "trade_time").alias("versions"))
+                .where("versions > 1")
+                .groupBy("product_id")
+                .count()
+                .collect()
+            )
+            for r in conflicts:
+                stats[r["product_id"]].conflicting_duplicates = r["count"]
+    finally:
+        marked.unpersist()
+
+    for s in stats.values():
+        for path in (s.path, s.quarantine_path):
+            if not lake.data_files(path):
+                lake.delete(path)  # a partition that became empty must not keep old files
+        _measure(spark, lake, kind, s)
+    return stats
+
+
+def _measure(spark: SparkSession, lake: LakeResource, kind: str, s: SilverStats) -> None:
+    if lake.data_files(s.quarantine_path):
+        q = spark.read.parquet(s.quarantine_path)
+        s.quarantined_by_reason = {r["reason"]: r["count"] for r in q.groupBy("reason").count().collect()}
+        s.quarantined = sum(s.quarantined_by_reason.values())
+    if not lake.data_files(s.path):
+        return
+    df = spark.read.parquet(s.path)
+    time_col = "trade_time" if kind == TRADES else "event_time"
+    key = "trade_id" if kind == TRADES else "content_hash"
+    key_cols = [key, time_col, "price"] + (["size", "side"] if kind == TRADES else [])
+    agg = df.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct(key).alias("distinct_keys"),
+        F.min(time_col).alias("lo"),
+        F.max(time_col).alias("hi"),
+        *[F.sum(F.col(c).isNull().cast("int")).alias(f"null_{c}") for c in key_cols],
+        F.sum((F.col("price") <= 0).cast("int")).alias("np_price"),
+        *(
+            [F.sum((F.col("size") <= 0).cast("int")).alias("np_size"),
+             F.min("trade_id").alias("min_id"), F.max("trade_id").alias("max_id")]
+            if kind == TRADES
+            else [F.sum((F.col("best_bid") > F.col("best_ask")).cast("int")).alias("crossed")]
+        ),
+    ).collect()[0]
+    s.rows = agg["rows"]
+    s.duplicate_keys = agg["rows"] - agg["distinct_keys"] - (agg[f"null_{key}"] or 0)
+    s.min_event_time = agg["lo"].isoformat() if agg["lo"] else None
+    s.max_event_time = agg["hi"].isoformat() if agg["hi"] else None
+    s.null_keys = {c: int(agg[f"null_{c}"] or 0) for c in key_cols}
+    s.non_positive = {"price": int(agg["np_price"] or 0)}
+    if kind == TRADES:
+        s.non_positive["size"] = int(agg["np_size"] or 0)
+        span = agg["max_id"] - agg["min_id"] + 1
+        missing = span - agg["distinct_keys"]
+        s.trade_id_gaps = {"first_trade_id": agg["min_id"], "last_trade_id": agg["max_id"], "missing_trade_ids": int(missing)}
+        if missing:
+            gaps = (
+                df.select("trade_id").distinct()
+                .withColumn("next", F.lead("trade_id").over(Window.orderBy("trade_id")))
+                .where(F.col("next") - F.col("trade_id") > 1)
+                .select("trade_id", (F.col("next") - F.col("trade_id") - 1).alias("missing"))
+                .orderBy(F.desc("missing"), "trade_id")
+                .limit(5)
+                .collect()
+            )
+            s.trade_id_gaps["largest_gaps"] = [{"after_trade_id": g["trade_id"], "missing": g["missing"]} for g in gaps]
+    else:
+        s.crossed_quotes = int(agg["crossed"] or 0)
+    preview_cols = (
+        ["trade_time", "trade_id", "price", "size", "side", "notional", "is_snapshot"]
+        if kind == TRADES
+        else ["event_time", "price", "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h"]
+    )
+    s.preview = [r.asDict() for r in df.orderBy(time_col).select(*preview_cols).limit(5).collect()]

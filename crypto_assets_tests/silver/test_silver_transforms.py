@@ -1,0 +1,175 @@
+"""Silver transforms on small hand-built Bronze data: typing, every reason code, dedup, lateness, ANSI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+import pytest
+
+from crypto_assets.transforms.bronze import kafka_to_bronze
+from crypto_assets.transforms.silver import SilverRules, mark, quarantine_rows, silver_rows
+from crypto_assets_tests.helpers import ticker_frame, trades_frame, ts
+
+KAFKA_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, "
+    "timestampType int, headers array<struct<key:string,value:binary>>"
+)
+RULES = SilverRules(allowed_lateness_days=1)
+
+
+def bronze(spark, records, kind="trades"):
+    """records: (key, value, ingest_time) -> a Bronze DataFrame through the real Bronze transform."""
+    rows = [
+        (k.encode() if k else None, v.encode() if isinstance(v, str) else v, f"crypto.{kind}.raw", 0, i,
+         ts(when).replace(tzinfo=None), 0, [("source", b"test"), ("connection_id", b"c1")])
+        for i, (k, v, when) in enumerate(records)
+    ]
+    return kafka_to_bronze(spark.createDataFrame(rows, KAFKA_SCHEMA), kind)
+
+
+def trade(pid="BTC-USD", tid="100", price="64589.41", size="0.5", side="BUY", time="2026-03-10T12:00:00.123456Z"):
+    return {"product_id": pid, "trade_id": tid, "price": price, "size": size, "time": time, "side": side}
+
+
+def frame(*trades, event_type="update", when="2026-03-10T12:00:00.2Z"):
+    return json.dumps({"channel": "market_trades", "client_id": "", "timestamp": when, "sequence_num": 5,
+                       "events": [{"type": event_type, "trades": list(trades)}]}, separators=(",", ":"))
+
+
+def test_typing_and_cleaning(spark):
+    df = mark(bronze(spark, [("BTC-USD", frame(trade(side=" buy ", tid="00042")), "2026-03-10T12:00:00.3Z")]),
+              "trades", RULES)
+    row = silver_rows(df, "trades").collect()[0]
+    schema = dict(silver_rows(df, "trades").dtypes)
+    assert schema["trade_id"] == "bigint" and schema["trade_time"] == "timestamp"
+    assert schema["price"] == schema["size"] == schema["notional"] == "double"
+    assert row.trade_id == 42 and row.side == "BUY"
+    assert row.trade_time == datetime(2026, 3, 10, 12, 0, 0, 123456)  # microseconds kept (session tz UTC)
+    assert row.notional == pytest.approx(64589.41 * 0.5)
+    assert (row.kafka_topic, row.kafka_partition, row.kafka_offset, row.item_index) == ("crypto.trades.raw", 0, 0, 0)
+    assert row.event_date == date(2026, 3, 10) and row.is_snapshot is False and row.source == "test"
+
+
+@pytest.mark.parametrize("item, reason", [
+    (trade(price="-1"), "non_positive_price"),
+    (trade(price="0"), "non_positive_price"),
+    (trade(price="abc"), "bad_price"),
+    (trade(price="NaN"), "bad_price"),
+    (trade(price="Infinity"), "bad_price"),
+    (trade(size="0"), "non_positive_size"),
+    (trade(size=None), "bad_size"),
+    (trade(side="HOLD"), "unknown_side"),
+    (trade(side=None), "unknown_side"),
+    (trade(tid="12x"), "bad_trade_id"),
+    (trade(tid="-5"), "bad_trade_id"),
+    (trade(time="yesterday"), "missing_event_time"),
+    (trade(time=None), "missing_event_time"),
+    (trade(time="2014-01-01T00:00:00Z"), "event_time_before_listing"),
+    (trade(time="2026-03-10T12:10:00Z"), "event_time_in_future"),  # ingested 12:00:00.3, skew 5 min
+    (trade(pid="btc usd"), "bad_product_id"),
+])
+def test_every_validation_rule_has_its_reason(spark, item, reason):
+    key = item["product_id"] if item["product_id"] == "BTC-USD" else None
+    df = mark(bronze(spark, [(key, frame(item), "2026-03-10T12:00:00.3Z")]), "trades", RULES)
+    rows = df.collect()
+    assert [(r.disposition, r.reason) for r in rows] == [("quarantined", reason)]
+    q = quarantine_rows(df).collect()[0]
+    assert q.reason == reason and json.loads(q.item_json)["trade_id"] == item["trade_id"]
+    assert q.value is not None  # the raw Kafka record travels with it
+
+
+def test_malformed_bronze_record_is_quarantined_with_bronze_reason(spark):
+    df = mark(bronze(spark, [("BTC-USD", "{not json", "2026-03-10T08:00:00Z")]), "trades", RULES)
+    q = quarantine_rows(df).collect()[0]
+    assert (q.reason, q.detail, q.product_id, q.event_date) == ("malformed_record", "not_json", "BTC-USD", date(2026, 3, 10))
+    assert bytes(q.value) == b"{not json"
+
+
+def test_garbage_without_product_belongs_to_unknown_product(spark):
+    df = mark(bronze(spark, [(None, "garbage", "2026-03-10T08:00:00Z")]), "trades", RULES)
+    assert [(r.product_id, r.disposition, r.reason) for r in df.collect()] == [("UNKNOWN", "quarantined", "malformed_record")]
+
+
+def test_snapshot_replay_after_reconnect_is_a_duplicate_and_earliest_copy_wins(spark):
+    t1, t2 = trade(tid="100"), trade(tid="101", time="2026-03-10T12:00:01Z")
+    records = [
+        ("BTC-USD", frame(t2, t1), "2026-03-10T12:00:02Z"),                          # live update
+        ("BTC-USD", frame(t2, t1, event_type="snapshot"), "2026-03-10T12:05:00Z"),  # snapshot after reconnect
+    ]
+    df = mark(bronze(spark, records), "trades", RULES)
+    counts = {d: n for d, n in df.groupBy("disposition").count().collect()}
+    assert counts == {"silver": 2, "duplicate": 2}
+    rows = sorted(silver_rows(df, "trades").collect(), key=lambda r: r.trade_id)
+    assert [r.kafka_offset for r in rows] == [0, 0] and not any(r.is_snapshot for r in rows)
+
+
+def test_conflicting_content_still_dedups_on_trade_id(spark):
+    records = [("BTC-USD", frame(trade(tid="7", price="1.0")), "2026-03-10T12:00:02Z"),
+               ("BTC-USD", frame(trade(tid="7", price="2.0")), "2026-03-10T12:00:03Z")]
+    rows = silver_rows(mark(bronze(spark, records), "trades", RULES), "trades").collect()
+    assert [(r.trade_id, r.price) for r in rows] == [(7, 1.0)]
+
+
+def test_late_record_across_midnight_lands_in_its_event_day(spark):
+    late = trade(tid="9", time="2026-03-10T23:59:59.999999Z")
+    df = mark(bronze(spark, [("BTC-USD", frame(late), "2026-03-11T00:00:30Z")]), "trades", RULES)
+    r = df.collect()[0]
+    assert (r.disposition, r.event_date, r.ingest_date) == ("silver", date(2026, 3, 10), date(2026, 3, 11))
+
+
+def test_record_later_than_lateness_is_quarantined_by_its_ingest_day(spark):
+    df = mark(bronze(spark, [("BTC-USD", frame(trade(time="2026-03-08T10:00:00Z")), "2026-03-10T00:00:01Z")]),
+              "trades", RULES)
+    r = df.collect()[0]
+    assert (r.disposition, r.reason, r.event_date) == ("quarantined", "too_late", date(2026, 3, 10))
+
+
+def test_event_a_moment_after_midnight_ingested_just_before_belongs_to_next_day(spark):
+    early = trade(tid="3", time="2026-03-11T00:00:01Z")  # producer clock 3 s behind the exchange
+    r = mark(bronze(spark, [("BTC-USD", frame(early), "2026-03-10T23:59:58Z")]), "trades", RULES).collect()[0]
+    assert (r.disposition, r.event_date, r.ingest_date) == ("silver", date(2026, 3, 11), date(2026, 3, 10))
+
+
+def test_trade_id_is_a_64_bit_integer_ordered_numerically(spark):
+    records = [("BTC-USD", frame(trade(tid="1000"), trade(tid="999"), trade(tid="9999999999")), "2026-03-10T12:00:02Z")]
+    rows = silver_rows(mark(bronze(spark, records), "trades", RULES), "trades").orderBy("trade_id").collect()
+    assert [r.trade_id for r in rows] == [999, 1000, 9_999_999_999]
+
+
+def test_ticker_typed_from_envelope_time_and_deduplicated_on_content(spark):
+    f1 = ticker_frame("BTC-USD", "2026-03-10T05:35:45.435813533Z", seq=16)
+    f1_other_conn = ticker_frame("BTC-USD", "2026-03-10T05:35:45.435813533Z", seq=99)  # same content, other seq
+    f2 = ticker_frame("BTC-USD", "2026-03-10T05:35:46Z", seq=17, price="64282")
+    df = mark(bronze(spark, [("BTC-USD", f1, "2026-03-10T05:35:45.5Z"), ("BTC-USD", f1_other_conn, "2026-03-10T05:35:45.6Z"),
+                             ("BTC-USD", f2, "2026-03-10T05:35:46.1Z")], "ticker"), "ticker", RULES)
+    rows = silver_rows(df, "ticker").orderBy("event_time").collect()
+    assert [(r.event_time, r.price) for r in rows] == [
+        (datetime(2026, 3, 10, 5, 35, 45, 435813), 64281.7), (datetime(2026, 3, 10, 5, 35, 46), 64282.0)]
+    assert rows[0].best_ask == 64281.71 and rows[0].volume_24_h == 3974.98800786
+    assert df.where("disposition = 'duplicate'").count() == 1
+
+
+def test_ticker_bad_quote_is_quarantined(spark):
+    f = ticker_frame("BTC-USD", "2026-03-10T05:35:45Z").replace('"best_ask":"64281.71"', '"best_ask":"-1"')
+    r = mark(bronze(spark, [("BTC-USD", f, "2026-03-10T05:35:45.5Z")], "ticker"), "ticker", RULES).collect()[0]
+    assert r.reason == "bad_quote"
+
+
+def test_identical_with_ansi_on_and_off(spark):
+    records = [
+        ("BTC-USD", frame(trade(tid="1"), trade(tid="x"), trade(price="1e400"), trade(size="--")), "2026-03-10T12:00:02Z"),
+        ("BTC-USD", "[]", "2026-03-10T12:00:03Z"),
+        ("BTC-USD", '{"channel":"market_trades","events":[]}', "2026-03-10T12:00:04Z"),
+        ("ETH-USD", frame(trade(pid="ETH-USD", tid="99999999999999999999")), "2026-03-10T12:00:05Z"),
+    ]
+    results = []
+    for ansi in ("true", "false"):
+        spark.conf.set("spark.sql.ansi.enabled", ansi)
+        try:
+            df = mark(bronze(spark, records), "trades", RULES)
+            results.append(sorted(map(str, df.drop("value").collect())))
+        finally:
+            spark.conf.set("spark.sql.ansi.enabled", "false")
+    assert results[0] == results[1]
+    assert len(results[0]) == 7  # 4 trade items + 3 records without items: nothing dropped
