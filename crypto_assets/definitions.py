@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.assets.gold import build_gold_asset
 from crypto_assets.assets.kafka_topics import kafka_topic_specs
 from crypto_assets.assets.silver import silver_assets
 from crypto_assets.resources.kafka import KafkaResource
@@ -25,7 +26,7 @@ def build_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
-        assets=[*kafka_topic_specs(settings), *bronze_assets(settings), *silver_assets(settings)],
+        assets=[*kafka_topic_specs(settings), *bronze_assets(settings), *silver_assets(settings), build_gold_asset(settings)],
         resources=build_resources(settings),
     )
 

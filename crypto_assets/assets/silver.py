@@ -104,7 +104,7 @@ def _check_results(kind: str, s: SilverStats) -> list[AssetCheckResult]:
     return results
 
 
-def _preview_md(rows: list[dict]) -> str:
+def preview_markdown(rows: list[dict]) -> str:
     if not rows:
         return "(no rows)"
     cols = list(rows[0])
@@ -127,7 +127,7 @@ def silver_metadata(s: SilverStats) -> dict:
         "max_event_time": MetadataValue.text(s.max_event_time or ""),
         "path": MetadataValue.path(s.path),
         "quarantine_path": MetadataValue.path(s.quarantine_path),
-        "preview": MetadataValue.md(_preview_md(s.preview)),
+        "preview": MetadataValue.md(preview_markdown(s.preview)),
     }
 
 

@@ -46,6 +46,13 @@ class LakeResource(ConfigurableResource):
     def delete(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def read_table(self, path: str):
+        """A partition folder's Parquet files as one Arrow table (small reads beside Spark: checks, previews)."""
+        import pyarrow.parquet as pq
+
+        files = [f for f, _ in self.data_files(path)]
+        return pq.ParquetDataset(files).read() if files else None
+
     def data_files(self, path: str) -> list[tuple[str, int]]:
         """Parquet files under a path with their sizes in bytes (Spark's marker files excluded)."""
         base = Path(path)

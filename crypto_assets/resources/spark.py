@@ -8,6 +8,8 @@ cannot work over Spark Connect.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -21,6 +23,8 @@ RUNTIME_CONF = {
     "spark.sql.ansi.enabled": "false",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.parquet.compression.codec": "snappy",
+    # Plain microsecond timestamps (not legacy INT96): what Athena, Arrow and the catalog expect.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
@@ -49,6 +53,8 @@ def build_spark_session(
     from crypto_assets.jvm import require_java, spark_kafka_jars
 
     require_java()
+    # Python workers (pandas UDFs) must run the driver's interpreter, whose environment has pandas.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     overrides = {k: v for k, v in (("state_dir", state_dir), ("jvm_dir", jvm_dir)) if v}
     settings = Settings.from_env(**overrides)
     jars = ",".join(str(j) for j in spark_kafka_jars(settings))
@@ -60,6 +66,7 @@ def build_spark_session(
         .config("spark.driver.memory", driver_memory)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.pyspark.python", sys.executable)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str(warehouse))

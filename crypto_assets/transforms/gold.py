@@ -1,0 +1,337 @@
+"""Silver -> Gold: the 120 per-trade features and 6 targets of the feature catalog.
+
+The core (`compute_features`) works on one product's trades and tickers as NumPy arrays and
+costs O(1) per row per feature: rolling sums, means and variances use pandas' online
+(add/remove, compensated) window kernels on prices re-centred on a reference (no global
+prefix sums of squares on raw prices), min/max use its monotonic-deque kernels, time windows
+use binary search plus prefix sums of counts and sizes. `gold_features` runs the core per
+product inside Spark (`cogroup().applyInPandas`), so local Spark and Glue run the same code.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from crypto_assets.features.registry import (
+    FEATURE_NAMES,
+    FEATURES,
+    INT,
+    TARGET_NAMES,
+    TARGETS,
+    gold_columns,
+    gold_ddl,
+)
+
+LOOKBACK_TRADES = 499  # earlier trades a row needs (every 500-trade window full)
+LOOKBACK_SECONDS = 300  # minutes of earlier history a row needs
+TICKER_FIELDS = (
+    "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h", "price_percent_chg_24_h",
+    "low_24_h", "high_24_h", "low_52_w", "high_52_w",
+)
+_INT_COLUMNS = tuple(f.name for f in FEATURES + TARGETS if f.dtype == INT)
+
+
+def _div(a, b):
+    """a / b with null (NaN) where b is 0 or the result is not finite."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _lag(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if n < len(x):
+        out[n:] = x[: len(x) - n]
+    return out
+
+
+def _lead(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if n < len(x):
+        out[: len(x) - n] = x[n:]
+    return out
+
+
+class _Windows:
+    """Trailing windows of N trades (current included); null until N trades exist."""
+
+    def __init__(self, x: np.ndarray):
+        self.s = pd.Series(x)
+
+    def roll(self, n: int):
+        return self.s.rolling(n, min_periods=n)
+
+    def mean(self, n):
+        return self.roll(n).mean().to_numpy()
+
+    def sum(self, n):
+        return self.roll(n).sum().to_numpy()
+
+    def std(self, n, block: int = 4096):
+        """Sample sd, computed block by block: each block restarts the online kernel on values
+        re-centred on the block's first value, so rounding never accumulates over a whole day."""
+        x = self.s.to_numpy()
+        out = np.full(len(x), np.nan)
+        for start in range(0, len(x), block):
+            lo = max(0, start - n + 1)
+            seg = x[lo : start + block]
+            local = pd.Series(seg - seg[min(start - lo, len(seg) - 1)]).rolling(n, min_periods=n).std(ddof=1)
+            out[start : start + block] = local.to_numpy()[start - lo :]
+        return out
+
+    def min(self, n):
+        return self.roll(n).min().to_numpy()
+
+    def max(self, n):
+        return self.roll(n).max().to_numpy()
+
+
+def _count(flags: np.ndarray, n: int) -> np.ndarray:
+    """Exact count of true flags in the last n (integer prefix sums), null until n rows exist."""
+    cs = np.concatenate([[0], np.cumsum(flags.astype(np.int64))])
+    out = np.full(len(flags), np.nan)
+    if n <= len(flags):
+        out[n - 1:] = cs[n:] - cs[: len(flags) - n + 1]
+    return out
+
+
+def _time_window(ts_us: np.ndarray, p: np.ndarray, s: np.ndarray, seconds: int):
+    """Trades with time in (t - seconds, t] up to and including each row, and the reference price."""
+    n = len(ts_us)
+    horizon = ts_us - seconds * 1_000_000
+    start = np.searchsorted(ts_us, horizon, side="right")  # first row strictly after t - window
+    idx = np.arange(n)
+    count = (idx + 1 - start).astype(float)
+    # Sizes and notionals are small sums (no squares): prefix sums keep full precision here.
+    cs_s = np.concatenate([[0.0], np.cumsum(s)])
+    cs_n = np.concatenate([[0.0], np.cumsum(p * s)])
+    volume = cs_s[idx + 1] - cs_s[start]
+    notional = cs_n[idx + 1] - cs_n[start]
+    ref = start - 1  # the last trade at or before t - window
+    ref_price = np.where(ref >= 0, p[np.maximum(ref, 0)], np.nan)
+    return count, volume, _div(notional, volume), _div(p - ref_price, ref_price) * 100
+
+
+def _quotes(ts_us: np.ndarray, tickers: pd.DataFrame, quote_join: str) -> dict[str, np.ndarray]:
+    """The ticker each trade sees: the latest with event time <= trade time ("asof").
+
+    "minute_bucket" reproduces the replaced job's join (the last ticker of the trade's wall-clock
+    minute, which can come after the trade): kept only to prove the leakage check can fail.
+    """
+    n = len(ts_us)
+    if tickers is None or len(tickers) == 0:
+        return {c: np.full(n, np.nan) for c in TICKER_FIELDS + ("event_time_us",)}
+    k = tickers.sort_values(["event_time", "ticker_seq"], kind="mergesort")
+    k_ts = k["event_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    if quote_join == "asof":
+        pos = np.searchsorted(k_ts, ts_us, side="right") - 1
+        ok = pos >= 0
+    elif quote_join == "minute_bucket":
+        minute = 60_000_000
+        pos = np.searchsorted(k_ts, (ts_us // minute + 1) * minute, side="left") - 1
+        ok = (pos >= 0) & (k_ts[np.maximum(pos, 0)] // minute == ts_us // minute)
+    else:
+        raise ValueError(f"unknown quote_join {quote_join!r}")
+    take = np.maximum(pos, 0)
+    out = {}
+    for c in TICKER_FIELDS:
+        vals = k[c].to_numpy(dtype=float)[take]
+        out[c] = np.where(ok, vals, np.nan)
+    out["event_time_us"] = np.where(ok, k_ts[take].astype(float), np.nan)
+    return out
+
+
+def compute_features(trades: pd.DataFrame, tickers: pd.DataFrame | None = None, quote_join: str = "asof") -> pd.DataFrame:
+    """Features, targets, `lookback_ok` and `is_training_ready` for every trade of ONE product.
+
+    `trades`: product_id, trade_id, trade_time, price, size, side. `tickers`: event_time,
+    ticker_seq (tie-break among equal event times) and the ticker fields.
+    """
+    t = trades.sort_values(["trade_time", "trade_id"], kind="mergesort").reset_index(drop=True)
+    n = len(t)
+    p = t["price"].to_numpy(dtype=float)
+    s = t["size"].to_numpy(dtype=float)
+    buy = (t["side"] == "BUY").to_numpy()
+    ts_us = t["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    f: dict[str, np.ndarray] = {}
+    if n == 0:
+        out = t.copy()
+        for c in FEATURE_NAMES + TARGET_NAMES:
+            out[c] = pd.Series(dtype=float)
+        out["lookback_ok"] = pd.Series(dtype=bool)
+        out["is_training_ready"] = pd.Series(dtype=bool)
+        return out
+
+    ref = p[0]  # re-centre prices: window variance without cancellation on prices near 100,000
+    pc = _Windows(p - ref)
+    sz = _Windows(s)
+    ma = {m: pc.mean(m) + ref for m in (10, 50, 100, 500)}
+    sd = {m: pc.std(m) for m in (10, 50, 100)}
+    lo = {m: pc.min(m) + ref for m in (10, 50, 100, 500)}
+    hi = {m: pc.max(m) + ref for m in (10, 50, 100, 500)}
+    for m in (10, 50, 100, 500):
+        f[f"ma_{m}_trades"] = ma[m]
+    for m in (10, 50, 100):
+        f[f"min_{m}_trades"], f[f"max_{m}_trades"] = lo[m], hi[m]
+    for m in (10, 50, 100):
+        f[f"price_range_{m}"] = hi[m] - lo[m]
+    for m in (10, 50, 100):
+        f[f"volatility_{m}"] = sd[m]
+    lagged = {m: _lag(p, m) for m in (1, 5, 10, 50, 100)}
+    for m in (1, 5, 10, 50):
+        f[f"price_change_{m}"] = p - lagged[m]
+    ret = {m: _div(p - lagged[m], lagged[m]) * 100 for m in (1, 10, 50, 100)}
+    for m in (1, 10, 50, 100):
+        f[f"return_{m}"] = ret[m]
+    for m in (10, 50, 100):
+        f[f"price_vs_ma_{m}"] = _div(p - ma[m], ma[m]) * 100
+    vol = {m: sz.sum(m) for m in (10, 50, 100)}
+    vol_ma = {m: sz.mean(m) for m in (10, 50, 100)}
+    for m in (10, 50, 100):
+        f[f"volume_{m}"] = vol[m]
+    for m in (10, 50, 100):
+        f[f"volume_ma_{m}"] = vol_ma[m]
+    for m in (10, 50):
+        f[f"volume_ratio_{m}"] = _div(s, vol_ma[m])
+    buys = {m: _count(buy, m) for m in (10, 50, 100)}
+    sells = {m: _count(~buy, m) for m in (10, 50, 100)}
+    for m in (50, 100):
+        f[f"buy_count_{m}"], f[f"sell_count_{m}"] = buys[m], sells[m]
+    for m in (50, 100):
+        f[f"buy_sell_ratio_{m}"] = _div(buys[m], sells[m])
+    buy_sz, sell_sz = _Windows(np.where(buy, s, 0.0)), _Windows(np.where(buy, 0.0, s))
+    bvol = {m: buy_sz.sum(m) for m in (10, 50, 100)}
+    svol = {m: sell_sz.sum(m) for m in (10, 50, 100)}
+    for m in (50, 100):
+        f[f"buy_volume_{m}"], f[f"sell_volume_{m}"] = bvol[m], svol[m]
+    for m in (50, 100):
+        # Over buy + sell volume (= volume) so rounding cannot push the ratio outside [0, 1].
+        f[f"buy_volume_ratio_{m}"] = _div(bvol[m], bvol[m] + svol[m])
+    dt = pd.DatetimeIndex(t["trade_time"])
+    hour = dt.hour.to_numpy()
+    dow = (dt.dayofweek.to_numpy() + 1) % 7 + 1  # pandas Monday=0 -> catalog Sunday=1 .. Saturday=7
+    f["hour_of_day"] = hour.astype(float)
+    f["day_of_week"] = dow.astype(float)
+    f["is_weekend"] = np.isin(dow, (1, 7)).astype(float)
+    f["is_buy"] = buy.astype(float)
+
+    q = _quotes(ts_us, tickers, quote_join)
+    bid, ask, bq, aq = q["best_bid"], q["best_ask"], q["best_bid_quantity"], q["best_ask_quantity"]
+    f["best_bid"], f["best_ask"] = bid, ask
+    f["bid_ask_spread"] = ask - bid
+    f["spread_pct"] = _div(ask - bid, bid) * 100
+    f["price_vs_bid"] = _div(p - bid, bid) * 100
+    f["price_vs_ask"] = _div(p - ask, ask) * 100
+
+    log_ret = {m: np.log(_div(p, lagged[m])) for m in (1, 10, 50, 100)}
+    for m in (1, 10, 50, 100):
+        f[f"log_return_{m}"] = log_ret[m]
+    lr2 = _Windows(log_ret[1] ** 2)
+    for m in (10, 50, 100):
+        f[f"realized_vol_{m}"] = np.sqrt(lr2.sum(m))
+    for m in (50, 100):
+        f[f"zscore_{m}"] = _div(p - ma[m], sd[m])
+    d = p - _lag(p, 1)
+    gains, losses = _Windows(np.where(d > 0, d, 0.0)), _Windows(np.where(d < 0, -d, 0.0))
+    d_known = ~np.isnan(d)
+    for m in (14, 50):
+        g, l = gains.sum(m) / m, losses.sum(m) / m
+        # Whether any gain or loss exists is decided on exact counts, not on rounded sums.
+        n_up, n_down = _count(d_known & (d > 0), m), _count(d_known & (d < 0), m)
+        full = ~np.isnan(_lag(p, m))
+        rsi = 100 - 100 / (1 + _div(g, l))
+        rsi = np.where(n_down == 0, np.where(n_up > 0, 100.0, np.nan), rsi)
+        f[f"rsi_{m}"] = np.where(full, rsi, np.nan)
+    f["bollinger_pctb_50"] = _div(p - (ma[50] - 2 * sd[50]), 4 * sd[50])
+    f["bollinger_width_50"] = _div(4 * sd[50], ma[50])
+    for m in (100, 500):
+        f[f"price_position_{m}"] = _div(p - lo[m], hi[m] - lo[m])
+    f["ma_cross_10_50"] = _div(ma[10], ma[50]) - 1
+    f["ma_cross_50_500"] = _div(ma[50], ma[500]) - 1
+    notional = _Windows(p * s)
+    notl = {m: notional.sum(m) for m in (10, 50, 100)}
+    for m in (10, 50, 100):
+        f[f"notional_{m}"] = notl[m]
+    vwap = {m: _div(notl[m], vol[m]) for m in (10, 50, 100)}
+    for m in (10, 50, 100):
+        f[f"vwap_{m}"] = vwap[m]
+    for m in (10, 50, 100):
+        f[f"price_vs_vwap_{m}"] = _div(p - vwap[m], vwap[m]) * 100
+    for m in (10, 50, 100):
+        f[f"order_flow_imbalance_{m}"] = _div(bvol[m] - svol[m], bvol[m] + svol[m])
+    signed = np.where(buy, s, -s)
+    f["signed_volume"] = signed
+    sv = _Windows(signed)
+    for m in (50, 100):
+        f[f"signed_volume_sum_{m}"] = sv.sum(m)
+    f["size_zscore_100"] = _div(s - vol_ma[100], sz.std(100))
+    secs = ts_us / 1e6
+    f["seconds_since_prev_trade"] = secs - _lag(secs, 1)
+    for m in (10, 50):
+        f[f"mean_intertrade_seconds_{m}"] = (secs - _lag(secs, m)) / m
+    for m in (50, 100):
+        f[f"trade_rate_{m}"] = _div(np.full(n, float(m)), secs - _lag(secs, m - 1))
+    for label, window in (("1m", 60), ("5m", 300)):
+        count, volume, vw, r = _time_window(ts_us, p, s, window)
+        f[f"trades_{label}"], f[f"volume_{label}"], f[f"vwap_{label}"], f[f"return_{label}"] = count, volume, vw, r
+    f["amihud_50"] = _Windows(_div(np.abs(ret[1] / 100), p * s)).mean(50)
+    f["best_bid_qty"], f["best_ask_qty"] = bq, aq
+    mid = (bid + ask) / 2
+    f["mid_price"] = mid
+    f["microprice"] = _div(bid * aq + ask * bq, bq + aq)
+    f["book_imbalance"] = _div(bq - aq, bq + aq)
+    f["spread_bps"] = _div(ask - bid, mid) * 10_000
+    f["price_vs_mid_bps"] = _div(p - mid, mid) * 10_000
+    f["ticker_age_ms"] = (ts_us - q["event_time_us"]) / 1000.0
+    f["volume_24h"] = q["volume_24_h"]
+    f["price_change_24h"] = q["price_percent_chg_24_h"]
+    f["range_position_24h"] = _div(p - q["low_24_h"], q["high_24_h"] - q["low_24_h"])
+    f["range_position_52w"] = _div(p - q["low_52_w"], q["high_52_w"] - q["low_52_w"])
+    h = hour + dt.minute.to_numpy() / 60
+    f["hour_sin"], f["hour_cos"] = np.sin(2 * np.pi * h / 24), np.cos(2 * np.pi * h / 24)
+    f["dow_sin"], f["dow_cos"] = np.sin(2 * np.pi * (dow - 1) / 7), np.cos(2 * np.pi * (dow - 1) / 7)
+
+    for m in (10, 50):
+        fut = _lead(p, m)
+        f[f"future_price_{m}"] = fut
+        tr = _div(fut - p, p) * 100
+        f[f"target_return_{m}"] = tr
+        f[f"target_direction_{m}"] = np.where(tr > 0, 1.0, np.where(tr < 0, 0.0, np.nan))
+
+    out = t[["product_id", "trade_id", "trade_time", "price", "size", "side"]].copy()
+    features = pd.DataFrame({c: f[c] for c in FEATURE_NAMES + TARGET_NAMES})
+    out = pd.concat([out, features], axis=1)
+    out["lookback_ok"] = (np.arange(n) >= LOOKBACK_TRADES) & (ts_us - ts_us[0] >= LOOKBACK_SECONDS * 1_000_000)
+    out["is_training_ready"] = ~np.isnan(f["future_price_10"]) & ~np.isnan(f["future_price_50"])
+    return out
+
+
+def to_gold_rows(features: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The rows Gold writes for `day`: trades of that UTC day with a full lookback, typed as the catalog says."""
+    days = features["trade_time"].dt.date
+    out = features[(days == day) & features["lookback_ok"]].copy()
+    out.insert(1, "event_date", day)
+    for c in _INT_COLUMNS:
+        out[c] = out[c].astype("Int32")
+    return out[GOLD_COLUMN_NAMES].reset_index(drop=True)
+
+
+GOLD_COLUMN_NAMES = [name for name, _ in gold_columns()]
+
+
+def gold_features(trades, tickers, day: date, quote_join: str = "asof"):
+    """Spark: Silver trades (D-1..D+1) and tickers -> Gold rows of `day`, computed per product."""
+    ticker_cols = ["product_id", "event_time", "ticker_seq", *TICKER_FIELDS]
+    t = trades.select("product_id", "trade_id", "trade_time", "price", "size", "side")
+    k = tickers.select(*ticker_cols)
+
+    def per_product(trade_pdf: pd.DataFrame, ticker_pdf: pd.DataFrame) -> pd.DataFrame:
+        if len(trade_pdf) == 0:
+            return pd.DataFrame({name: pd.Series(dtype=object) for name in GOLD_COLUMN_NAMES})
+        return to_gold_rows(compute_features(trade_pdf, ticker_pdf, quote_join), day)
+
+    return t.groupBy("product_id").cogroup(k.groupBy("product_id")).applyInPandas(per_product, gold_ddl())
