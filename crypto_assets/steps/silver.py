@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, SparkSession, Window
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crypto_assets.resources.lake import LakeResource
@@ -81,9 +82,10 @@ def read_bronze_window(
 
 
 def _write_partitions(df: DataFrame, table_path: str, sort_cols: list[str]) -> None:
+    # No repartition: each task writes its share of a partition, in a deterministic order, so the
+    # write needs no second shuffle and keeps both cores busy even for a single product.
     (
-        df.repartition("product_id", "event_date")
-        .sortWithinPartitions(*sort_cols)
+        df.sortWithinPartitions("product_id", "event_date", *sort_cols)
         .write.mode("overwrite")
         .partitionBy("product_id", "event_date")
         .parquet(table_path)
@@ -155,14 +157,18 @@ def build_silver(
             elif r["disposition"] == "duplicate":
                 s.duplicates = r["count"]
         if kind == TRADES:
+            # Duplicates are few: compare each with the copy kept, on the kept copy's key.
+            content = ["price", "size", "side", "trade_time"]
+            dups = mine.where(F.col("disposition") == "duplicate").select(
+                "product_id", "trade_id", *[F.col(c).alias(f"dup_{c}") for c in content]
+            )
+            kept = mine.where(F.col("disposition") == "silver").select("product_id", "trade_id", *content)
+            differs = F.lit(False)
+            for c in content:
+                differs = differs | ~F.col(c).eqNullSafe(F.col(f"dup_{c}"))
             conflicts = (
-                mine.where(F.col("reason").isNull())
-                .groupBy("product_id", "trade_id")
-                .agg(F.countDistinct("price", "size", "side", "trade_time").alias("versions"))
-                .where("versions > 1")
-                .groupBy("product_id")
-                .count()
-                .collect()
+                dups.join(kept, ["product_id", "trade_id"]).where(differs)
+                .select("product_id", "trade_id").distinct().groupBy("product_id").count().collect()
             )
             for r in conflicts:
                 stats[r["product_id"]].conflicting_duplicates = r["count"]
@@ -178,57 +184,43 @@ def build_silver(
 
 
 def _measure(spark: SparkSession, lake: LakeResource, kind: str, s: SilverStats) -> None:
-    if lake.data_files(s.quarantine_path):
-        q = spark.read.parquet(s.quarantine_path)
-        s.quarantined_by_reason = {r["reason"]: r["count"] for r in q.groupBy("reason").count().collect()}
-        s.quarantined = sum(s.quarantined_by_reason.values())
-    if not lake.data_files(s.path):
+    """Counts and checks read back from the written files (Arrow: no Spark job for a few columns)."""
+    quarantine = lake.read_table(s.quarantine_path)
+    if quarantine is not None:
+        reasons = quarantine.column("reason").to_pandas().value_counts()
+        s.quarantined_by_reason = {str(k): int(v) for k, v in reasons.items()}
+        s.quarantined = int(reasons.sum())
+    table = lake.read_table(s.path)
+    if table is None:
         return
-    df = spark.read.parquet(s.path)
+    df = table.to_pandas()
     time_col = "trade_time" if kind == TRADES else "event_time"
     key = "trade_id" if kind == TRADES else "content_hash"
     key_cols = [key, time_col, "price"] + (["size", "side"] if kind == TRADES else [])
-    agg = df.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct(key).alias("distinct_keys"),
-        F.min(time_col).alias("lo"),
-        F.max(time_col).alias("hi"),
-        *[F.sum(F.col(c).isNull().cast("int")).alias(f"null_{c}") for c in key_cols],
-        F.sum((F.col("price") <= 0).cast("int")).alias("np_price"),
-        *(
-            [F.sum((F.col("size") <= 0).cast("int")).alias("np_size"),
-             F.min("trade_id").alias("min_id"), F.max("trade_id").alias("max_id")]
-            if kind == TRADES
-            else [F.sum((F.col("best_bid") > F.col("best_ask")).cast("int")).alias("crossed")]
-        ),
-    ).collect()[0]
-    s.rows = agg["rows"]
-    s.duplicate_keys = agg["rows"] - agg["distinct_keys"] - (agg[f"null_{key}"] or 0)
-    s.min_event_time = agg["lo"].isoformat() if agg["lo"] else None
-    s.max_event_time = agg["hi"].isoformat() if agg["hi"] else None
-    s.null_keys = {c: int(agg[f"null_{c}"] or 0) for c in key_cols}
-    s.non_positive = {"price": int(agg["np_price"] or 0)}
+    s.rows = len(df)
+    s.duplicate_keys = int(df[key].dropna().duplicated().sum())
+    if s.rows:
+        s.min_event_time = df[time_col].min().isoformat()
+        s.max_event_time = df[time_col].max().isoformat()
+    s.null_keys = {c: int(df[c].isna().sum()) for c in key_cols}
+    s.non_positive = {"price": int((df["price"] <= 0).sum())}
     if kind == TRADES:
-        s.non_positive["size"] = int(agg["np_size"] or 0)
-        span = agg["max_id"] - agg["min_id"] + 1
-        missing = span - agg["distinct_keys"]
-        s.trade_id_gaps = {"first_trade_id": agg["min_id"], "last_trade_id": agg["max_id"], "missing_trade_ids": int(missing)}
-        if missing:
-            gaps = (
-                df.select("trade_id").distinct()
-                .withColumn("next", F.lead("trade_id").over(Window.orderBy("trade_id")))
-                .where(F.col("next") - F.col("trade_id") > 1)
-                .select("trade_id", (F.col("next") - F.col("trade_id") - 1).alias("missing"))
-                .orderBy(F.desc("missing"), "trade_id")
-                .limit(5)
-                .collect()
-            )
-            s.trade_id_gaps["largest_gaps"] = [{"after_trade_id": g["trade_id"], "missing": g["missing"]} for g in gaps]
+        s.non_positive["size"] = int((df["size"] <= 0).sum())
+        ids = np.unique(df["trade_id"].dropna().to_numpy(dtype=np.int64))
+        if len(ids):
+            steps = np.diff(ids)
+            missing = int((steps - 1).sum())
+            s.trade_id_gaps = {"first_trade_id": int(ids[0]), "last_trade_id": int(ids[-1]), "missing_trade_ids": missing}
+            if missing:
+                top = np.argsort(-(steps - 1), kind="stable")[:5]
+                s.trade_id_gaps["largest_gaps"] = [
+                    {"after_trade_id": int(ids[i]), "missing": int(steps[i] - 1)} for i in top if steps[i] > 1
+                ]
     else:
-        s.crossed_quotes = int(agg["crossed"] or 0)
+        s.crossed_quotes = int((df["best_bid"] > df["best_ask"]).sum())
     preview_cols = (
         ["trade_time", "trade_id", "price", "size", "side", "notional", "is_snapshot"]
         if kind == TRADES
         else ["event_time", "price", "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h"]
     )
-    s.preview = [r.asDict() for r in df.orderBy(time_col).select(*preview_cols).limit(5).collect()]
+    s.preview = df.sort_values([time_col]).head(5)[preview_cols].to_dict("records")

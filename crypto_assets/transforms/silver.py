@@ -231,8 +231,19 @@ def silver_rows(marked: DataFrame, kind: str) -> DataFrame:
 def quarantine_rows(marked: DataFrame) -> DataFrame:
     detail = F.when(F.col("reason") == "malformed_record", F.col("malformed_reason"))
     return marked.where(F.col("disposition") == "quarantined").select(
-        "product_id", "reason", detail.alias("detail"), F.to_json("item").alias("item_json"), "value",
-        "event_time_raw", *LINEAGE, "event_date",
+        "product_id", "reason", detail.alias("detail"), "item_json", "value", "event_time_raw", *LINEAGE, "event_date",
+    )
+
+
+def _slim(typed: DataFrame, kind: str) -> DataFrame:
+    """Only what Silver, quarantine and the counts need; raw payloads kept for rejected items only
+    (they are what the dedup shuffle would otherwise move for every row)."""
+    rejected = F.col("reason").isNotNull()
+    keep = SILVER_TRADE_COLUMNS if kind == TRADES else SILVER_TICKER_COLUMNS
+    return typed.select(
+        *keep, "reason", "malformed_reason", "event_time_raw",
+        F.when(rejected, F.col("value")).alias("value"),
+        F.when(rejected, F.to_json("item")).alias("item_json"),
     )
 
 
@@ -244,4 +255,4 @@ def mark(bronze: DataFrame, kind: str, rules: SilverRules) -> DataFrame:
     else:
         typed = type_ticker(bronze, rules)
         key = ["product_id", "content_hash"]
-    return dedup(typed, key).withColumn("disposition", disposition())
+    return dedup(_slim(typed, kind), key).withColumn("disposition", disposition())
