@@ -269,12 +269,19 @@ def compute_features(trades: pd.DataFrame, tickers: pd.DataFrame | None = None, 
     for m in (50, 100):
         f[f"signed_volume_sum_{m}"] = sv.sum(m)
     f["size_zscore_100"] = _div(s - vol_ma[100], sz.std(100))
-    secs = ts_us / 1e6
-    f["seconds_since_prev_trade"] = secs - _lag(secs, 1)
+    def elapsed(m: int) -> np.ndarray:
+        """Seconds since the trade m earlier, from integer microseconds (epoch seconds as floats
+        would round to ~0.2 us and spoil the differences)."""
+        out = np.full(n, np.nan)
+        if m < n:
+            out[m:] = (ts_us[m:] - ts_us[: n - m]) / 1e6
+        return out
+
+    f["seconds_since_prev_trade"] = elapsed(1)
     for m in (10, 50):
-        f[f"mean_intertrade_seconds_{m}"] = (secs - _lag(secs, m)) / m
+        f[f"mean_intertrade_seconds_{m}"] = elapsed(m) / m
     for m in (50, 100):
-        f[f"trade_rate_{m}"] = _div(np.full(n, float(m)), secs - _lag(secs, m - 1))
+        f[f"trade_rate_{m}"] = _div(np.full(n, float(m)), elapsed(m - 1))
     for label, window in (("1m", 60), ("5m", 300)):
         count, volume, vw, r = _time_window(ts_us, p, s, window)
         f[f"trades_{label}"], f[f"volume_{label}"], f[f"vwap_{label}"], f[f"return_{label}"] = count, volume, vw, r

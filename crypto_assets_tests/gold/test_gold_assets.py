@@ -1,0 +1,110 @@
+"""Gold through Dagster and Spark: cross-midnight lookback and targets, checks, leakage, bad input."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+
+from crypto_assets.assets.gold import build_gold_asset
+from crypto_assets.definitions import build_resources
+from crypto_assets.features.registry import FEATURE_NAMES
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.steps.gold import build_gold
+from crypto_assets_tests.gold.datasets import cross_midnight, two_products_with_tickers
+from crypto_assets_tests.gold.oracle import oracle_features
+from crypto_assets_tests.gold.silver_writer import write_silver
+from crypto_assets_tests.gold.test_gold_vs_oracle import ABS, REL
+
+D = "2024-03-11"
+
+
+def _gold(settings, instance, day=D, product="BTC-USD"):
+    instance.add_dynamic_partitions("product_id", [product])
+    result = materialize(
+        [build_gold_asset(settings)], partition_key=MultiPartitionKey({"event_date": day, "product_id": product}),
+        resources=build_resources(settings), instance=instance,
+    )
+    md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    return md, checks
+
+
+def _read_gold(spark, settings, product="BTC-USD", day=D) -> pd.DataFrame:
+    path = f"{settings.lake_root}/gold/features/product_id={product}/event_date={day}"
+    return spark.read.parquet(path).toPandas().sort_values(["trade_time", "trade_id"]).reset_index(drop=True)
+
+
+def test_cross_midnight_lookback_then_targets_after_next_day_arrives(spark, base_settings, tmp_path):
+    import dataclasses
+
+    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    trades, tickers = cross_midnight()
+    next_day = trades["trade_time"] >= pd.Timestamp("2024-03-12")
+    write_silver(spark, s.lake_root, trades[~next_day], tickers)
+    instance = DagsterInstance.ephemeral()
+
+    md, checks = _gold(s, instance)
+    assert all(checks.values()), checks
+    gold = _read_gold(spark, s)
+    day_trades = trades[(trades["trade_time"] >= pd.Timestamp(D)) & ~next_day].sort_values(["trade_time", "trade_id"])
+    # The lookback crosses midnight: the day's very first trade already has a full window from D-1.
+    assert gold["trade_id"].iloc[0] == day_trades["trade_id"].iloc[0]
+    assert len(gold) == len(day_trades) and md["excluded_for_lookback"] == 0
+    # Without D+1 the last 50 trades cannot know future_price_50: written, but not training-ready.
+    assert not gold["is_training_ready"].iloc[-50:].any() and gold["is_training_ready"].iloc[:-50].all()
+    assert gold["future_price_10"].iloc[-10:].isna().all() and pd.isna(gold["target_direction_50"].iloc[-1])
+
+    write_silver(spark, s.lake_root, trades, tickers)  # D+1 arrives
+    md, checks = _gold(s, instance)
+    assert all(checks.values()), checks
+    gold = _read_gold(spark, s)
+    assert gold["is_training_ready"].all() and md["training_ready_rows"] == len(gold)
+
+    # Every written value agrees with the oracle computed on the full input.
+    ref = oracle_features(trades, tickers).set_index("trade_id").loc[gold["trade_id"]]
+    for name in FEATURE_NAMES:
+        a = gold[name].to_numpy(dtype=float, na_value=np.nan)
+        b = ref[name].to_numpy(dtype=float)
+        ok = (np.isnan(a) & np.isnan(b)) | (np.abs(a - b) <= np.maximum(ABS, REL * np.maximum(np.abs(a), np.abs(b))))
+        assert ok.all(), name
+
+
+def test_leakage_check_fails_on_a_leaky_minute_bucket_join(spark, base_settings, tmp_path):
+    import dataclasses
+
+    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    trades, tickers = two_products_with_tickers()
+    write_silver(spark, s.lake_root, trades, tickers)
+    day = trades["trade_time"].dt.date.iloc[0]
+    lake = LakeResource.from_settings(s)
+    honest = build_gold(spark, lake, day, ["BTC-USD"])["BTC-USD"]
+    assert honest.rows > 0 and honest.leakage.passed, honest.leakage
+    leaky = build_gold(spark, lake, day, ["BTC-USD"], quote_join="minute_bucket")["BTC-USD"]
+    assert not leaky.leakage.passed
+    assert set(leaky.leakage.mismatched_features) & {"best_bid", "best_ask", "mid_price", "ticker_age_ms"}
+
+
+def test_missing_silver_gives_empty_gold_with_reason(base_settings, tmp_path):
+    import dataclasses
+
+    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    md, checks = _gold(s, DagsterInstance.ephemeral(), day="2024-01-05")
+    assert md["rows"] == 0 and "missing or empty" in md["notes"]
+    assert all(checks.values())
+
+
+def test_absent_tickers_leave_quotes_null_and_say_so(spark, base_settings, tmp_path):
+    import dataclasses
+
+    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    trades, _ = cross_midnight()
+    write_silver(spark, s.lake_root, trades, None)
+    md, checks = _gold(s, DagsterInstance.ephemeral())
+    assert all(checks.values()), checks
+    gold = _read_gold(spark, s)
+    assert md["rows"] > 0 and md["rows_without_quote"] == md["rows"] and "quote features are null" in md["notes"]
+    assert gold["best_bid"].isna().all() and gold["ma_500_trades"].notna().all()
