@@ -21,12 +21,15 @@ EXPECTED_ASSETS = {
     "bronze_ticker": ("bronze", ["kafka/crypto_ticker_raw"]),
     "silver_trades": ("silver", ["bronze_trades"]),
     "silver_ticker": ("silver", ["bronze_ticker"]),
+    "gold_features": ("gold", ["silver_ticker", "silver_trades"]),
 }
 EXPECTED_CHECKS = {
     "silver_trades": {"unique_trade_id": True, "keys_not_null": True, "reconciliation": False,
                       "price_size_positive": False, "trade_id_gaps": False},
     "silver_ticker": {"unique_ticker_content": True, "keys_not_null": True, "reconciliation": False,
                       "price_positive": False, "quotes_not_crossed": False},
+    "gold_features": {"schema_matches_catalog": True, "unique_trade_id": True, "not_null_when_full": True,
+                      "no_lookahead": False, "row_reconciliation": False, "ranges": False},
 }
 
 
@@ -44,7 +47,7 @@ def test_definitions_hold_every_asset_partition_and_resource():
     for key in ("bronze_trades", "bronze_ticker"):
         pd = graph.get(AssetKey(key)).partitions_def
         assert isinstance(pd, DailyPartitionsDefinition) and pd.timezone == "UTC"
-    for key in ("silver_trades", "silver_ticker"):
+    for key in ("silver_trades", "silver_ticker", "gold_features"):
         pd = graph.get(AssetKey(key)).partitions_def
         assert isinstance(pd, MultiPartitionsDefinition)
         assert sorted(d.name for d in pd.partitions_defs) == ["event_date", "product_id"]
@@ -74,3 +77,11 @@ def test_dagster_loads_the_workspace_from_the_repository_root():
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_feature_catalog_doc_is_generated_from_the_registry():
+    from crypto_assets.features.registry import catalog_markdown
+
+    doc = (REPO / "docs" / "feature_catalog.md").read_text()
+    assert doc == catalog_markdown(), "regenerate with: crypto-pipeline docs"
+    assert "docs/feature_catalog.md" in (REPO / "README.md").read_text()

@@ -12,13 +12,20 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
 
 from crypto_assets.checks.gold_checks import LeakageResult, prefix_invariance, sample_trade_ids
 from crypto_assets.features.registry import FEATURES, gold_columns
 from crypto_assets.resources.lake import LakeResource
-from crypto_assets.transforms.gold import LOOKBACK_SECONDS, LOOKBACK_TRADES, TICKER_FIELDS, gold_features
+from crypto_assets.transforms.gold import (
+    LOOKBACK_SECONDS,
+    LOOKBACK_TRADES,
+    TICKER_FIELDS,
+    TICKER_ORDER,
+    gold_features,
+    with_ticker_seq,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +72,17 @@ def _read(spark: SparkSession, lake: LakeResource, table: str, parts: list[tuple
     return spark.read.option("basePath", lake.table_path("silver", table)).parquet(*[p for _, p in parts])
 
 
-def _with_ticker_seq(tickers: DataFrame) -> DataFrame:
-    """A total order among tickers with equal event time: ingestion order."""
-    order = ["event_time", "ingest_time", "kafka_partition", "kafka_offset", "item_index"]
-    return tickers.withColumn(
-        "ticker_seq", F.row_number().over(Window.partitionBy("product_id").orderBy(*order)).cast("long")
-    )
+def _naive_utc(df: pd.DataFrame) -> pd.DataFrame:
+    """Spark writes UTC-adjusted timestamps; the feature code works on naive UTC times."""
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = df[c].dt.tz_convert(None)
+    return df
+
+
+def _read_arrow(lake: LakeResource, parts: list[tuple[date, str]], columns: list[str]) -> pd.DataFrame:
+    frames = [lake.read_table(path).select(columns).to_pandas() for _, path in parts]
+    return _naive_utc(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame(columns=columns)
 
 
 def build_gold(
@@ -81,14 +93,17 @@ def build_gold(
     quote_join: str = "asof",
     leakage_samples: int = 16,
 ) -> dict[str, GoldStats]:
-    gold_table = lake.table_path("gold", "features")
-    stats = {
-        p: GoldStats(p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat()))
-        for p in products
-    }
-    trade_inputs, ticker_inputs = {}, {}
+    """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product, one product at a time.
+
+    Each product is written straight to its partition folder (the folder names carry product_id
+    and event_date), so the write needs no sort; the checks read inputs and output with Arrow.
+    """
+    stats = {}
     for p in products:
-        s = stats[p]
+        clock = time.perf_counter()
+        s = stats[p] = GoldStats(
+            p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat())
+        )
         trade_parts = _existing(lake, "trades", p, [day - timedelta(days=1), day, day + timedelta(days=1)])
         ticker_parts = _existing(lake, "ticker", p, [day - timedelta(days=1), day])
         s.silver_days = [d.isoformat() for d, _ in trade_parts]
@@ -97,58 +112,30 @@ def build_gold(
             s.empty_reason = f"Silver trades {p} {day} is missing or empty: nothing to compute"
             lake.delete(s.path)
             continue
-        trade_inputs[p] = _read(spark, lake, "trades", trade_parts)
-        if ticker_parts:
-            ticker_inputs[p] = _read(spark, lake, "ticker", ticker_parts)
-    todo = list(trade_inputs)
-    if not todo:
-        return stats
+        trades = _read(spark, lake, "trades", trade_parts)
+        tickers = (
+            _read(spark, lake, "ticker", ticker_parts)
+            if ticker_parts
+            else spark.createDataFrame([], _ticker_schema())
+        )
+        gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
+        gold.write.mode("overwrite").parquet(s.path)
+        timings = {"compute_and_write": time.perf_counter() - clock}
 
-    trades = _union(trade_inputs[p] for p in todo).select(
-        "product_id", "trade_id", "trade_time", "price", "size", "side", "event_date"
-    )
-    ticker_cols = ["product_id", "event_time", "ingest_time", "kafka_partition", "kafka_offset", "item_index", *TICKER_FIELDS]
-    if ticker_inputs:
-        tickers = _union(ticker_inputs.values()).select(*ticker_cols)
-    else:
-        tickers = spark.createDataFrame([], _ticker_schema())
-    tickers = _with_ticker_seq(tickers)
-
-    clock = time.perf_counter()
-    gold = gold_features(trades, tickers, day, quote_join)
-    (
-        gold.sortWithinPartitions("product_id", "event_date", "trade_time", "trade_id")
-        .write.mode("overwrite")
-        .partitionBy("product_id", "event_date")
-        .parquet(gold_table)
-    )
-
-    timings = {"compute_and_write": time.perf_counter() - clock}
-    clock = time.perf_counter()
-    _reconcile(trades, day, stats, todo)
-    timings["reconcile"] = time.perf_counter() - clock
-    for p in todo:
-        s = stats[p]
-        if not lake.data_files(s.path):
-            lake.delete(s.path)
         clock = time.perf_counter()
-        s.tickers_in_input = ticker_inputs[p].count() if p in ticker_inputs else 0
+        trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
+        trade_pdf["product_id"] = p
+        ticker_pdf = _read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS])
+        s.tickers_in_input = len(ticker_pdf)
+        _reconcile(trade_pdf, day, s)
         _measure(lake, s)
-        timings[f"measure_{p}"] = time.perf_counter() - clock
+        timings["checks"] = time.perf_counter() - clock
         clock = time.perf_counter()
         if s.rows and leakage_samples:
-            s.leakage = _leakage(lake, s, trades, tickers, quote_join, leakage_samples)
-        timings[f"leakage_{p}"] = time.perf_counter() - clock
-    log.info("gold %s timings (s): %s", day, {k: round(v, 2) for k, v in timings.items()})
+            s.leakage = _leakage(lake, s, trade_pdf, with_ticker_seq(ticker_pdf), quote_join, leakage_samples)
+        timings["leakage"] = time.perf_counter() - clock
+        log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
     return stats
-
-
-def _union(frames):
-    frames = list(frames)
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    return out
 
 
 def _ticker_schema() -> str:
@@ -158,29 +145,20 @@ def _ticker_schema() -> str:
     )
 
 
-def _reconcile(trades: DataFrame, day: date, stats: dict[str, GoldStats], products: list[str]) -> None:
+def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
     """Silver trades of D and how many of them lack the lookback, counted without the feature code.
 
     Rows lacking the lookback form a prefix of the product's trades: the first LOOKBACK_TRADES
     of the input and those within LOOKBACK_SECONDS of the first trade.
     """
-    start = F.lit(day)
-    agg = trades.groupBy("product_id").agg(
-        F.sum((F.col("event_date") == start).cast("int")).alias("n_day"),
-        F.sum((F.col("event_date") < start).cast("int")).alias("n_before"),
-        F.min("trade_time").alias("t0"),
-    ).collect()
-    first = {r["product_id"]: r for r in agg}
-    for p in products:
-        r = first[p]
-        s = stats[p]
-        s.silver_rows = int(r["n_day"] or 0)
-        by_rank = min(max(LOOKBACK_TRADES - int(r["n_before"] or 0), 0), s.silver_rows)
-        horizon = r["t0"] + timedelta(seconds=LOOKBACK_SECONDS)
-        by_time = trades.where(
-            (F.col("product_id") == p) & (F.col("event_date") == start) & (F.col("trade_time") < F.lit(horizon))
-        ).count()
-        s.excluded_lookback = max(by_rank, by_time)
+    times = trades["trade_time"]
+    start = pd.Timestamp(day)
+    in_day = (times >= start) & (times < start + pd.Timedelta(days=1))
+    s.silver_rows = int(in_day.sum())
+    by_rank = min(max(LOOKBACK_TRADES - int((times < start).sum()), 0), s.silver_rows)
+    horizon = times.min() + pd.Timedelta(seconds=LOOKBACK_SECONDS)
+    by_time = int((in_day & (times < horizon)).sum())
+    s.excluded_lookback = max(by_rank, by_time)
 
 
 _ARROW_TYPES = {"double": "double", "int": "int32", "bigint": "int64", "string": "string", "boolean": "bool",
@@ -224,10 +202,8 @@ def _measure(lake: LakeResource, s: GoldStats) -> None:
     s.preview = df.sort_values(["trade_time", "trade_id"]).head(5)[cols].to_dict("records")
 
 
-def _leakage(lake: LakeResource, s: GoldStats, trades: DataFrame, tickers: DataFrame, quote_join: str, k: int) -> LeakageResult:
-    gold = lake.read_table(s.path).to_pandas().sort_values(["trade_time", "trade_id"], kind="mergesort")
+def _leakage(lake: LakeResource, s: GoldStats, trades: pd.DataFrame, tickers: pd.DataFrame, quote_join: str,
+             k: int) -> LeakageResult:
+    gold = _naive_utc(lake.read_table(s.path).to_pandas()).sort_values(["trade_time", "trade_id"], kind="mergesort")
     chosen = sample_trade_ids(gold["trade_id"].to_numpy(), k, seed=int(s.day.replace("-", "")))
-    written = gold[gold["trade_id"].isin(chosen)]
-    t = trades.where(F.col("product_id") == s.product_id).drop("event_date").toPandas()
-    kp = tickers.where(F.col("product_id") == s.product_id).toPandas()
-    return prefix_invariance(t, kp, written, quote_join)
+    return prefix_invariance(trades, tickers, gold[gold["trade_id"].isin(chosen)], quote_join)

@@ -330,15 +330,30 @@ def to_gold_rows(features: pd.DataFrame, day: date) -> pd.DataFrame:
 GOLD_COLUMN_NAMES = [name for name, _ in gold_columns()]
 
 
+TICKER_ORDER = ["event_time", "ingest_time", "kafka_partition", "kafka_offset", "item_index"]
+
+
+def with_ticker_seq(tickers: pd.DataFrame) -> pd.DataFrame:
+    """Silver tickers -> `ticker_seq`: ingestion order breaks ties among equal event times."""
+    if "ticker_seq" in tickers.columns:
+        return tickers
+    ordered = tickers.sort_values(TICKER_ORDER, kind="mergesort").reset_index(drop=True)
+    return ordered.assign(ticker_seq=np.arange(len(ordered), dtype=np.int64))
+
+
 def gold_features(trades, tickers, day: date, quote_join: str = "asof"):
-    """Spark: Silver trades (D-1..D+1) and tickers -> Gold rows of `day`, computed per product."""
-    ticker_cols = ["product_id", "event_time", "ticker_seq", *TICKER_FIELDS]
+    """Spark: Silver trades (D-1..D+1) and tickers -> Gold rows of `day`, computed per product.
+
+    `tickers` carries either `ticker_seq` or Silver's lineage columns (ordered in pandas, which
+    avoids a Spark window over every ticker).
+    """
+    order = ["ticker_seq"] if "ticker_seq" in tickers.columns else TICKER_ORDER[1:]
     t = trades.select("product_id", "trade_id", "trade_time", "price", "size", "side")
-    k = tickers.select(*ticker_cols)
+    k = tickers.select("product_id", "event_time", *order, *TICKER_FIELDS)
 
     def per_product(trade_pdf: pd.DataFrame, ticker_pdf: pd.DataFrame) -> pd.DataFrame:
         if len(trade_pdf) == 0:
             return pd.DataFrame({name: pd.Series(dtype=object) for name in GOLD_COLUMN_NAMES})
-        return to_gold_rows(compute_features(trade_pdf, ticker_pdf, quote_join), day)
+        return to_gold_rows(compute_features(trade_pdf, with_ticker_seq(ticker_pdf), quote_join), day)
 
     return t.groupBy("product_id").cogroup(k.groupBy("product_id")).applyInPandas(per_product, gold_ddl())
