@@ -43,18 +43,37 @@ def dagster_instance(settings: Settings):
     return DagsterInstance.get()
 
 
-def run_demo(settings: Settings) -> int:
+def _run(assets, partition_key, settings, instance):
     from dagster import materialize
 
-    from crypto_assets.assets.bronze import bronze_assets
-    from crypto_assets.broker import LocalBroker
     from crypto_assets.definitions import build_resources
+
+    result = materialize(
+        assets, partition_key=partition_key, resources=build_resources(settings), instance=instance,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, raise_on_error=False,
+    )
+    rows, checks = [], []
+    for mat in result.get_asset_materialization_events():
+        md = mat.materialization.metadata
+        rows.append((mat.asset_key.to_user_string(), str(partition_key), md["rows"].value, md["path"].value))
+    for ev in result.get_asset_check_evaluations():
+        checks.append((ev.asset_key.to_user_string(), ev.check_name, ev.passed))
+    return result.success, rows, checks
+
+
+def run_demo(settings: Settings) -> int:
+    from dagster import MultiPartitionKey
+
+    from crypto_assets.assets.bronze import bronze_assets
+    from crypto_assets.assets.gold import build_gold_asset
+    from crypto_assets.assets.silver import silver_assets
+    from crypto_assets.broker import LocalBroker
     from producer.run import publish_frames, synthetic_frames
 
-    print("1/3 starting the local Kafka broker ...")
+    print("1/4 starting the local Kafka broker ...")
     print(LocalBroker(settings).up().describe())
 
-    print("2/3 publishing the demo session (synthetic Coinbase ticker + market_trades, seed "
+    print("2/4 publishing the demo session (synthetic Coinbase ticker + market_trades, seed "
           f"{DEMO_SEED}, {DEMO_START:%Y-%m-%d %H:%M} UTC + {DEMO_DURATION_S:.0f} s) ...")
     if _already_published(settings):
         print("    already in Kafka from an earlier run: not publishing it again")
@@ -62,29 +81,53 @@ def run_demo(settings: Settings) -> int:
         frames = synthetic_frames(settings, DEMO_SEED, DEMO_DURATION_S, DEMO_START)
         print("    " + str(publish_frames(frames, settings, "synthetic")))
 
-    print("3/3 materializing Bronze through Dagster ...")
     instance = dagster_instance(settings)
-    assets = bronze_assets(settings)
-    resources = build_resources(settings)
-    results = {}
+    written, checks = [], []
+    print("3/4 materializing Bronze through Dagster ...")
     for day in demo_days():
-        result = materialize(
-            assets, partition_key=day.isoformat(), resources=resources, instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-        if not result.success:
+        ok, rows, _ = _run(bronze_assets(settings), day.isoformat(), settings, instance)
+        if not ok:
             print(f"error: Bronze materialization for {day} failed; see the run in the Dagster UI")
             return 1
-        for mat in result.get_asset_materialization_events():
-            key = mat.asset_key.to_user_string()
-            md = mat.materialization.metadata
-            results[(key, day)] = (md["rows"].value, md["malformed_records"].value, md["path"].value)
+        written += rows
+    products = sorted(instance.get_dynamic_partitions("product_id"))
+    print(f"4/4 materializing Silver and Gold for {', '.join(products)} ...")
+    for assets in (silver_assets(settings), [build_gold_asset(settings)]):
+        for day in demo_days():
+            for product in products:
+                key = MultiPartitionKey({"event_date": day.isoformat(), "product_id": product})
+                ok, rows, evals = _run(assets, key, settings, instance)
+                written += rows
+                checks += evals
+                if not ok:
+                    print(f"error: materializing {[a.key.to_user_string() for a in assets]} for {key} failed; "
+                          f"see the run in the Dagster UI")
+                    return 1
 
-    print("\nBronze written:")
-    print(f"  {'asset':<15} {'ingest_date':<12} {'rows':>8} {'malformed':>10}  path")
-    for (key, day), (rows, bad, path) in sorted(results.items()):
-        print(f"  {key:<15} {day.isoformat():<12} {rows:>8} {bad:>10}  {path}")
+    print("\nWritten:")
+    print(f"  {'asset':<15} {'partition':<22} {'rows':>8}  path")
+    for key, part, rows, path in written:
+        print(f"  {key:<15} {part:<22} {rows:>8}  {path}")
+    failed = [c for c in checks if not c[2]]
+    print(f"\nAsset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
+          + "".join(f"\n  FAILED {a}.{c}" for a, c, _ in failed))
+    _print_gold_sample(settings)
     print(f"\nLake root: {settings.lake_root}")
     print("Open the Dagster UI:  make ui   (then http://127.0.0.1:3000)")
     print("Stop the broker:      .venv/bin/crypto-pipeline kafka down")
-    return 0
+    return 0 if not failed else 1
+
+
+def _print_gold_sample(settings: Settings) -> None:
+    from crypto_assets.resources.lake import LakeResource
+
+    lake = LakeResource.from_settings(settings)
+    day = demo_days()[-1].isoformat()
+    path = lake.partition_path("gold", "features", product_id=settings.products[0], event_date=day)
+    table = lake.read_table(path)
+    if table is None:
+        return
+    cols = ["trade_time", "trade_id", "price", "side", "ma_50_trades", "rsi_14", "vwap_50", "spread_bps",
+            "target_return_10", "is_training_ready"]
+    print(f"\nA few Gold rows ({settings.products[0]}, {day}; 120 features, 6 targets per row):")
+    print(table.select(cols).slice(0, 5).to_pandas().to_string(index=False))
