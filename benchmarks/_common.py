@@ -196,7 +196,7 @@ class TreeRssSampler:
                 pass
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> "TreeRssSampler":
+    def __enter__(self) -> TreeRssSampler:
         self._thread.start()
         return self
 
@@ -228,3 +228,111 @@ class Timer:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+
+# ---- CPU accounting (the machine may be shared: say how much CPU others took) ---------------
+
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    v = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    total = sum(v[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def _tree_cpu(root: int, groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of `root` (with its reaped children) and of its live descendants.
+
+    `groups` names subtrees (name -> pid) to account separately; the rest of the descendants
+    is "children".
+    """
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            rest = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()
+            stats[int(entry)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / _CLK,
+                                 (int(rest[13]) + int(rest[14])) / _CLK)
+        except (OSError, IndexError, ValueError):
+            continue
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, *_x) in stats.items():
+        kids.setdefault(ppid, []).append(pid)
+
+    def subtree(pid: int) -> float:
+        total, stack = 0.0, [pid]
+        while stack:
+            p = stack.pop()
+            if p not in stats:
+                continue
+            total += stats[p][1] + stats[p][2]
+            stack.extend(kids.get(p, []))
+        return total
+
+    out = {name: subtree(pid) if pid in stats else 0.0 for name, pid in groups.items()}
+    own = stats.get(root, (0, 0.0, 0.0))
+    grouped = set(groups.values())
+    rest = 0.0
+    for child in kids.get(root, []):
+        if child not in grouped:
+            rest += subtree(child)
+    out["python"] = own[1]
+    out["children"] = rest + own[2]  # own[2]: children already reaped
+    return out
+
+
+class CpuWindow:
+    """CPU used during a stretch of wall time: by us (per group), and by every other process."""
+
+    def __init__(self, groups: dict[str, int] | None = None):
+        self.groups = {k: v for k, v in (groups or {}).items() if v}
+
+    def __enter__(self) -> CpuWindow:
+        self.t0 = time.perf_counter()
+        self.m0 = _machine_ticks()
+        self.c0 = _tree_cpu(os.getpid(), self.groups)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.t0
+        m1 = _machine_ticks()
+        c1 = _tree_cpu(os.getpid(), self.groups)
+        self.ours = {k: max(0.0, c1.get(k, 0.0) - self.c0.get(k, 0.0)) for k in c1}
+        busy = (m1[0] - self.m0[0]) / _CLK
+        self.machine_busy_s = busy
+        self.machine_capacity_s = (m1[1] - self.m0[1]) / _CLK
+        self.others_s = max(0.0, busy - sum(self.ours.values()))
+
+    @property
+    def others_cores(self) -> float:
+        return self.others_s / self.wall if self.wall > 0 else 0.0
+
+    def cores(self, group: str) -> float:
+        return self.ours.get(group, 0.0) / self.wall if self.wall > 0 else 0.0
+
+    def summary(self) -> dict:
+        return {
+            "wall_s": round(self.wall, 2),
+            "cpu_s": {k: round(v, 2) for k, v in self.ours.items()},
+            "others_cpu_s": round(self.others_s, 2),
+            "others_avg_cores": round(self.others_cores, 2),
+            "machine_busy_pct": round(100 * self.machine_busy_s / self.machine_capacity_s, 1)
+            if self.machine_capacity_s else None,
+        }
+
+
+def contention_note(others_cores: float, threshold: float = 0.15) -> str:
+    if others_cores < threshold:
+        return ""
+    return (f"WARNING: other processes on this machine used {others_cores:.2f} cores on average meanwhile; "
+            f"these figures are pessimistic (re-run on an idle machine)")
+
+
+def quiet_spark_progress() -> None:
+    """No console progress bars: set before the JVM starts (a static conf, so build_spark_session's
+    extra_conf cannot carry it: it re-sets every entry as a runtime conf)."""
+    os.environ.setdefault("PYSPARK_SUBMIT_ARGS", "--conf spark.ui.showConsoleProgress=false pyspark-shell")

@@ -14,9 +14,13 @@
    Reports seconds, records/s, bytes and files written, the time of each phase (offset lookup,
    existing-partition check, read+transform+write, stats collection) and peak memory.
    Goal: at least 50,000 records/s on 2 cores.
-4. With --profile (default: only when the goal is missed) runs extra diagnostic jobs *after*
-   the measurement: the bare Kafka scan, the scan + Bronze mapping, each to Spark's noop sink,
-   so the cost of reading, of parsing and of writing Parquet can be told apart.
+4. With --profile (default: only when the goal is missed) runs diagnostic jobs *after* the
+   measurement in the same (now warm) session: the bare Kafka scan, the JSON parse, the Bronze
+   mapping (to Spark's noop sink), a raw Parquet write, the Bronze write again, and the Bronze
+   write with the Kafka source's minPartitions=4, each with the Spark JVM's CPU seconds.
+
+Every phase also reports the CPU used by other processes: on a shared machine the figures are
+then pessimistic, and the report says so.
 
 The broker and Spark are stopped at the end whatever happens.
 """
@@ -70,9 +74,8 @@ def generate(n: int, day: date, seed: int = 1):
         # before we received it (Kafka timestamp = receive time).
         r = rnd()
         trade_ms = ms - 20 - int(r * 40)
-        if trade_ms < 0:
-            trade_ms = 0
-        env_ms = ms - 3 if ms - 3 > trade_ms else trade_ms
+        trade_ms = max(trade_ms, 0)
+        env_ms = max(trade_ms, ms - 3)
         p = price[j] * (1.0 + (rnd() - 0.5) * 0.0004)
         price[j] = p
         trade_id = next_id[j]
@@ -134,27 +137,33 @@ def kafka_totals(settings) -> dict[int, int]:
 
 
 class PhaseTimer:
-    """Times the phases of build_bronze_day by wrapping what it calls (in this process only)."""
+    """Times the phases of build_bronze_day by wrapping what it calls (in this process only),
+    with the Spark JVM's CPU seconds in each phase."""
 
-    def __init__(self):
+    def __init__(self, groups: dict[str, int]):
+        self.groups = groups
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def wrap(self, owner, attr: str, phase: str):
         orig = getattr(owner, attr)
-        times = self.times
+        pt = self
 
         def timed(*a, **k):
-            t0 = time.perf_counter()
+            w = C.CpuWindow(pt.groups)
+            w.__enter__()
             try:
                 return orig(*a, **k)
             finally:
-                times[phase] = times.get(phase, 0.0) + time.perf_counter() - t0
+                w.__exit__(None, None, None)
+                pt.times[phase] = pt.times.get(phase, 0.0) + w.wall
+                pt.cpu[phase] = pt.cpu.get(phase, 0.0) + w.ours.get("spark", 0.0)
 
         setattr(owner, attr, timed)
         return orig
 
 
-def run_bronze(spark, settings, day: date) -> tuple[object, float, dict[str, float]]:
+def run_bronze(spark, settings, day: date, groups: dict[str, int]):
     from pyspark.sql.readwriter import DataFrameWriter
 
     import crypto_assets.steps.bronze as step
@@ -163,7 +172,7 @@ def run_bronze(spark, settings, day: date) -> tuple[object, float, dict[str, flo
 
     kafka = KafkaResource.from_settings(settings)
     lake = LakeResource.from_settings(settings)
-    pt = PhaseTimer()
+    pt = PhaseTimer(groups)
     originals = [
         (KafkaResource, "offset_window", pt.wrap(KafkaResource, "offset_window", "offset lookup")),
         (step, "_existing_offsets", pt.wrap(step, "_existing_offsets", "existing-partition check")),
@@ -171,47 +180,68 @@ def run_bronze(spark, settings, day: date) -> tuple[object, float, dict[str, flo
         (step, "_collect_stats", pt.wrap(step, "_collect_stats", "stats collection")),
     ]
     try:
-        t0 = time.perf_counter()
-        stats = step.build_bronze_day(spark, kafka, lake, "trades", day)
-        secs = time.perf_counter() - t0
+        with C.CpuWindow(groups) as cw:
+            stats = step.build_bronze_day(spark, kafka, lake, "trades", day)
     finally:
         for owner, attr, orig in originals:
             setattr(owner, attr, orig)
-    phases = dict(pt.times)
-    phases["other (plan, file listing)"] = max(0.0, secs - sum(phases.values()))
-    return stats, secs, phases
+    phases = {k: (v, pt.cpu.get(k, 0.0)) for k, v in pt.times.items()}
+    phases["other (plan, file listing)"] = (
+        max(0.0, cw.wall - sum(pt.times.values())),
+        max(0.0, cw.ours.get("spark", 0.0) - sum(pt.cpu.values())),
+    )
+    return stats, cw, phases
 
 
-def profile(spark, settings, day: date, n: int) -> dict[str, float]:
-    """Diagnostic jobs after the measurement: where does the read+transform+write time go?"""
+def profile(spark, settings, day: date, n: int, groups: dict[str, int]) -> dict[str, dict]:
+    """Diagnostic jobs after the measurement (warm JVM): where does read+transform+write go?"""
+    from pyspark.sql import functions as F
+
     import crypto_assets.steps.bronze as step
     from crypto_assets.resources.kafka import KafkaResource
-    from crypto_assets.transforms.bronze import day_bounds, filter_ingest_day, kafka_to_bronze
+    from crypto_assets.transforms.bronze import (
+        ENVELOPE_SCHEMA,
+        day_bounds,
+        filter_ingest_day,
+        kafka_to_bronze,
+    )
 
     kafka = KafkaResource.from_settings(settings)
     start, end = day_bounds(day)
     window = kafka.offset_window(settings.trades_topic, start, end)
-    out: dict[str, float] = {}
-
-    def noop(label, df):
-        t0 = time.perf_counter()
-        df.write.format("noop").mode("overwrite").save()
-        out[label] = time.perf_counter() - t0
-        print(f"  {label:<44} {out[label]:7.2f} s  ({n / out[label]:,.0f} records/s)", flush=True)
-
     raw = step.read_kafka_window(spark, kafka, window)
-    noop("Kafka scan only (noop sink)", raw)
-    noop("Kafka scan + day filter + Bronze mapping", kafka_to_bronze(filter_ingest_day(raw, day), "trades"))
-    noop(
-        "... + sortWithinPartitions",
-        kafka_to_bronze(filter_ingest_day(raw, day), "trades").sortWithinPartitions("partition", "offset"),
-    )
-    # Parquet write without the JSON parse: how much is the writer itself?
-    tmp = str(Path(settings.lake_root) / "_profile_raw_parquet")
-    t0 = time.perf_counter()
-    raw.write.mode("overwrite").parquet(tmp)
-    out["Kafka scan + raw Parquet write"] = time.perf_counter() - t0
-    print(f"  {'Kafka scan + raw Parquet write (no parse)':<44} {out['Kafka scan + raw Parquet write']:7.2f} s", flush=True)
+    # The Kafka source's minPartitions splits big Kafka partitions into several Spark tasks.
+    split = raw.sparkSession.read.format("kafka")
+    for k, v in {**kafka.spark_options(), **window.spark_options(), "includeHeaders": "true",
+                 "failOnDataLoss": "true", "minPartitions": "4"}.items():
+        split = split.option(k, v)
+    split = split.load()
+    tmp = Path(settings.lake_root) / "_profile"
+
+    def bronze_rows(df):
+        return kafka_to_bronze(filter_ingest_day(df, day), "trades")
+
+    jobs = [
+        ("Kafka scan only -> noop", lambda: raw.write.format("noop").mode("overwrite").save()),
+        ("Kafka scan + from_json only -> noop", lambda: raw.select(
+            F.from_json(F.col("value").cast("string"), ENVELOPE_SCHEMA).alias("e")
+        ).write.format("noop").mode("overwrite").save()),
+        ("Kafka scan + Bronze mapping -> noop", lambda: bronze_rows(raw).write.format("noop").mode("overwrite").save()),
+        ("Kafka scan -> raw Parquet (no parse)", lambda: raw.write.mode("overwrite").parquet(str(tmp / "raw"))),
+        ("Bronze write again (warm JVM)", lambda: bronze_rows(raw).sortWithinPartitions("partition", "offset")
+            .write.mode("overwrite").partitionBy("ingest_date").parquet(str(tmp / "bronze"))),
+        ("Bronze write, minPartitions=4", lambda: bronze_rows(split).sortWithinPartitions("partition", "offset")
+            .write.mode("overwrite").partitionBy("ingest_date").parquet(str(tmp / "bronze4"))),
+    ]
+    out: dict[str, dict] = {}
+    print(f"  {'job':<40} {'wall s':>7} {'rec/s':>9} {'Spark CPU s':>11} {'cores':>5} {'others':>6}")
+    for label, job in jobs:
+        with C.CpuWindow(groups) as w:
+            job()
+        cpu = w.ours.get("spark", 0.0)
+        out[label] = {"wall_s": round(w.wall, 2), "spark_cpu_s": round(cpu, 2), "others_avg_cores": round(w.others_cores, 2)}
+        print(f"  {label:<40} {w.wall:7.2f} {n / w.wall:9,.0f} {cpu:11.1f} {w.cores('spark'):5.2f} {w.others_cores:6.2f}",
+              flush=True)
     C.reset_dir(tmp)
     return out
 
@@ -221,13 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=1_000_000, help="trade records to publish (default 1,000,000)")
     ap.add_argument("--day", default="2026-11-20", help="UTC day of the records (default 2026-11-20)")
     ap.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
-                    help="diagnostic noop jobs after the measurement (auto: only if the goal is missed)")
+                    help="diagnostic jobs after the measurement (auto: only if the goal is missed)")
     args = ap.parse_args(argv)
     if args.records < 1:
         ap.error("--records must be >= 1")
     n = args.records
     day = date.fromisoformat(args.day)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    C.quiet_spark_progress()
 
     from crypto_assets.broker import LocalBroker
     from crypto_assets.resources.spark import build_spark_session
@@ -241,16 +273,17 @@ def main(argv: list[str] | None = None) -> int:
     broker = LocalBroker(settings)
     spark = None
     summary: dict = {"benchmark": NAME, "machine": info, "records": n, "day": day.isoformat()}
-    ok = False
     try:
         t0 = time.perf_counter()
         st = broker.up()
         broker.ensure_topics()
+        broker_pid = broker.status().pid
         print(f"broker up in {time.perf_counter() - t0:.1f} s at {settings.kafka_bootstrap}; "
               f"topics: {', '.join(f'{t}({p})' for t, p in sorted(st.topics.items()))}", flush=True)
 
         print(f"publishing {n:,} records with KafkaSink (acks=all) ...", flush=True)
-        pub = publish(settings, n, day)
+        with C.CpuWindow({"broker": broker_pid}) as pw:
+            pub = publish(settings, n, day)
         pub_rps = n / pub["seconds"]
         gen_s = generation_cost(n, day)
         ends = kafka_totals(settings)
@@ -258,14 +291,13 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"FAILED: topic holds {sum(ends.values()):,} records, expected {n:,}")
         avg = pub["value_bytes"] / n
         print(f"published {n:,} records ({pub['value_bytes'] / 1024**2:,.0f} MiB of values, {avg:.0f} B avg) "
-              f"in {pub['seconds']:.1f} s = {pub_rps:,.0f} records/s "
-              f"(of which building the values: {gen_s:.1f} s); per partition {ends}", flush=True)
+              f"in {pub['seconds']:.1f} s = {pub_rps:,.0f} records/s; per Kafka partition {ends}", flush=True)
         summary["publish"] = {
             "seconds": round(pub["seconds"], 2), "records_per_s": round(pub_rps),
             "value_bytes_avg": round(avg, 1), "generation_s": round(gen_s, 2), "partition_end_offsets": ends,
+            "cpu": pw.summary(),
         }
 
-        broker_pid = broker.status().pid
         with C.TreeRssSampler(exclude_pids=(broker_pid,) if broker_pid else ()) as sampler:
             t0 = time.perf_counter()
             spark = build_spark_session(
@@ -274,11 +306,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             spark.range(10).count()
             session_s = time.perf_counter() - t0
+            groups = {"broker": broker_pid, "spark": spark.sparkContext._gateway.proc.pid}
             print(f"Spark session (local[2]) up and warmed in {session_s:.1f} s; building Bronze ...", flush=True)
-
-            stats, bronze_s, phases = run_bronze(spark, settings, day)
+            stats, bw, phases = run_bronze(spark, settings, day, groups)
         broker_rss = C.rss_of(broker_pid) if broker_pid else 0.0
+        bronze_s = bw.wall
         rps = n / bronze_s
+        spark_cpu = bw.ours.get("spark", 0.0)
 
         problems = []
         if stats.rows != n:
@@ -293,12 +327,22 @@ def main(argv: list[str] | None = None) -> int:
         mem = {**sampler.summary_mib(), **{f"rusage_{k}": v for k, v in C.rusage_max_rss_mib().items()},
                "broker_rss_mib": broker_rss}
         print()
-        print(f"publish:  {n:,} records in {pub['seconds']:.1f} s = {pub_rps:,.0f} records/s (acks=all, KafkaSink)")
+        print(f"machine:  {C.machine_line(info)[9:]}")
+        print(f"publish:  {n:,} records ({avg:.0f} B values) in {pub['seconds']:.1f} s = {pub_rps:,.0f} records/s "
+              f"(KafkaSink, acks=all; Python used {pw.cores('python'):.2f} cores, broker {pw.cores('broker'):.2f}; "
+              f"building the values alone takes {gen_s:.1f} s)")
+        if C.contention_note(pw.others_cores):
+            print(f"          {C.contention_note(pw.others_cores)}")
         print(f"bronze:   {stats.rows:,} rows, {stats.malformed} malformed, products {stats.products}")
         print(f"          {bronze_s:.1f} s = {rps:,.0f} records/s; {stats.files} files, "
               f"{stats.bytes_written / 1024**2:,.1f} MiB ({stats.bytes_written:,} bytes) written")
-        for phase, secs in phases.items():
-            print(f"          {phase:<30} {secs:7.2f} s  ({100 * secs / bronze_s:4.1f} %)")
+        print(f"          Spark JVM CPU {spark_cpu:.1f} s = {1e6 * spark_cpu / n:.1f} us/record, "
+              f"{bw.cores('spark'):.2f} of 2 cores on average")
+        for phase, (secs, cpu) in phases.items():
+            print(f"          {phase:<28} {secs:7.2f} s ({100 * secs / bronze_s:4.1f} %)  "
+                  f"Spark CPU {cpu:6.1f} s = {cpu / secs if secs > 0 else 0:4.2f} cores")
+        if C.contention_note(bw.others_cores):
+            print(f"          {C.contention_note(bw.others_cores)}")
         print(f"memory:   peak RSS Python+Spark tree {mem['tree_peak_mib']:,.0f} MiB "
               f"(Python {mem['python_peak_mib']:,.0f}, Spark JVM {mem['children_peak_mib']:,.0f}); "
               f"broker {broker_rss:,.0f} MiB; ru_maxrss self {mem['rusage_self_mib']:,.0f} MiB")
@@ -308,9 +352,12 @@ def main(argv: list[str] | None = None) -> int:
             "bronze": {
                 "seconds": round(bronze_s, 2), "records_per_s": round(rps), "rows": stats.rows,
                 "malformed": stats.malformed, "files": stats.files, "bytes_written": stats.bytes_written,
-                "phases_s": {k: round(v, 2) for k, v in phases.items()},
+                "spark_cpu_s": round(spark_cpu, 2), "spark_avg_cores": round(bw.cores("spark"), 2),
+                "phases": {k: {"wall_s": round(v[0], 2), "spark_cpu_s": round(v[1], 2)} for k, v in phases.items()},
+                "cpu": bw.summary(),
             },
             "memory_mib": mem,
+            "contended": bool(C.contention_note(pw.others_cores) or C.contention_note(bw.others_cores)),
             "goal": f">= {GOAL_RPS} records/s on 2 cores",
             "goal_met": ok,
             "verdict": "PASS" if ok else "MISS",
@@ -320,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             summary["problems"] = problems
             print("FAILED: " + "; ".join(problems), flush=True)
         elif args.profile == "always" or (args.profile == "auto" and not ok):
-            print("profile (diagnostic noop jobs, after the measurement):", flush=True)
-            summary["profile_s"] = {k: round(v, 2) for k, v in profile(spark, settings, day, n).items()}
+            print("profile (diagnostic jobs after the measurement, same Spark session):", flush=True)
+            summary["profile"] = profile(spark, settings, day, n, groups)
     finally:
         if spark is not None:
             try:

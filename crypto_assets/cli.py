@@ -61,17 +61,73 @@ def cmd_jars(args, settings: Settings) -> int:
 
 
 def cmd_produce(args, settings: Settings) -> int:
+    import threading
+    from dataclasses import replace
+
+    from producer.coinbase import Credentials, CredentialsError
+    from producer.live import (
+        OptionsError,
+        ProducerOptions,
+        install_stop_signals,
+        run_live,
+        with_products,
+    )
     from producer.run import run_offline_source
 
-    summary = run_offline_source(
-        settings,
-        source=args.source,
-        path=args.file,
-        seed=args.seed,
-        duration_s=args.duration,
-        speed=args.speed,
-    )
-    print(summary)
+    try:
+        settings = with_products(settings, args.products)
+        options = ProducerOptions.from_env(
+            ws_url=args.ws_url, watchdog_s=args.watchdog, buffer_records=args.buffer_records,
+            buffer_mb=args.buffer_mb, status_interval_s=args.status_interval, record=args.record,
+        )
+        if args.metrics_port is not None:
+            options = replace(options, metrics_port=args.metrics_port)
+        if args.record and args.source != "coinbase":
+            raise OptionsError("--record saves the live stream: use it with --source coinbase")
+        if args.file and args.source != "replay":
+            raise OptionsError(f"a recording ({args.file}) is only read with --source replay")
+        credentials = Credentials.from_env() if args.source == "coinbase" else None
+    except (OptionsError, CredentialsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    restore = install_stop_signals(stop)
+    try:
+        if args.source == "coinbase":
+            pipeline = run_live(settings, options, stop, credentials)
+            print(pipeline.summary_line(), flush=True)
+            return 0
+        summary = run_offline_source(
+            settings,
+            source=args.source,
+            path=args.file,
+            seed=args.seed,
+            duration_s=args.duration,
+            speed=args.speed,
+            stop=stop,
+            status_interval_s=options.status_interval_s if args.status_interval is not None else 0.0,
+            metrics_port=args.metrics_port,  # offline runs are short: metrics only when asked
+            workers=args.workers,
+        )
+        print(summary)
+        print(summary.pipeline.summary_line(summary.seconds), flush=True)
+        return 0
+    except OSError as exc:  # e.g. the metrics port is taken, the recording cannot be written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        restore()
+
+
+def cmd_docs(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from crypto_assets.features.registry import catalog_markdown
+
+    target = Path(settings.home) / "docs" / "feature_catalog.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(catalog_markdown())
+    print(f"wrote {target}")
     return 0
 
 
@@ -98,13 +154,30 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jars", help="resolve the JVM dependencies from Maven Central (cached)")
     j.set_defaults(func=cmd_jars)
 
-    p = sub.add_parser("produce", help="publish market data into Kafka")
-    p.add_argument("--source", choices=["synthetic", "replay"], required=True)
+    from producer.live import metrics_port_arg
+
+    p = sub.add_parser("produce", help="publish market data into Kafka (live Coinbase, a recording, or synthetic)")
+    p.add_argument("--source", choices=["coinbase", "replay", "synthetic"], required=True,
+                   help="coinbase = live WebSocket; replay FILE = an NDJSON recording; synthetic = seeded market")
     p.add_argument("file", nargs="?", help="NDJSON recording for --source replay")
+    p.add_argument("--products", help="comma-separated product ids (default: CRYPTO_PRODUCTS)")
+    p.add_argument("--ws-url", help="coinbase: WebSocket URL (default: CRYPTO_COINBASE_WS_URL or the Coinbase endpoint)")
+    p.add_argument("--record", metavar="FILE", help="coinbase: also append every received frame to FILE (NDJSON, replayable)")
+    p.add_argument("--metrics-port", type=metrics_port_arg, metavar="PORT|off",
+                   help="Prometheus metrics on 127.0.0.1:PORT (coinbase default 9108; 0 = any free port; off)")
+    p.add_argument("--status-interval", type=float, metavar="S", help="seconds between status lines (default 10)")
+    p.add_argument("--watchdog", type=float, metavar="S", help="coinbase: reconnect after S seconds without any message (default 10)")
+    p.add_argument("--buffer-records", type=int, metavar="N", help="records kept in memory while Kafka is unreachable (default 100000)")
+    p.add_argument("--buffer-mb", type=float, metavar="MB", help="bytes bound of that buffer, MiB (default 64)")
     p.add_argument("--seed", type=int, default=7, help="synthetic: random seed")
     p.add_argument("--duration", type=float, default=600.0, help="synthetic: simulated seconds")
-    p.add_argument("--speed", type=float, default=0.0, help="0 = as fast as possible, 1 = recorded pace, 2 = twice as fast")
+    p.add_argument("--speed", type=float, default=0.0, help="replay/synthetic: 0 = as fast as possible, 1 = recorded pace, 2 = twice as fast")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="replay/synthetic: Kafka sender processes (default: 2 on a machine with 2+ cores; 0 = send in-process)")
     p.set_defaults(func=cmd_produce)
+
+    doc = sub.add_parser("docs", help="regenerate docs/feature_catalog.md from the feature registry")
+    doc.set_defaults(func=cmd_docs)
 
     d = sub.add_parser("demo", help="offline end-to-end run: broker, data, Bronze")
     d.set_defaults(func=cmd_demo)

@@ -21,6 +21,23 @@ from dataclasses import dataclass, field
 DATA_CHANNELS = {"market_trades": "trades", "ticker": "tickers"}
 HEALTH_CHANNELS = {"heartbeats", "subscriptions"}
 
+# The C scanner behind json.loads, called directly: the hot path parses every frame once.
+_scan_once = json.JSONDecoder().scan_once
+_JSON_SPACE = " \t\n\r"
+
+
+def _parse_json(text: str):
+    """json.loads(text) without its per-call Python overhead; ValueError if it is not one JSON value."""
+    if not text or text[0] in _JSON_SPACE:
+        return json.loads(text)
+    try:
+        obj, end = _scan_once(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        raise ValueError("extra data after the JSON value")
+    return obj
+
 
 @dataclass(frozen=True)
 class KafkaRecord:
@@ -45,22 +62,39 @@ class Router:
     def __init__(self, trades_topic: str, ticker_topic: str, deadletter_topic: str):
         self.topics = {"market_trades": trades_topic, "ticker": ticker_topic}
         self.deadletter_topic = deadletter_topic
+        # One connection's data records all share one headers tuple: built once, not per frame.
+        self._header_cache: dict[tuple[str, str], tuple] = {}
 
     def _headers(self, source: str, connection_id: str, reason: str | None = None) -> tuple:
+        if reason is None:
+            cached = self._header_cache.get((source, connection_id))
+            if cached is not None:
+                return cached
         headers = [("source", source.encode()), ("connection_id", connection_id.encode())]
         if reason:
             headers.append(("reason", reason.encode()))
-        return tuple(headers)
+            return tuple(headers)
+        if len(self._header_cache) >= 64:
+            self._header_cache.clear()
+        cached = self._header_cache[(source, connection_id)] = tuple(headers)
+        return cached
 
     def dead_letter(self, raw: bytes, ts_ms: int, source: str, connection_id: str, reason: str) -> Routed:
         record = KafkaRecord(self.deadletter_topic, None, raw, ts_ms, self._headers(source, connection_id, reason))
         return Routed("deadletter", [record], reason=reason)
 
     def route(self, frame: str | bytes, ts_ms: int, source: str, connection_id: str) -> Routed:
-        raw = frame.encode() if isinstance(frame, str) else frame
         try:
-            msg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            if isinstance(frame, str):
+                text, raw = frame, frame.encode()
+            else:
+                raw = frame
+                text = raw.decode()
+            msg = _parse_json(text)
+        except UnicodeEncodeError:  # a str frame holding undecodable bytes (surrogate escapes)
+            raw = frame.encode("utf-8", "surrogateescape")
+            return self.dead_letter(raw, ts_ms, source, connection_id, "not_json")
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return self.dead_letter(raw, ts_ms, source, connection_id, "not_json")
         if not isinstance(msg, dict):
             return self.dead_letter(raw, ts_ms, source, connection_id, "not_json_object")

@@ -47,7 +47,9 @@ import random
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc  # datetime.UTC needs Python 3.11; the package supports 3.10
 
 __all__ = [
     "Frame",

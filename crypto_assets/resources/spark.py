@@ -79,7 +79,8 @@ def build_spark_session(
     spark.sparkContext.setLogLevel("WARN")
     # getOrCreate may hand back an existing session: make sure runtime settings hold anyway.
     for k, v in conf.items():
-        spark.conf.set(k, v)
+        if spark.conf.isModifiable(k):
+            spark.conf.set(k, v)
     return spark
 
 

@@ -6,7 +6,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -20,6 +20,7 @@ from producer.synthetic import (
     product_profile,
 )
 
+UTC = timezone.utc  # datetime.UTC needs Python 3.11; the package supports 3.10
 ENVELOPE_KEYS = ["channel", "client_id", "timestamp", "sequence_num", "events"]
 TRADE_KEYS = ["product_id", "trade_id", "price", "size", "time", "side"]
 TICKER_KEYS = [
