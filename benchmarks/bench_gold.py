@@ -182,9 +182,12 @@ def main() -> None:
     trades.count(), tickers.count()
 
     clock = time.perf_counter()
-    ours = gold_features(trades, tickers, DAY)
-    ours.write.format("noop").mode("overwrite").save()
+    build_gold(spark, lake, DAY, PRODUCTS, leakage_samples=0)  # read Silver, compute, write, measure
     ours_s = time.perf_counter() - clock
+    ours = spark.read.parquet(f"{settings.lake_root}/gold/features").where(F.col("event_date") == F.lit(DAY))
+    clock = time.perf_counter()
+    gold_features(trades, tickers, DAY).write.format("noop").mode("overwrite").save()
+    ours_spark_s = time.perf_counter() - clock
     clock = time.perf_counter()
     naive = window_group_a(trades).where(F.col("event_date") == F.lit(DAY))
     naive.write.format("noop").mode("overwrite").save()
@@ -203,10 +206,12 @@ def main() -> None:
         if bad:
             mismatched[c] = bad
     speedup = naive_s / ours_s
-    summary.update(side_by_side_trades=n, ours_seconds=round(ours_s, 1), window_functions_seconds=round(naive_s, 1),
+    summary.update(side_by_side_trades=n, ours_seconds=round(ours_s, 2), ours_in_spark_workers_seconds=round(ours_spark_s, 2),
+                   window_functions_seconds=round(naive_s, 1),
                    speedup=round(speedup, 1), group_a_rows_compared=len(a), group_a_mismatched=mismatched,
                    group_a_worst_relative_difference=worst, side_by_side_goal_met=speedup >= 10 and not mismatched)
-    print(f"side by side on {n:,} trades: ours (all 120 features) {ours_s:.1f} s vs Spark window functions "
+    print(f"side by side on {n:,} trades: ours (all 120 features + 6 targets, read, compute, write) {ours_s:.2f} s "
+          f"[in Spark's Python workers instead: {ours_spark_s:.1f} s] vs Spark window functions "
           f"(51 group A features) {naive_s:.1f} s -> {speedup:.1f}x ({'PASS' if speedup >= 10 else 'MISS'} goal 10x); "
           f"{len(a):,} rows x {len(group_a)} features compared, mismatches {mismatched or 'none'}, "
           f"worst relative difference {worst:.2e}")

@@ -53,6 +53,24 @@ class LakeResource(ConfigurableResource):
         files = [f for f, _ in self.data_files(path)]
         return pq.ParquetDataset(files).read() if files else None
 
+    def replace_partition(self, table, path: str) -> None:
+        """Writes an Arrow table as the whole content of a partition folder: written beside it,
+        then swapped in, so readers never see half a partition."""
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir()
+        pq.write_table(table, tmp / "part-00000.snappy.parquet", compression="snappy")
+        trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        if target.exists():
+            target.rename(trash)
+        tmp.rename(target)
+        shutil.rmtree(trash, ignore_errors=True)
+
     def data_files(self, path: str) -> list[tuple[str, int]]:
         """Parquet files under a path with their sizes in bytes (Spark's marker files excluded)."""
         base = Path(path)

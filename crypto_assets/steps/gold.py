@@ -23,7 +23,9 @@ from crypto_assets.transforms.gold import (
     LOOKBACK_TRADES,
     TICKER_FIELDS,
     TICKER_ORDER,
+    compute_features,
     gold_features,
+    to_gold_rows,
     with_ticker_seq,
 )
 
@@ -92,11 +94,15 @@ def build_gold(
     products: list[str],
     quote_join: str = "asof",
     leakage_samples: int = 16,
+    engine: str = "arrow",
 ) -> dict[str, GoldStats]:
     """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product, one product at a time.
 
-    Each product is written straight to its partition folder (the folder names carry product_id
-    and event_date), so the write needs no sort; the checks read inputs and output with Arrow.
+    A Gold partition is one product's sequential computation, so by default (`engine="arrow"`)
+    it runs where the data is read: Silver with Arrow, `compute_features`, one Parquet file
+    swapped into the partition folder. `engine="spark"` runs the same `compute_features` in
+    Spark's Python workers (`gold_features`), which spreads many products over executors but
+    pays to move 134 columns between the JVM and Python. The checks read with Arrow either way.
     """
     stats = {}
     for p in products:
@@ -112,30 +118,49 @@ def build_gold(
             s.empty_reason = f"Silver trades {p} {day} is missing or empty: nothing to compute"
             lake.delete(s.path)
             continue
-        trades = _read(spark, lake, "trades", trade_parts)
-        tickers = (
-            _read(spark, lake, "ticker", ticker_parts)
-            if ticker_parts
-            else spark.createDataFrame([], _ticker_schema())
-        )
-        gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
-        gold.write.mode("overwrite").parquet(s.path)
+        trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
+        trade_pdf["product_id"] = p
+        ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
+        if engine == "spark":
+            trades = _read(spark, lake, "trades", trade_parts)
+            tickers = (
+                _read(spark, lake, "ticker", ticker_parts) if ticker_parts else spark.createDataFrame([], _ticker_schema())
+            )
+            gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
+            gold.write.mode("overwrite").parquet(s.path)
+        else:
+            rows = to_gold_rows(compute_features(trade_pdf, ticker_pdf, quote_join), day)
+            lake.replace_partition(_to_arrow(rows), s.path)
         timings = {"compute_and_write": time.perf_counter() - clock}
 
         clock = time.perf_counter()
-        trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
-        trade_pdf["product_id"] = p
-        ticker_pdf = _read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS])
         s.tickers_in_input = len(ticker_pdf)
         _reconcile(trade_pdf, day, s)
         _measure(lake, s)
         timings["checks"] = time.perf_counter() - clock
         clock = time.perf_counter()
         if s.rows and leakage_samples:
-            s.leakage = _leakage(lake, s, trade_pdf, with_ticker_seq(ticker_pdf), quote_join, leakage_samples)
+            s.leakage = _leakage(lake, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
         timings["leakage"] = time.perf_counter() - clock
         log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
     return stats
+
+
+_ARROW = {"double": "float64", "int": "int32", "bigint": "int64", "string": "string", "boolean": "bool"}
+
+
+def _to_arrow(rows: pd.DataFrame):
+    """Gold rows -> an Arrow table with exactly the catalog's types (partition columns stay in the path)."""
+    import pyarrow as pa
+
+    fields = []
+    for name, typ in gold_columns():
+        if name in ("product_id", "event_date"):
+            continue
+        fields.append(pa.field(name, pa.timestamp("us", tz="UTC") if typ == "timestamp" else pa.type_for_alias(_ARROW[typ])))
+    data = rows.drop(columns=["product_id", "event_date"]).copy()
+    data["trade_time"] = data["trade_time"].dt.tz_localize("UTC")
+    return pa.Table.from_pandas(data, schema=pa.schema(fields), preserve_index=False)
 
 
 def _ticker_schema() -> str:
