@@ -81,7 +81,7 @@ def generate(n: int, day: date, seed: int = 1):
         trade_id = next_id[j]
         next_id[j] = trade_id + 1
         sz = rnd()
-        size = ("%.8f" % max(sz * sz * 0.5, 1e-8)).rstrip("0")
+        size = f"{max(sz * sz * 0.5, 1e-8):.8f}".rstrip("0")
         value = TEMPLATE % (
             stamps[env_ms // 1000], (env_ms % 1000) * 1_000_000 + int(r * 999_983), i + 1,
             PRODUCTS[j], trade_id, repr(round(p, 2)), size,

@@ -82,7 +82,7 @@ class Settings:
         return Path(self.state_dir) / "kafka"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
         """Defaults, then `CRYPTO_<NAME>` variables, then explicit keyword overrides."""
         env = os.environ if environ is None else environ
         values: dict = {}

@@ -48,7 +48,7 @@ def test_up_status_down_lifecycle(cli_env):
 
     up = run(cli_env, "kafka", "up")
     assert up.returncode == 0, up.stderr
-    assert f"running" in up.stdout and f"127.0.0.1:{port}" in up.stdout
+    assert "running" in up.stdout and f"127.0.0.1:{port}" in up.stdout
     for topic in ("crypto.ticker.raw (3 partitions)", "crypto.trades.raw (3 partitions)", "crypto.deadletter.raw"):
         assert topic in up.stdout
     pid = int((Path(cli_env["CRYPTO_STATE_DIR"]) / "kafka" / "broker.pid").read_text())
@@ -68,8 +68,9 @@ def test_up_status_down_lifecycle(cli_env):
 
 
 def test_data_survives_restart(cli_env):
-    from crypto_assets_tests.helpers import send_records, ts
     from kafka import KafkaConsumer, TopicPartition
+
+    from crypto_assets_tests.helpers import send_records, ts
 
     assert run(cli_env, "kafka", "up").returncode == 0
     bootstrap = f"127.0.0.1:{cli_env['CRYPTO_KAFKA_PORT']}"

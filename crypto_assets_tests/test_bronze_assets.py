@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 from dagster import DagsterInstance, materialize
 
 from crypto_assets.assets.bronze import bronze_assets

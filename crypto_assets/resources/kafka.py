@@ -57,7 +57,7 @@ class KafkaResource(ConfigurableResource):
     connect_timeout_ms: int = 8000
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "KafkaResource":
+    def from_settings(cls, settings: Settings) -> KafkaResource:
         return cls(
             bootstrap_servers=settings.kafka_bootstrap,
             trades_topic=settings.trades_topic,

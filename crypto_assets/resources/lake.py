@@ -20,7 +20,7 @@ class LakeResource(ConfigurableResource):
     root: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "LakeResource":
+    def from_settings(cls, settings: Settings) -> LakeResource:
         return cls(root=settings.lake_root)
 
     def _check_local(self) -> Path:

@@ -97,7 +97,7 @@ class SparkResource(ConfigurableResource):
     _session = PrivateAttr(default=None)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SparkResource":
+    def from_settings(cls, settings: Settings) -> SparkResource:
         return cls(
             master=settings.spark_master,
             connect_url=settings.spark_connect_url,

@@ -239,11 +239,11 @@ def compute_features(trades: pd.DataFrame, tickers: pd.DataFrame | None = None, 
     gains, losses = _Windows(np.where(d > 0, d, 0.0)), _Windows(np.where(d < 0, -d, 0.0))
     d_known = ~np.isnan(d)
     for m in (14, 50):
-        g, l = gains.sum(m) / m, losses.sum(m) / m
+        gain, loss = gains.sum(m) / m, losses.sum(m) / m
         # Whether any gain or loss exists is decided on exact counts, not on rounded sums.
         n_up, n_down = _count(d_known & (d > 0), m), _count(d_known & (d < 0), m)
         full = ~np.isnan(_lag(p, m))
-        rsi = 100 - 100 / (1 + _div(g, l))
+        rsi = 100 - 100 / (1 + _div(gain, loss))
         rsi = np.where(n_down == 0, np.where(n_up > 0, 100.0, np.nan), rsi)
         f[f"rsi_{m}"] = np.where(full, rsi, np.nan)
     f["bollinger_pctb_50"] = _div(p - (ma[50] - 2 * sd[50]), 4 * sd[50])

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 import pandas as pd
-import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from crypto_assets.assets.gold import build_gold_asset

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 import pytest
 
 from crypto_assets.transforms.bronze import kafka_to_bronze
 from crypto_assets.transforms.silver import SilverRules, mark, quarantine_rows, silver_rows
-from crypto_assets_tests.helpers import ticker_frame, trades_frame, ts
+from crypto_assets_tests.helpers import ticker_frame, ts
 
 KAFKA_SCHEMA = (
     "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, "
