@@ -136,31 +136,34 @@ def build_gold(
         clock = time.perf_counter()
         s.tickers_in_input = len(ticker_pdf)
         _reconcile(trade_pdf, day, s)
-        _measure(lake, s)
+        written = _measure(lake, s)
         timings["checks"] = time.perf_counter() - clock
         clock = time.perf_counter()
         if s.rows and leakage_samples:
-            s.leakage = _leakage(lake, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
+            s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
         timings["leakage"] = time.perf_counter() - clock
         log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
     return stats
 
 
-_ARROW = {"double": "float64", "int": "int32", "bigint": "int64", "string": "string", "boolean": "bool"}
+def _arrow_schema():
+    """The Gold file schema: the catalog's columns and types in Arrow (partition columns stay in the path)."""
+    import pyarrow as pa
+
+    types = {"double": pa.float64(), "int": pa.int32(), "bigint": pa.int64(), "string": pa.string(),
+             "boolean": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
+    return pa.schema(
+        [pa.field(name, types[typ]) for name, typ in gold_columns() if name not in ("product_id", "event_date")]
+    )
 
 
 def _to_arrow(rows: pd.DataFrame):
-    """Gold rows -> an Arrow table with exactly the catalog's types (partition columns stay in the path)."""
+    """Gold rows -> an Arrow table with exactly the catalog's types."""
     import pyarrow as pa
 
-    fields = []
-    for name, typ in gold_columns():
-        if name in ("product_id", "event_date"):
-            continue
-        fields.append(pa.field(name, pa.timestamp("us", tz="UTC") if typ == "timestamp" else pa.type_for_alias(_ARROW[typ])))
     data = rows.drop(columns=["product_id", "event_date"]).copy()
     data["trade_time"] = data["trade_time"].dt.tz_localize("UTC")
-    return pa.Table.from_pandas(data, schema=pa.schema(fields), preserve_index=False)
+    return pa.Table.from_pandas(data, schema=_arrow_schema(), preserve_index=False)
 
 
 def _ticker_schema() -> str:
@@ -186,29 +189,27 @@ def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
     s.excluded_lookback = max(by_rank, by_time)
 
 
-_ARROW_TYPES = {"double": "double", "int": "int32", "bigint": "int64", "string": "string", "boolean": "bool",
-                "timestamp": "timestamp[us, tz=UTC]"}
+def _measure(lake: LakeResource, s: GoldStats) -> pd.DataFrame | None:
+    """Schema, keys, nulls, ranges and a preview, read back from the written files (Arrow, no Spark job).
 
-
-def _measure(lake: LakeResource, s: GoldStats) -> None:
-    """Schema, keys, nulls, ranges and a preview, read back from the written files (Arrow, no Spark job)."""
+    Returns the written rows (naive UTC times, in trade order) for the leakage check to sample."""
     if not lake.data_files(s.path):
-        return
+        return None
     table = lake.read_table(s.path)
-    actual = {f.name: str(f.type) for f in table.schema}
+    actual = {f.name: f.type for f in table.schema}
     s.schema_problems = [
-        f"{name}: expected {_ARROW_TYPES[typ]}, found {actual.get(name, 'missing')}"
-        for name, typ in gold_columns()
-        if name not in ("product_id", "event_date") and actual.get(name) != _ARROW_TYPES[typ]
+        f"{f.name}: expected {f.type}, found {actual.get(f.name, 'missing')}"
+        for f in _arrow_schema()
+        if actual.get(f.name) != f.type
     ]
-    df = table.to_pandas()
+    df = _naive_utc(table.to_pandas()).sort_values(["trade_time", "trade_id"], kind="mergesort")
     s.rows = len(df)
     s.duplicate_keys = int(df["trade_id"].duplicated().sum())
     s.training_ready = int(df["is_training_ready"].sum())
     s.rows_without_quote = int(df["best_bid"].isna().sum()) if "best_bid" in df else 0
     if s.rows:
-        s.min_trade_time = df["trade_time"].min().isoformat()
-        s.max_trade_time = df["trade_time"].max().isoformat()
+        s.min_trade_time = df["trade_time"].min().tz_localize("UTC").isoformat()
+        s.max_trade_time = df["trade_time"].max().tz_localize("UTC").isoformat()
     for f in FEATURES:
         if f.name not in df:
             continue
@@ -224,11 +225,11 @@ def _measure(lake: LakeResource, s: GoldStats) -> None:
                 s.out_of_range[f.name] = outside
     cols = ["trade_time", "trade_id", "price", "size", "side", "ma_10_trades", "rsi_14", "vwap_50", "best_bid", "best_ask",
             "future_price_10", "is_training_ready"]
-    s.preview = df.sort_values(["trade_time", "trade_id"]).head(5)[cols].to_dict("records")
+    s.preview = df.head(5)[cols].to_dict("records")
+    return df
 
 
-def _leakage(lake: LakeResource, s: GoldStats, trades: pd.DataFrame, tickers: pd.DataFrame, quote_join: str,
+def _leakage(gold: pd.DataFrame, s: GoldStats, trades: pd.DataFrame, tickers: pd.DataFrame, quote_join: str,
              k: int) -> LeakageResult:
-    gold = _naive_utc(lake.read_table(s.path).to_pandas()).sort_values(["trade_time", "trade_id"], kind="mergesort")
     chosen = sample_trade_ids(gold["trade_id"].to_numpy(), k, seed=int(s.day.replace("-", "")))
     return prefix_invariance(trades, tickers, gold[gold["trade_id"].isin(chosen)], quote_join)

@@ -179,11 +179,11 @@ def build_silver(
         for path in (s.path, s.quarantine_path):
             if not lake.data_files(path):
                 lake.delete(path)  # a partition that became empty must not keep old files
-        _measure(spark, lake, kind, s)
+        _measure(lake, kind, s)
     return stats
 
 
-def _measure(spark: SparkSession, lake: LakeResource, kind: str, s: SilverStats) -> None:
+def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
     """Counts and checks read back from the written files (Arrow: no Spark job for a few columns)."""
     quarantine = lake.read_table(s.quarantine_path)
     if quarantine is not None:
