@@ -225,8 +225,7 @@ class LocalBroker:
         ]
 
     def _format_storage(self, jars: list[Path]) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java_cmd(jars, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file))
+        cmd = self._java_cmd(jars, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.config_file))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise BrokerError(
@@ -288,6 +287,17 @@ class LocalBroker:
                 if text:
                     chunks.append(f"--- {f.name} ---\n{text}")
         return "\n".join(chunks) or "(no broker log written)"
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (22 url-safe base64 characters, as Kafka makes them).
+
+    About one in 64 random ids starts with '-', which Kafka's command line parser would read
+    as an option ("--cluster-id: expected one argument"); draw again until it does not."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _tail_text(text: str, lines: int = 20) -> str:

@@ -111,3 +111,12 @@ def test_missing_java_says_what_to_install(cli_env):
     assert res.stderr.strip() == (
         "error: Java not found: install a Java 17 runtime (Debian: apt-get install openjdk-17-jdk-headless)"
     )
+
+
+def test_cluster_ids_never_look_like_an_option():
+    from crypto_assets.broker import new_cluster_id
+
+    # With plain random ids about 1 in 64 starts with '-' and the storage format fails.
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
