@@ -131,6 +131,46 @@ def cmd_docs(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_stream(args, settings: Settings) -> int:
+    import threading
+
+    from crypto_assets.resources.kafka import KafkaUnavailableError
+    from crypto_assets.stream_job import StreamError, run_stream
+    from producer.live import install_stop_signals
+
+    stop = threading.Event()
+    restore = install_stop_signals(stop)
+    try:
+        report = run_stream(settings, tuple(args.kinds.split(",")), once=args.once, stop=stop)
+    except (KafkaUnavailableError, StreamError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        restore()
+    print(report)
+    return 0
+
+
+def cmd_backfill(args, settings: Settings) -> int:
+    from datetime import date
+
+    from crypto_assets.backfill import LAYERS, run_backfill
+
+    try:
+        start = date.fromisoformat(args.start)
+        end = date.fromisoformat(args.end or args.start)
+        layers = tuple(x.strip() for x in args.layers.split(","))
+        unknown = [x for x in layers if x not in LAYERS]
+        if unknown:
+            raise ValueError(f"unknown layer(s) {', '.join(unknown)}; expected some of {', '.join(LAYERS)}")
+        products = [p.strip() for p in args.products.split(",")] if args.products else None
+        runs = run_backfill(settings, start, end, products, layers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if runs and all(r.success for r in runs) else 1
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from crypto_assets.demo import run_demo
 
@@ -178,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     doc = sub.add_parser("docs", help="regenerate docs/feature_catalog.md from the feature registry")
     doc.set_defaults(func=cmd_docs)
+
+    st = sub.add_parser("stream", help="streaming Bronze: Kafka -> Bronze with Spark Structured Streaming (checkpointed)")
+    st.add_argument("--kinds", default="trades,ticker", help="comma-separated: trades, ticker")
+    st.add_argument("--once", action="store_true", help="land what Kafka holds now, then exit (availableNow trigger)")
+    st.set_defaults(func=cmd_stream)
+
+    b = sub.add_parser("backfill", help="rebuild dates x products through Dagster, one run per partition")
+    b.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD", help="first date")
+    b.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last date (default: --from)")
+    b.add_argument("--products", help="comma-separated product ids (default: every known product)")
+    b.add_argument("--layers", default="bronze,silver,gold", help="comma-separated: bronze, silver, gold")
+    b.set_defaults(func=cmd_backfill)
 
     d = sub.add_parser("demo", help="offline end-to-end run: broker, data, Bronze")
     d.set_defaults(func=cmd_demo)

@@ -11,6 +11,9 @@ from crypto_assets.assets.silver import silver_assets
 from crypto_assets.resources.kafka import KafkaResource
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
+from crypto_assets.sensors.bronze_schedule import build_bronze_schedule
+from crypto_assets.sensors.bronze_sensor import build_bronze_sensor
+from crypto_assets.sensors.gold_sensor import build_gold_sensor
 from crypto_assets.settings import Settings
 
 
@@ -25,8 +28,11 @@ def build_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
+    bronze, silver, gold = bronze_assets(settings), silver_assets(settings), build_gold_asset(settings)
     return Definitions(
-        assets=[*kafka_topic_specs(settings), *bronze_assets(settings), *silver_assets(settings), build_gold_asset(settings)],
+        assets=[*kafka_topic_specs(settings), *bronze, *silver, gold],
+        schedules=[build_bronze_schedule(settings, bronze)],
+        sensors=[build_bronze_sensor(settings, silver), build_gold_sensor(settings, gold)],
         resources=build_resources(settings),
     )
 

@@ -8,9 +8,7 @@ them), and prints what was written.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 from crypto_assets.settings import Settings
 
@@ -34,39 +32,13 @@ def _already_published(settings: Settings) -> bool:
     return kafka.offset_window(settings.trades_topic, DEMO_START, end).record_count > 0
 
 
-def dagster_instance(settings: Settings):
-    from dagster import DagsterInstance
-
-    os.environ.setdefault("DAGSTER_HOME", settings.home)
-    Path(settings.state_dir, "dagster").mkdir(parents=True, exist_ok=True)
-    os.chdir(settings.home)  # dagster.yaml keeps its storage paths relative to the project folder
-    return DagsterInstance.get()
-
-
-def _run(assets, partition_key, settings, instance):
-    from dagster import materialize
-
-    from crypto_assets.definitions import build_resources
-
-    result = materialize(
-        assets, partition_key=partition_key, resources=build_resources(settings), instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, raise_on_error=False,
-    )
-    rows, checks = [], []
-    for mat in result.get_asset_materialization_events():
-        md = mat.materialization.metadata
-        rows.append((mat.asset_key.to_user_string(), str(partition_key), md["rows"].value, md["path"].value))
-    for ev in result.get_asset_check_evaluations():
-        checks.append((ev.asset_key.to_user_string(), ev.check_name, ev.passed))
-    return result.success, rows, checks
-
-
 def run_demo(settings: Settings) -> int:
     from dagster import MultiPartitionKey
 
     from crypto_assets.assets.bronze import bronze_assets
     from crypto_assets.assets.gold import build_gold_asset
     from crypto_assets.assets.silver import silver_assets
+    from crypto_assets.backfill import dagster_instance, materialize_partition
     from crypto_assets.broker import LocalBroker
     from producer.run import publish_frames, synthetic_frames
 
@@ -85,21 +57,21 @@ def run_demo(settings: Settings) -> int:
     written, checks = [], []
     print("3/4 materializing Bronze through Dagster ...")
     for day in demo_days():
-        ok, rows, _ = _run(bronze_assets(settings), day.isoformat(), settings, instance)
-        if not ok:
+        run = materialize_partition(bronze_assets(settings), day.isoformat(), settings, instance)
+        if not run.success:
             print(f"error: Bronze materialization for {day} failed; see the run in the Dagster UI")
             return 1
-        written += rows
+        written += run.rows
     products = sorted(instance.get_dynamic_partitions("product_id"))
     print(f"4/4 materializing Silver and Gold for {', '.join(products)} ...")
     for assets in (silver_assets(settings), [build_gold_asset(settings)]):
         for day in demo_days():
             for product in products:
                 key = MultiPartitionKey({"event_date": day.isoformat(), "product_id": product})
-                ok, rows, evals = _run(assets, key, settings, instance)
-                written += rows
-                checks += evals
-                if not ok:
+                run = materialize_partition(assets, key, settings, instance)
+                written += run.rows
+                checks += run.checks
+                if not run.success:
                     print(f"error: materializing {[a.key.to_user_string() for a in assets]} for {key} failed; "
                           f"see the run in the Dagster UI")
                     return 1

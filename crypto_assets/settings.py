@@ -49,6 +49,15 @@ class Settings:
     first_date: str = "2024-01-01"
     kafka_timestamp_skew_minutes: int = 60
     allowed_lateness_days: int = 1
+    bronze_mode: str = "batch"
+    automation: str = "off"
+    bronze_batch_cron: str = "* * * * *"
+    stream_trigger_seconds: int = 5
+    stream_max_offsets_per_trigger: int = 500000
+    stream_checkpoint_root: str = ""
+    sensor_interval_seconds: int = 10
+    silver_freshness_minutes: int = 3
+    gold_freshness_minutes: int = 5
 
     def __post_init__(self) -> None:
         home = Path(self.home) if self.home else _default_home()
@@ -59,6 +68,11 @@ class Settings:
             object.__setattr__(self, "jvm_dir", str(home / ".state" / "jvm"))
         if not self.lake_root:
             object.__setattr__(self, "lake_root", str(home / "lake"))
+        for name, allowed in (("bronze_mode", ("batch", "stream")), ("automation", ("off", "on"))):
+            if getattr(self, name) not in allowed:
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name.upper()}={getattr(self, name)!r} is not valid; expected one of {', '.join(allowed)}"
+                )
         if not self.kafka_bootstrap:
             object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
         if self.kafka_partitions < 1:
@@ -72,6 +86,11 @@ class Settings:
     @property
     def topics(self) -> tuple[str, str]:
         return (self.ticker_topic, self.trades_topic)
+
+    @property
+    def checkpoint_root(self) -> str:
+        """Follows lake_root unless set (so a copy with another lake gets its own checkpoints)."""
+        return self.stream_checkpoint_root or f"{self.lake_root}/_checkpoints"
 
     @property
     def jvm_cache_dir(self) -> Path:
@@ -133,6 +152,15 @@ SETTINGS_DOC: dict[str, str] = {
     "first_date": "First day of the daily partitions (UTC).",
     "kafka_timestamp_skew_minutes": "How far out of order Kafka record timestamps may be; Bronze widens its offset lookup by this much and then filters exactly by day.",
     "allowed_lateness_days": "Days after its event day that a record may arrive and still reach its Silver partition.",
+    "bronze_mode": "How Bronze lands: `batch` (a schedule re-materializes today's Bronze on `bronze_batch_cron`) or `stream` (`crypto-pipeline stream` appends through a checkpoint; the Bronze sensor records its writes as materializations).",
+    "automation": "`on` starts the schedule and sensors (Bronze cadence, Bronze -> Silver, Silver -> Gold, freshness) with `dagster dev`; `off` leaves them stopped until turned on in the UI.",
+    "bronze_batch_cron": "Cadence of the batch-mode Bronze schedule (cron, UTC).",
+    "stream_trigger_seconds": "Micro-batch trigger interval of the streaming Bronze job.",
+    "stream_max_offsets_per_trigger": "Most Kafka records one streaming micro-batch takes (bounds catch-up batches after downtime).",
+    "stream_checkpoint_root": "Checkpoints of the streaming Bronze job, one folder per table. Default: <lake_root>/_checkpoints.",
+    "sensor_interval_seconds": "Minimum interval between ticks of the Bronze and Gold sensors.",
+    "silver_freshness_minutes": "Freshness policy of Silver: warn when no partition was updated for this long (while data flows).",
+    "gold_freshness_minutes": "Freshness policy of Gold: fail when no partition was updated for this long (while data flows).",
 }
 
 

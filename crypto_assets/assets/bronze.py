@@ -20,6 +20,7 @@ from crypto_assets.resources.spark import SparkResource
 from crypto_assets.settings import Settings
 from crypto_assets.steps.bronze import BronzeDayStats, BronzeIntegrityError, build_bronze_day
 from crypto_assets.transforms.bronze import BRONZE_TABLE, KINDS
+from crypto_assets.transforms.silver import SilverRules
 
 
 def bronze_metadata(stats: BronzeDayStats) -> dict:
@@ -35,6 +36,9 @@ def bronze_metadata(stats: BronzeDayStats) -> dict:
         "bytes_written": MetadataValue.int(stats.bytes_written),
         "path": MetadataValue.path(stats.path),
         "kafka_records_scanned": MetadataValue.int(stats.kafka_window_records),
+        "rows_added": MetadataValue.int(stats.new_rows),
+        "commit": MetadataValue.text(stats.commit or ""),
+        "writer": MetadataValue.text("batch"),
     }
 
 
@@ -48,6 +52,7 @@ def register_products(instance, products: list[str]) -> list[str]:
 
 def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
     table = BRONZE_TABLE[kind]
+    rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
 
     @asset(
         name=f"bronze_{kind}",
@@ -69,7 +74,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
     ) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
         try:
-            stats = build_bronze_day(spark.get_session(), kafka, lake, kind, day)
+            stats = build_bronze_day(spark.get_session(), kafka, lake, kind, day, rules)
         except (KafkaUnavailableError, BronzeIntegrityError) as exc:
             raise Failure(description=str(exc), allow_retries=False) from None
         register_products(context.instance, stats.products)

@@ -1,6 +1,6 @@
 """Gold asset: the 120 per-trade features and 6 targets of the catalog, per event date x product."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     DimensionPartitionMapping,
+    FreshnessPolicy,
     IdentityPartitionMapping,
     MaterializeResult,
     MetadataValue,
@@ -130,6 +131,7 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         kinds={"spark", "pandas", "parquet"},
         owners=[OWNER],
         tags={"layer": "gold"},
+        freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.gold_freshness_minutes)),
         deps=[
             AssetDep(AssetKey("silver_trades"), partition_mapping=_mapping(-1, 1)),
             AssetDep(AssetKey("silver_ticker"), partition_mapping=_mapping(-1, 0)),

@@ -5,7 +5,7 @@ and not-null are blocking (a failure stops downstream assets in the same run);
 reconciliation, ranges and gaps are reported with their numbers as metadata.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -17,6 +17,7 @@ from dagster import (
     AssetRecordsFilter,
     AssetsDefinition,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     MultiToSingleDimensionPartitionMapping,
@@ -156,6 +157,10 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         kinds={"spark", "parquet"},
         owners=[OWNER],
         tags={"layer": "silver"},
+        freshness_policy=FreshnessPolicy.time_window(
+            fail_window=timedelta(minutes=2 * settings.silver_freshness_minutes),
+            warn_window=timedelta(minutes=settings.silver_freshness_minutes),
+        ),
         deps=[
             AssetDep(
                 AssetKey(f"bronze_{kind}"),

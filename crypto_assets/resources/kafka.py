@@ -94,6 +94,27 @@ class KafkaResource(ConfigurableResource):
             log.debug("kafka connect failed: %r", exc)
             raise self._unreachable() from None
 
+    def _missing_topic(self, topic: str) -> KafkaUnavailableError:
+        return KafkaUnavailableError(
+            f"Kafka topic {topic!r} does not exist on {self.bootstrap_servers}: "
+            f"create it with `crypto-pipeline kafka up` (it creates the project's topics)"
+        )
+
+    def require_topics(self, topics: list[str]) -> None:
+        """Fails with one line if the broker is unreachable or a topic is missing."""
+        from kafka.errors import KafkaError
+
+        consumer = self._consumer()
+        try:
+            for topic in topics:
+                if not consumer.partitions_for_topic(topic):
+                    raise self._missing_topic(topic)
+        except KafkaError as exc:
+            log.debug("kafka metadata lookup failed: %r", exc)
+            raise self._unreachable() from None
+        finally:
+            consumer.close()
+
     def offset_window(self, topic: str, start: datetime, end: datetime) -> OffsetWindow:
         """Offsets per partition covering records with timestamps in [start, end) (widened by the skew)."""
         from kafka import TopicPartition
@@ -103,10 +124,7 @@ class KafkaResource(ConfigurableResource):
         try:
             partitions = consumer.partitions_for_topic(topic)
             if not partitions:
-                raise KafkaUnavailableError(
-                    f"Kafka topic {topic!r} does not exist on {self.bootstrap_servers}: "
-                    f"create it with `crypto-pipeline kafka up` (it creates the project's topics)"
-                )
+                raise self._missing_topic(topic)
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             earliest = consumer.beginning_offsets(tps)
             latest = consumer.end_offsets(tps)

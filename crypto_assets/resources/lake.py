@@ -46,6 +46,9 @@ class LakeResource(ConfigurableResource):
     def delete(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def delete_file(self, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
+
     def read_table(self, path: str):
         """A partition folder's Parquet files as one Arrow table (small reads beside Spark: checks, previews)."""
         import pyarrow.parquet as pq
@@ -70,6 +73,31 @@ class LakeResource(ConfigurableResource):
             target.rename(trash)
         tmp.rename(target)
         shutil.rmtree(trash, ignore_errors=True)
+
+    def write_text(self, path: str, text: str) -> None:
+        """Writes a small file atomically (written beside it, then renamed): readers see all or nothing."""
+        import uuid
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(text)
+        tmp.replace(target)
+
+    def read_text(self, path: str) -> str:
+        return Path(path).read_text()
+
+    def list_names(self, path: str) -> list[str]:
+        """Names directly inside a folder, sorted (hidden and temporary names excluded); [] if it does not exist."""
+        base = Path(path)
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if not p.name.startswith("."))
+
+    def move(self, src: str, dst: str) -> None:
+        """Moves one file, replacing `dst` (a rename on a local disk)."""
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        Path(src).replace(dst)
 
     def data_files(self, path: str) -> list[tuple[str, int]]:
         """Parquet files under a path with their sizes in bytes (Spark's marker files excluded)."""

@@ -14,9 +14,11 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from crypto_assets.commits import BronzeCommit, write_commit
 from crypto_assets.resources.kafka import KafkaResource, OffsetWindow
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.transforms.bronze import BRONZE_TABLE, day_bounds, filter_ingest_day, kafka_to_bronze, owner_product
+from crypto_assets.transforms.silver import SilverRules, owner_partitions
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class BronzeDayStats:
     files: int = 0
     bytes_written: int = 0
     kafka_window_records: int = 0
+    new_rows: int = 0  # rows this run added to the partition (offsets beyond what it held)
+    commit: str | None = None  # name of the Bronze commit written for them
 
 
 def read_kafka_window(spark: SparkSession, kafka: KafkaResource, window: OffsetWindow) -> DataFrame:
@@ -81,9 +85,11 @@ def _guard_against_loss(existing: dict[int, tuple[int, int]], window: OffsetWind
 
 
 def build_bronze_day(
-    spark: SparkSession, kafka: KafkaResource, lake: LakeResource, kind: str, day: date
+    spark: SparkSession, kafka: KafkaResource, lake: LakeResource, kind: str, day: date,
+    rules: SilverRules | None = None,
 ) -> BronzeDayStats:
-    """Rewrites `bronze/<table>/ingest_date=<day>/` whole from the Kafka records of that UTC day."""
+    """Rewrites `bronze/<table>/ingest_date=<day>/` whole from the Kafka records of that UTC day, then
+    commits what it added (see `crypto_assets.commits`) with the Silver partitions `rules` assign it to."""
     table = BRONZE_TABLE[kind]
     table_path = lake.table_path("bronze", table)
     part_path = lake.partition_path("bronze", table, ingest_date=day.isoformat())
@@ -91,7 +97,8 @@ def build_bronze_day(
     window = kafka.offset_window(kafka.topic_for(kind), start, end)
     stats = BronzeDayStats(kind=kind, day=day.isoformat(), path=part_path, kafka_window_records=window.record_count)
 
-    _guard_against_loss(_existing_offsets(spark, lake, part_path), window, kind, stats.day)
+    existing = _existing_offsets(spark, lake, part_path)
+    _guard_against_loss(existing, window, kind, stats.day)
 
     if window.record_count == 0:
         lake.delete(part_path)
@@ -112,7 +119,34 @@ def build_bronze_day(
         lake.delete(part_path)
         return stats
     _collect_stats(spark, lake, stats)
+    _commit_new_rows(spark, lake, stats, existing, rules or SilverRules())
     return stats
+
+
+def _commit_new_rows(
+    spark: SparkSession, lake: LakeResource, stats: BronzeDayStats, existing: dict[int, tuple[int, int]],
+    rules: SilverRules,
+) -> None:
+    """Commits the rows past the offsets the partition held before, so the sensor only wakes the
+    Silver partitions that actually gained data (a re-run that adds nothing commits nothing)."""
+    df = spark.read.parquet(stats.path)
+    is_new = F.lit(True)
+    for partition, (_, hi) in existing.items():
+        is_new = F.when(F.col("partition") == F.lit(partition), F.col("offset") > F.lit(hi)).otherwise(is_new)
+    new = df.where(is_new).withColumn("ingest_date", F.lit(stats.day).cast("date"))
+    offsets = new.groupBy("partition").agg(
+        F.min("offset").alias("lo"), F.max("offset").alias("hi"), F.count(F.lit(1)).alias("n")
+    ).collect()
+    stats.new_rows = sum(int(r["n"]) for r in offsets)
+    if not stats.new_rows:
+        return
+    owners = owner_partitions(new, stats.kind, rules).collect()
+    commit = write_commit(lake, BronzeCommit(
+        kind=stats.kind, writer="batch", ingest_dates=[stats.day], rows=stats.new_rows,
+        partitions=sorted([r["event_date"].isoformat(), r["product_id"], int(r["items"])] for r in owners),
+        offsets={str(r["partition"]): [int(r["lo"]), int(r["hi"])] for r in offsets},
+    ))
+    stats.commit = commit.name
 
 
 def _collect_stats(spark: SparkSession, lake: LakeResource, stats: BronzeDayStats) -> None:

@@ -256,3 +256,10 @@ def mark(bronze: DataFrame, kind: str, rules: SilverRules) -> DataFrame:
         typed = type_ticker(bronze, rules)
         key = ["product_id", "content_hash"]
     return dedup(_slim(typed, kind), key).withColumn("disposition", disposition())
+
+
+def owner_partitions(bronze: DataFrame, kind: str, rules: SilverRules) -> DataFrame:
+    """The Silver partitions (event_date, product_id) that own the items of some Bronze rows, with
+    item counts: what a Bronze write changed, by the same rules Silver assigns owners with."""
+    typed = type_trades(bronze, rules) if kind == TRADES else type_ticker(bronze, rules)
+    return typed.groupBy("event_date", "product_id").agg(F.count(F.lit(1)).alias("items"))

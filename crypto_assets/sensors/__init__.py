@@ -1,0 +1,1 @@
+"""Automation: the batch Bronze cadence, Bronze -> Silver and Silver -> Gold sensors."""

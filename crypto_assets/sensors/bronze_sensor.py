@@ -1,0 +1,171 @@
+"""Bronze -> Silver: new Bronze commits become runs of exactly the Silver partitions they touched.
+
+Each tick reads the Bronze commits (`crypto_assets.commits`) it has not seen, from either
+writer (batch materializations, the streaming job), on a local disk or S3, and returns:
+- run requests for each affected (event_date, product) of silver_trades / silver_ticker,
+  older dates touched by late data included; the run key names the newest commit, so a daemon
+  restarted without its cursor cannot launch the same run twice;
+- dynamic-partition requests for products Bronze showed for the first time;
+- Bronze materializations for the streaming job's writes, so the UI shows Bronze partitions
+  the same whichever writer landed them.
+The cursor (returned with every result) holds the commits seen within a grace window.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    MetadataValue,
+    MultiPartitionKey,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from crypto_assets.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit
+from crypto_assets.partitions import EVENT_DATE, PRODUCT, PRODUCTS
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.settings import Settings
+from crypto_assets.transforms.bronze import KINDS
+
+# Commits are named when written, so one older than the newest seen by this much cannot still appear.
+GRACE_MS = 15 * 60 * 1000
+MAX_COMMITS_PER_TICK = 2000
+ASSET_TAG = "crypto/asset"
+PENDING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+
+
+@dataclass
+class CommitCursor:
+    since_ms: int = 0
+    seen: set[str] = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "CommitCursor":
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(since_ms=int(data["since_ms"]), seen=set(data["seen"]))
+
+    def advance(self, names: list[str]) -> "CommitCursor":
+        seen = self.seen | set(names)
+        newest = max((commit_time_ms(n) for n in seen), default=self.since_ms)
+        since = max(self.since_ms, newest - GRACE_MS)
+        return CommitCursor(since_ms=since, seen={n for n in seen if commit_time_ms(n) >= since})
+
+    def serialize(self) -> str:
+        return json.dumps({"since_ms": self.since_ms, "seen": sorted(self.seen)})
+
+
+def silver_key(kind: str) -> AssetKey:
+    return AssetKey(f"silver_{kind}")
+
+
+def partition_key(event_date: str, product: str) -> MultiPartitionKey:
+    return MultiPartitionKey({EVENT_DATE: event_date, PRODUCT: product})
+
+
+def pending_run_exists(instance, asset: AssetKey, key: str) -> bool:
+    """A queued run of the same asset partition has not read its input yet: it will see the new data."""
+    runs = instance.get_runs(
+        filters=RunsFilter(statuses=PENDING, tags={"dagster/partition": key, ASSET_TAG: asset.to_user_string()}),
+        limit=1,
+    )
+    return bool(runs)
+
+
+def _stream_materializations(commit: BronzeCommit) -> list[AssetMaterialization]:
+    return [
+        AssetMaterialization(
+            asset_key=AssetKey(f"bronze_{commit.kind}"),
+            partition=day,
+            description="Written by the streaming Bronze job (`crypto-pipeline stream`).",
+            metadata={
+                "writer": MetadataValue.text("stream"),
+                "batch_id": MetadataValue.int(commit.batch_id if commit.batch_id is not None else -1),
+                "rows_added": MetadataValue.int(commit.rows),
+                "commit": MetadataValue.text(commit.name),
+                "kafka_offsets_added": MetadataValue.json(commit.offsets),
+                "files": MetadataValue.json([f for f in commit.files if f"ingest_date={day}" in f]),
+            },
+        )
+        for day in commit.ingest_dates
+    ]
+
+
+def evaluate_bronze_commits(context: SensorEvaluationContext, lake: LakeResource, settings: Settings) -> SensorResult:
+    cursor = CommitCursor.parse(context.cursor)
+    fresh: list[tuple[str, str]] = []
+    for kind in KINDS:
+        fresh += [(n, kind) for n in list_commit_names(lake, kind, cursor.since_ms) if n not in cursor.seen]
+    fresh.sort()
+    fresh = fresh[:MAX_COMMITS_PER_TICK]
+    if not fresh:
+        return SensorResult(skip_reason=SkipReason("no new Bronze commits"), cursor=cursor.serialize())
+
+    first, last = date.fromisoformat(settings.first_date), None
+    affected: dict[tuple[str, str, str], str] = {}  # (kind, event_date, product) -> newest commit
+    events, products, ignored = [], set(), 0
+    for name, kind in fresh:
+        commit = read_commit(lake, kind, name)
+        if commit.writer == "stream":
+            events += _stream_materializations(commit)
+        for event_date, product, _ in commit.partitions:
+            if date.fromisoformat(event_date) < first:
+                ignored += 1  # before the partitions begin: its ingest day's Silver quarantines it
+                continue
+            affected[(kind, event_date, product)] = name
+            products.add(product)
+        last = name
+
+    instance = context.instance
+    new_products = sorted(p for p in products if not instance.has_dynamic_partition(PRODUCTS.name, p))
+    requests = []
+    for (kind, event_date, product), newest in sorted(affected.items()):
+        key = partition_key(event_date, product)
+        asset = silver_key(kind)
+        if pending_run_exists(instance, asset, str(key)):
+            continue
+        requests.append(RunRequest(
+            run_key=f"{asset.to_user_string()}:{key}:{newest}",
+            partition_key=key,
+            asset_selection=[asset],
+            tags={ASSET_TAG: asset.to_user_string(), "crypto/trigger": "bronze_sensor"},
+        ))
+    context.log.info(
+        f"{len(fresh)} new Bronze commits (last {last}): {len(requests)} Silver runs, "
+        f"{len(new_products)} new products, {len(events)} streamed Bronze partitions recorded"
+        + (f", {ignored} items before {settings.first_date} left to their ingest day" if ignored else "")
+    )
+    return SensorResult(
+        run_requests=requests,
+        cursor=cursor.advance([n for n, _ in fresh]).serialize(),
+        dynamic_partitions_requests=[PRODUCTS.build_add_request(new_products)] if new_products else [],
+        asset_events=events,
+    )
+
+
+def build_bronze_sensor(settings: Settings, silver_assets) -> SensorDefinition:
+    @sensor(
+        name="bronze_to_silver",
+        description=(
+            "Reads new Bronze commits (batch or streaming writes, local or S3) and requests the Silver "
+            "partitions they touched (late data included); adds new products; records streamed Bronze writes."
+        ),
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        asset_selection=silver_assets,
+        default_status=DefaultSensorStatus.RUNNING if settings.automation == "on" else DefaultSensorStatus.STOPPED,
+    )
+    def bronze_to_silver(context: SensorEvaluationContext, lake: LakeResource):
+        return evaluate_bronze_commits(context, lake, settings)
+
+    return bronze_to_silver

@@ -1,0 +1,132 @@
+"""Silver -> Gold: a Silver (D, product) that changed and passed its blocking checks brings Gold along.
+
+Gold (D, P) reads Silver D-1..D+1, so a change to Silver D affects Gold D (its rows), Gold D-1
+(targets reach into D) and Gold D+1 (lookback reaches into D). The sensor requests Gold D, and
+D-1 / D+1 where they are in use (Silver trades D-1 materialized / Gold D+1 materialized). A
+Silver materialization whose blocking checks failed requests nothing: bad data stops there,
+the way it stops downstream assets inside one run. The cursor is the event-log storage id of
+the last Silver materialization handled; one whose run is still going is left for the next tick
+(its check results may not be written yet).
+"""
+
+import json
+from datetime import date, timedelta
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from crypto_assets.partitions import EVENT_DATE, PRODUCT
+from crypto_assets.sensors.bronze_sensor import ASSET_TAG, partition_key, pending_run_exists, silver_key
+from crypto_assets.settings import Settings
+from crypto_assets.transforms.bronze import KINDS, TRADES
+
+GOLD = AssetKey("gold_features")
+BATCH = 200
+
+
+def failed_blocking_checks(instance, record) -> list[str]:
+    """Names of the blocking checks that failed on this materialization (from its run's events)."""
+    evaluations = instance.get_records_for_run(
+        record.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    failed = []
+    for ev in evaluations:
+        data = ev.event_log_entry.dagster_event.event_specific_data
+        target = data.target_materialization_data
+        if data.asset_key != record.asset_key or (target and target.storage_id != record.storage_id):
+            continue
+        if data.blocking and not data.passed:
+            failed.append(data.check_name)
+    return failed
+
+
+def _run_finished(instance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is None or run.is_finished
+
+
+def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings) -> SensorResult:
+    instance = context.instance
+    after = json.loads(context.cursor)["after"] if context.cursor else 0
+    records = []
+    for kind in KINDS:
+        records += instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=silver_key(kind), after_storage_id=after), limit=BATCH, ascending=True
+        ).records
+    records.sort(key=lambda r: r.storage_id)
+    if not records:
+        return SensorResult(skip_reason=SkipReason("no new Silver materializations"), cursor=json.dumps({"after": after}))
+
+    changed: dict[tuple[str, str], int] = {}  # (event_date, product) -> newest storage id
+    blocked = []
+    for rec in records[:BATCH]:
+        if not _run_finished(instance, rec.run_id):
+            break
+        after = rec.storage_id
+        keys = rec.partition_key.split("|") if rec.partition_key else None
+        if not keys:
+            continue
+        dims = dict(zip(sorted([EVENT_DATE, PRODUCT]), keys))
+        failed = failed_blocking_checks(instance, rec)
+        if failed:
+            blocked.append(f"{rec.asset_key.to_user_string()} {rec.partition_key} ({', '.join(failed)})")
+            continue
+        slot = (dims[EVENT_DATE], dims[PRODUCT])
+        changed[slot] = max(changed.get(slot, 0), rec.storage_id)
+
+    silver_trades = instance.get_materialized_partitions(silver_key(TRADES))
+    gold_done = instance.get_materialized_partitions(GOLD)
+    first = date.fromisoformat(settings.first_date)
+    wanted: dict[str, int] = {}
+    for (event_date, product), storage_id in changed.items():
+        d = date.fromisoformat(event_date)
+        for day, needed in (
+            (d - timedelta(days=1), silver_trades),
+            (d, silver_trades),
+            (d + timedelta(days=1), gold_done),
+        ):
+            key = str(partition_key(day.isoformat(), product))
+            if day >= first and key in needed:
+                wanted[key] = max(wanted.get(key, 0), storage_id)
+
+    requests = [
+        RunRequest(
+            run_key=f"gold_features:{key}:{storage_id}",
+            partition_key=key,
+            asset_selection=[GOLD],
+            tags={ASSET_TAG: GOLD.to_user_string(), "crypto/trigger": "gold_sensor"},
+        )
+        for key, storage_id in sorted(wanted.items())
+        if not pending_run_exists(instance, GOLD, key)
+    ]
+    if blocked:
+        context.log.warning("Gold not requested for Silver with failed blocking checks: " + "; ".join(blocked))
+    context.log.info(f"{len(changed)} Silver partitions changed: {len(requests)} Gold runs requested")
+    return SensorResult(run_requests=requests, cursor=json.dumps({"after": after}))
+
+
+def build_gold_sensor(settings: Settings, gold_asset) -> SensorDefinition:
+    @sensor(
+        name="silver_to_gold",
+        description=(
+            "When a Silver (date, product) is materialized and its blocking checks passed, requests Gold for "
+            "that date and for the neighbouring dates whose targets or lookback read it."
+        ),
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        asset_selection=[gold_asset],
+        default_status=DefaultSensorStatus.RUNNING if settings.automation == "on" else DefaultSensorStatus.STOPPED,
+    )
+    def silver_to_gold(context: SensorEvaluationContext):
+        return evaluate_silver_changes(context, settings)
+
+    return silver_to_gold

@@ -1,0 +1,124 @@
+"""Streaming Bronze: Spark Structured Streaming from Kafka into the Bronze layout, exactly once.
+
+The rows are those of the batch mode (`transforms.bronze.kafka_to_bronze`, same function),
+appended per micro-batch into `bronze/<table>/ingest_date=D/` as files named after the batch
+(`stream-b<batch id>-<n>.parquet`). Exactly once: the checkpoint fixes each batch's offsets
+before it runs, and a batch that runs again after a crash first removes the files its earlier
+attempt left, then writes the same rows under the same names. After its files are in place a
+batch appends a Bronze commit (`crypto_assets.commits`) for the sensors.
+
+No Dagster here: `crypto-pipeline stream` and the Glue streaming scripts call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from crypto_assets.commits import BronzeCommit, write_commit
+from crypto_assets.resources.kafka import KafkaResource
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
+from crypto_assets.transforms.silver import SilverRules, owner_partitions
+
+log = logging.getLogger(__name__)
+
+STAGING_DIR = "_staging"
+
+
+def stream_file_prefix(batch_id: int) -> str:
+    return f"stream-b{batch_id:012d}-"
+
+
+@dataclass
+class BronzeBatchWriter:
+    """The foreachBatch function of one Bronze stream."""
+
+    lake: LakeResource
+    kind: str
+    rules: SilverRules
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        table = BRONZE_TABLE[self.kind]
+        staging = f"{self.lake.table_path('bronze', table)}/{STAGING_DIR}/batch={batch_id}"
+        self.lake.delete(staging)
+        batch = batch.persist()
+        try:
+            summary = batch.groupBy("ingest_date", "partition").agg(
+                F.count(F.lit(1)).alias("n"), F.min("offset").alias("lo"), F.max("offset").alias("hi")
+            ).collect()
+            if not summary:
+                return
+            batch.sortWithinPartitions("partition", "offset").write.partitionBy("ingest_date").parquet(staging)
+            owners = owner_partitions(batch, self.kind, self.rules).collect()
+        finally:
+            batch.unpersist()
+
+        days = sorted({r["ingest_date"].isoformat() for r in summary})
+        prefix = stream_file_prefix(batch_id)
+        files = []
+        for day in days:
+            target_dir = self.lake.partition_path("bronze", table, ingest_date=day)
+            # An earlier attempt of this batch (crash before the checkpoint committed it) left
+            # these: the same offsets are about to be written again under the same names.
+            for name in self.lake.list_names(target_dir):
+                if name.startswith(prefix):
+                    self.lake.delete_file(f"{target_dir}/{name}")
+            staged = [f for f, _ in self.lake.data_files(f"{staging}/ingest_date={day}")]
+            for i, src in enumerate(staged):
+                dst = f"{target_dir}/{prefix}{i:04d}.snappy.parquet"
+                self.lake.move(src, dst)
+                files.append(dst)
+        self.lake.delete(staging)
+
+        offsets: dict[str, list[int]] = {}
+        for r in summary:
+            lo, hi = offsets.get(str(r["partition"]), [r["lo"], r["hi"]])
+            offsets[str(r["partition"])] = [int(min(lo, r["lo"])), int(max(hi, r["hi"]))]
+        commit = write_commit(self.lake, BronzeCommit(
+            kind=self.kind, writer="stream", ingest_dates=days, rows=sum(int(r["n"]) for r in summary),
+            partitions=sorted([r["event_date"].isoformat(), r["product_id"], int(r["items"])] for r in owners),
+            offsets=offsets, batch_id=batch_id, files=files,
+        ))
+        log.info("bronze %s stream batch %d: %d rows into %s (commit %s)", self.kind, batch_id, commit.rows,
+                 ", ".join(days), commit.name)
+
+
+def start_bronze_stream(
+    spark: SparkSession,
+    kafka: KafkaResource,
+    lake: LakeResource,
+    kind: str,
+    checkpoint: str,
+    rules: SilverRules,
+    trigger_seconds: float = 5.0,
+    available_now: bool = False,
+    max_offsets_per_trigger: int | None = None,
+    starting_offsets: str = "earliest",
+) -> StreamingQuery:
+    """Starts the Bronze stream of one kind; `available_now` processes what Kafka holds, then stops."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("subscribe", kafka.topic_for(kind))
+        .option("includeHeaders", "true")
+        .option("startingOffsets", starting_offsets)
+        .option("failOnDataLoss", "true")
+    )
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    for k, v in kafka.spark_options().items():
+        reader = reader.option(k, v)
+    bronze = kafka_to_bronze(reader.load(), kind)
+    writer = (
+        bronze.writeStream.queryName(f"bronze_{kind}")
+        .foreachBatch(BronzeBatchWriter(lake, kind, rules))
+        .option("checkpointLocation", checkpoint)
+    )
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
+        processingTime=f"{trigger_seconds} seconds"
+    )
+    return writer.start()

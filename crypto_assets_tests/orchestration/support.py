@@ -1,0 +1,43 @@
+"""What the Dagster daemon does with a sensor result, done in-process for tests: apply the
+dynamic-partition requests, store the asset events, and execute the requested runs."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, SensorResult, build_sensor_context, materialize
+
+from crypto_assets.definitions import build_definitions, build_resources
+from crypto_assets.resources.lake import LakeResource
+
+
+def tick(sensor_def, settings, instance, cursor: str | None) -> SensorResult:
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"lake": LakeResource.from_settings(settings)}
+    )
+    return sensor_def(context)
+
+
+def apply(result: SensorResult, instance) -> None:
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
+
+
+def requested(result: SensorResult) -> list[tuple[str, str]]:
+    """(asset, partition key) of every run request, sorted."""
+    return sorted(
+        (key.to_user_string(), str(r.partition_key)) for r in result.run_requests or [] for key in r.asset_selection
+    )
+
+
+def execute(result: SensorResult, settings, instance) -> list:
+    """Runs each request the way the daemon would launch it: its assets, its partition."""
+    defs = build_definitions(settings)
+    outcomes = []
+    for request in result.run_requests or []:
+        assets = [defs.get_assets_def(AssetKey(k.path)) for k in request.asset_selection]
+        outcomes.append(materialize(
+            assets, partition_key=request.partition_key, resources=build_resources(settings), instance=instance,
+            tags=request.tags, raise_on_error=False,
+        ))
+    return outcomes
