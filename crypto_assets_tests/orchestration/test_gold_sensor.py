@@ -1,0 +1,71 @@
+"""Silver -> Gold sensor: neighbours requested where in use, nothing twice, nothing after a failed blocking check."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+from pyspark.sql import functions as F
+
+from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.assets.gold import build_gold_asset
+from crypto_assets.assets.silver import silver_assets
+from crypto_assets.definitions import build_definitions, build_resources
+from crypto_assets_tests.helpers import send_records, trades_frame, ts
+from crypto_assets_tests.orchestration.support import requested, tick
+
+D1, D2 = "2026-08-01", "2026-08-02"
+
+
+@pytest.fixture
+def landed(fresh_settings):
+    s = fresh_settings
+    send_records(s.kafka_bootstrap, [
+        (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [1, 2], f"{D1}T10:00:00Z"), ts(f"{D1}T10:00:00.5Z")),
+        (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [3], f"{D2}T10:00:00Z"), ts(f"{D2}T10:00:00.5Z")),
+        (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [3], f"{D2}T10:00:00Z", event_type="snapshot"),
+         ts(f"{D2}T10:05:00Z")),  # a duplicate: only a broken dedup lets it through
+    ])
+    instance = DagsterInstance.ephemeral()
+    for day in (D1, D2):
+        assert materialize(bronze_assets(s), partition_key=day, resources=build_resources(s), instance=instance).success
+    return s, instance
+
+
+def _run(settings, instance, assets, day, raise_on_error=True):
+    return materialize(assets, partition_key=MultiPartitionKey({"event_date": day, "product_id": "BTC-USD"}),
+                       resources=build_resources(settings), instance=instance, raise_on_error=raise_on_error)
+
+
+def _sensor(settings):
+    return build_definitions(settings).get_sensor_def("silver_to_gold")
+
+
+def test_gold_follows_silver_with_the_neighbours_in_use(landed):
+    s, instance = landed
+    trades = silver_assets(s)[:1]
+    _run(s, instance, trades, D1)
+    _run(s, instance, trades, D2)
+    first = tick(_sensor(s), s, instance, None)
+    # D1 changed: Gold D1 (D0 has no Silver). D2 changed: Gold D1 (targets) and D2. Gold D3 was never built.
+    assert requested(first) == [("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D2}|BTC-USD")]
+    assert requested(tick(_sensor(s), s, instance, first.cursor)) == []
+
+    # Once Gold D2 exists, a change to Silver D1 also refreshes Gold D2 (its lookback reads D1).
+    _run(s, instance, [build_gold_asset(s)], D2)
+    _run(s, instance, trades, D1)
+    assert requested(tick(_sensor(s), s, instance, first.cursor)) == [
+        ("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D2}|BTC-USD")]
+
+
+def test_failed_blocking_check_requests_no_gold(landed, monkeypatch):
+    s, instance = landed
+    import crypto_assets.transforms.silver as silver_transforms
+
+    monkeypatch.setattr(silver_transforms, "dedup", lambda typed, key: typed.withColumn("is_duplicate", F.lit(False)))
+    result = _run(s, instance, silver_assets(s)[:1], D2, raise_on_error=False)
+    assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()}["unique_trade_id"] is False
+    assert requested(tick(_sensor(s), s, instance, None)) == []
+
+    monkeypatch.undo()
+    _run(s, instance, silver_assets(s)[:1], D2)  # fixed: the next materialization passes and Gold follows
+    assert requested(tick(_sensor(s), s, instance, None)) == [("gold_features", f"{D2}|BTC-USD")]
