@@ -85,3 +85,30 @@ def test_feature_catalog_doc_is_generated_from_the_registry():
     doc = (REPO / "docs" / "feature_catalog.md").read_text()
     assert doc == catalog_markdown(), "regenerate with: crypto-pipeline docs"
     assert "docs/feature_catalog.md" in (REPO / "README.md").read_text()
+
+
+def test_automation_is_declared_and_follows_the_automation_setting():
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    off = build_definitions(Settings.from_env(environ={}))
+    assert sorted(s.name for s in off.sensors) == ["bronze_to_silver", "silver_to_gold"]
+    assert [s.name for s in off.schedules] == ["bronze_batch_cadence"]
+    assert all(s.default_status == DefaultSensorStatus.STOPPED for s in off.sensors)
+    on = build_definitions(Settings.from_env(environ={"CRYPTO_AUTOMATION": "on"}))
+    assert all(s.default_status == DefaultSensorStatus.RUNNING for s in on.sensors)
+    assert on.schedules[0].default_status == DefaultScheduleStatus.RUNNING
+    streaming = build_definitions(Settings.from_env(environ={"CRYPTO_AUTOMATION": "on", "CRYPTO_BRONZE_MODE": "stream"}))
+    assert streaming.schedules[0].default_status == DefaultScheduleStatus.STOPPED  # the stream lands Bronze
+    graph = off.resolve_asset_graph()
+    for key, minutes in (("silver_trades", 6), ("silver_ticker", 6), ("gold_features", 5)):
+        policy = graph.get(AssetKey(key)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == minutes * 60
+
+
+def test_batch_schedule_closes_yesterday_just_after_midnight():
+    from datetime import datetime, timezone
+
+    from crypto_assets.sensors.bronze_schedule import bronze_days_due
+
+    assert bronze_days_due(datetime(2026, 3, 2, 0, 5, tzinfo=timezone.utc)) == ["2026-03-01", "2026-03-02"]
+    assert bronze_days_due(datetime(2026, 3, 2, 0, 20, tzinfo=timezone.utc)) == ["2026-03-02"]
