@@ -46,6 +46,24 @@ class BronzeCommit:
         return sorted({p for _, p, _ in self.partitions})
 
 
+def commit_from_summary(kind: str, writer: str, summary_rows, **extra) -> BronzeCommit:
+    """A commit from the rows of `transforms.silver.write_summary`."""
+    owners: dict[tuple[str, str], int] = {}
+    offsets: dict[str, list[int]] = {}
+    days, rows = set(), 0
+    for r in summary_rows:
+        days.add(r["ingest_date"].isoformat())
+        rows += int(r["records"])
+        slot = (r["event_date"].isoformat(), r["product_id"])
+        owners[slot] = owners.get(slot, 0) + int(r["items"])
+        lo, hi = offsets.get(str(r["kafka_partition"]), [r["lo"], r["hi"]])
+        offsets[str(r["kafka_partition"])] = [int(min(lo, r["lo"])), int(max(hi, r["hi"]))]
+    return BronzeCommit(
+        kind=kind, writer=writer, ingest_dates=sorted(days), rows=rows,
+        partitions=[[d, p, n] for (d, p), n in sorted(owners.items())], offsets=offsets, **extra,
+    )
+
+
 def commit_time_ms(name: str) -> int:
     return int(name.split("-", 1)[0])
 

@@ -14,11 +14,11 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from crypto_assets.commits import BronzeCommit, write_commit
+from crypto_assets.commits import commit_from_summary, write_commit
 from crypto_assets.resources.kafka import KafkaResource, OffsetWindow
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.transforms.bronze import BRONZE_TABLE, day_bounds, filter_ingest_day, kafka_to_bronze, owner_product
-from crypto_assets.transforms.silver import SilverRules, owner_partitions
+from crypto_assets.transforms.silver import SilverRules, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +134,11 @@ def _commit_new_rows(
     for partition, (_, hi) in existing.items():
         is_new = F.when(F.col("partition") == F.lit(partition), F.col("offset") > F.lit(hi)).otherwise(is_new)
     new = df.where(is_new).withColumn("ingest_date", F.lit(stats.day).cast("date"))
-    offsets = new.groupBy("partition").agg(
-        F.min("offset").alias("lo"), F.max("offset").alias("hi"), F.count(F.lit(1)).alias("n")
-    ).collect()
-    stats.new_rows = sum(int(r["n"]) for r in offsets)
-    if not stats.new_rows:
+    summary = write_summary(new, stats.kind, rules).collect()
+    if not summary:
         return
-    owners = owner_partitions(new, stats.kind, rules).collect()
-    commit = write_commit(lake, BronzeCommit(
-        kind=stats.kind, writer="batch", ingest_dates=[stats.day], rows=stats.new_rows,
-        partitions=sorted([r["event_date"].isoformat(), r["product_id"], int(r["items"])] for r in owners),
-        offsets={str(r["partition"]): [int(r["lo"]), int(r["hi"])] for r in offsets},
-    ))
+    commit = write_commit(lake, commit_from_summary(stats.kind, "batch", summary))
+    stats.new_rows = commit.rows
     stats.commit = commit.name
 
 

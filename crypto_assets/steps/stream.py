@@ -16,14 +16,13 @@ import logging
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from crypto_assets.commits import BronzeCommit, write_commit
+from crypto_assets.commits import commit_from_summary, write_commit
 from crypto_assets.resources.kafka import KafkaResource
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
-from crypto_assets.transforms.silver import SilverRules, owner_partitions
+from crypto_assets.transforms.silver import SilverRules, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +47,16 @@ class BronzeBatchWriter:
         self.lake.delete(staging)
         batch = batch.persist()
         try:
-            summary = batch.groupBy("ingest_date", "partition").agg(
-                F.count(F.lit(1)).alias("n"), F.min("offset").alias("lo"), F.max("offset").alias("hi")
-            ).collect()
+            summary = write_summary(batch, self.kind, self.rules).collect()
             if not summary:
                 return
             batch.sortWithinPartitions("partition", "offset").write.partitionBy("ingest_date").parquet(staging)
-            owners = owner_partitions(batch, self.kind, self.rules).collect()
         finally:
             batch.unpersist()
 
-        days = sorted({r["ingest_date"].isoformat() for r in summary})
+        commit = commit_from_summary(self.kind, "stream", summary, batch_id=batch_id)
         prefix = stream_file_prefix(batch_id)
-        files = []
-        for day in days:
+        for day in commit.ingest_dates:
             target_dir = self.lake.partition_path("bronze", table, ingest_date=day)
             # An earlier attempt of this batch (crash before the checkpoint committed it) left
             # these: the same offsets are about to be written again under the same names.
@@ -72,20 +67,11 @@ class BronzeBatchWriter:
             for i, src in enumerate(staged):
                 dst = f"{target_dir}/{prefix}{i:04d}.snappy.parquet"
                 self.lake.move(src, dst)
-                files.append(dst)
+                commit.files.append(dst)
         self.lake.delete(staging)
-
-        offsets: dict[str, list[int]] = {}
-        for r in summary:
-            lo, hi = offsets.get(str(r["partition"]), [r["lo"], r["hi"]])
-            offsets[str(r["partition"])] = [int(min(lo, r["lo"])), int(max(hi, r["hi"]))]
-        commit = write_commit(self.lake, BronzeCommit(
-            kind=self.kind, writer="stream", ingest_dates=days, rows=sum(int(r["n"]) for r in summary),
-            partitions=sorted([r["event_date"].isoformat(), r["product_id"], int(r["items"])] for r in owners),
-            offsets=offsets, batch_id=batch_id, files=files,
-        ))
+        write_commit(self.lake, commit)
         log.info("bronze %s stream batch %d: %d rows into %s (commit %s)", self.kind, batch_id, commit.rows,
-                 ", ".join(days), commit.name)
+                 ", ".join(commit.ingest_dates), commit.name)
 
 
 def start_bronze_stream(

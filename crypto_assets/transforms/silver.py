@@ -258,8 +258,14 @@ def mark(bronze: DataFrame, kind: str, rules: SilverRules) -> DataFrame:
     return dedup(_slim(typed, kind), key).withColumn("disposition", disposition())
 
 
-def owner_partitions(bronze: DataFrame, kind: str, rules: SilverRules) -> DataFrame:
-    """The Silver partitions (event_date, product_id) that own the items of some Bronze rows, with
-    item counts: what a Bronze write changed, by the same rules Silver assigns owners with."""
+def write_summary(bronze: DataFrame, kind: str, rules: SilverRules) -> DataFrame:
+    """What some Bronze rows add, in one pass: per (ingest_date, Kafka partition, owning Silver
+    partition) the items, the records (each counted once, with its first item) and the offset range.
+    Owners are assigned by the same rules Silver uses."""
     typed = type_trades(bronze, rules) if kind == TRADES else type_ticker(bronze, rules)
-    return typed.groupBy("event_date", "product_id").agg(F.count(F.lit(1)).alias("items"))
+    return typed.groupBy("ingest_date", "kafka_partition", "event_date", "product_id").agg(
+        F.count(F.lit(1)).alias("items"),
+        F.sum((F.col("item_index") == 0).cast("long")).alias("records"),
+        F.min("kafka_offset").alias("lo"),
+        F.max("kafka_offset").alias("hi"),
+    )

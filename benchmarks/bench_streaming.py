@@ -1,0 +1,285 @@
+"""Streaming mode figures of issue #6, on the real services.
+
+latency:   a steady paced synthetic market (~100 messages/s) -> local broker -> `crypto-pipeline
+           stream` -> the Dagster daemon's sensors -> Silver and Gold runs; for every trade that
+           reaches Gold, (first time its Gold row is readable) - (trade time). p50 and p95.
+sustained: ~1,000 messages/s for 10 minutes into the broker with the streaming Bronze job
+           running; samples Bronze's lag behind Kafka (records in Kafka not yet committed to
+           Bronze) every few seconds, and the catch-up time once the producer stops.
+
+Usage: python benchmarks/bench_streaming.py latency|sustained [--minutes N] [--rate R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import fields
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import _common as C
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def settings_env(settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        env[f"CRYPTO_{f.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return env
+
+
+def calibrate_multiplier(products, target_rate: float) -> float:
+    """Synthetic rate multiplier that gives about `target_rate` published messages per second."""
+    from producer.synthetic import SyntheticConfig, generate_frames
+
+    def rate(m: float) -> float:
+        cfg = SyntheticConfig(products=products, seed=3, start=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                              duration_s=60.0, rate_multiplier=m)
+        n = sum(1 for f in generate_frames(cfg) if '"channel":"market_trades"' in f.text or '"channel":"ticker"' in f.text)
+        return n / 60.0
+
+    m = target_rate / rate(1.0)
+    return m * target_rate / rate(m)
+
+
+def start_producer(settings, rate: float, seconds: float, stop: threading.Event) -> threading.Thread:
+    """Paced synthetic feed starting now: frame times are wall-clock times, as from the exchange."""
+    from producer.run import TimedFrame, publish_frames
+    from producer.synthetic import SyntheticConfig, generate_frames
+
+    m = calibrate_multiplier(tuple(settings.products), rate)
+    cfg = SyntheticConfig(products=tuple(settings.products), seed=5, start=datetime.now(timezone.utc) + timedelta(seconds=2),
+                          duration_s=seconds, rate_multiplier=m)
+    frames = (TimedFrame(f.received_at, f.text, "bench") for f in generate_frames(cfg))
+    thread = threading.Thread(target=publish_frames, args=(frames, settings, "synthetic"),
+                              kwargs={"speed": 1.0, "stop": stop}, daemon=True)
+    thread.start()
+    print(f"producer: paced synthetic feed, ~{rate:.0f} messages/s (rate multiplier {m:.2f}) for {seconds:.0f} s",
+          flush=True)
+    return thread
+
+
+def start_stream(settings, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(VENV_BIN / "crypto-pipeline"), "stream"], env=settings_env(settings), cwd=C.REPO,
+                            stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+def kafka_end_total(settings) -> int:
+    from crypto_assets.resources.kafka import KafkaResource
+
+    kafka = KafkaResource.from_settings(settings)
+    far = datetime(2100, 1, 1, tzinfo=timezone.utc)
+    return sum(sum(kafka.offset_window(t, datetime(2000, 1, 1, tzinfo=timezone.utc), far).latest.values())
+               for t in settings.topics)
+
+
+def bronze_committed(lake) -> int:
+    from crypto_assets.commits import list_commit_names, read_commit
+
+    return sum(read_commit(lake, k, n).rows for k in ("trades", "ticker") for n in list_commit_names(lake, k))
+
+
+def dagster_home(root: Path, settings) -> Path:
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(f"""storage:
+  sqlite:
+    base_dir: {home}/storage
+local_artifact_storage:
+  module: dagster._core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir: {home}/artifacts
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {home}/compute_logs
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 2
+    dequeue_interval_seconds: 1
+sensors:
+  use_threads: true
+  num_workers: 2
+telemetry:
+  enabled: false
+""")
+    return home
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def run_latency(args, settings, root: Path, info: dict) -> dict:
+    from crypto_assets.resources.lake import LakeResource
+
+    lake = LakeResource.from_settings(settings)
+    home = dagster_home(root, settings)
+    env = {**settings_env(settings), "DAGSTER_HOME": str(home)}
+    daemon = subprocess.Popen([str(VENV_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env=env, cwd=C.REPO,
+                              stdout=(root / "daemon.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    stream = start_stream(settings, root / "stream.log")
+    stop = threading.Event()
+    seconds = args.minutes * 60
+    t_start = datetime.now(timezone.utc)
+    producer = start_producer(settings, args.rate, seconds, stop)
+    # Gold rows need 5 minutes and 500 trades of history: measure trades after that warm-up.
+    measure_from = t_start + timedelta(minutes=args.warmup_minutes)
+    seen: dict[tuple[str, int], float] = {}
+    latencies: list[float] = []
+    import pyarrow.parquet as pq
+
+    deadline = time.monotonic() + seconds + args.drain_seconds
+    with C.CpuWindow() as cpu:
+        while time.monotonic() < deadline:
+            now = datetime.now(timezone.utc)
+            for product in settings.products:
+                for day in {t_start.date(), now.date()}:
+                    path = lake.partition_path("gold", "features", product_id=product, event_date=day.isoformat())
+                    for file, _ in lake.data_files(path):
+                        try:
+                            table = pq.read_table(file, columns=["trade_id", "trade_time"])
+                        except (OSError, FileNotFoundError):
+                            continue  # swapped while reading: next poll
+                        for tid, tt in zip(table.column("trade_id").to_pylist(), table.column("trade_time").to_pylist()):
+                            if (product, tid) in seen:
+                                continue
+                            tt = tt.replace(tzinfo=timezone.utc) if tt.tzinfo is None else tt
+                            seen[(product, tid)] = 0
+                            if tt >= measure_from and tt <= t_start + timedelta(seconds=seconds):
+                                latencies.append((now - tt).total_seconds())
+            time.sleep(args.poll_seconds)
+    stop.set()
+    producer.join(timeout=30)
+    for proc in (stream, daemon):
+        stop_process(proc)
+    runs = _run_durations(home)
+    result = {
+        "rate_msgs_per_s": args.rate, "minutes": args.minutes, "trades_measured": len(latencies),
+        "p50_s": round(statistics.median(latencies), 1) if latencies else None,
+        "p95_s": round(percentile(latencies, 95), 1) if latencies else None,
+        "max_s": round(max(latencies), 1) if latencies else None,
+        "runs": runs, "cpu": cpu.summary(),
+    }
+    return result
+
+
+def _run_durations(home: Path) -> dict:
+    """Median wall time of the daemon-launched runs per asset (from the instance's run records)."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    from dagster import DagsterInstance, RunsFilter
+
+    out: dict[str, list[float]] = {}
+    with DagsterInstance.get() as instance:
+        for rec in instance.get_run_records(filters=RunsFilter()):
+            if rec.start_time and rec.end_time:
+                key = rec.dagster_run.tags.get("crypto/asset", "bronze")
+                out.setdefault(key, []).append(rec.end_time - rec.start_time)
+    return {k: {"runs": len(v), "median_s": round(statistics.median(v), 1)} for k, v in out.items()}
+
+
+def run_sustained(args, settings, root: Path, info: dict) -> dict:
+    from crypto_assets.resources.lake import LakeResource
+
+    lake = LakeResource.from_settings(settings)
+    stream = start_stream(settings, root / "stream.log")
+    stop = threading.Event()
+    seconds = args.minutes * 60
+    producer = start_producer(settings, args.rate, seconds, stop)
+    samples = []
+    t0 = time.monotonic()
+    with C.CpuWindow() as cpu:
+        while True:
+            elapsed = time.monotonic() - t0
+            kafka, bronze = kafka_end_total(settings), bronze_committed(lake)
+            samples.append((round(elapsed, 1), kafka, kafka - bronze))
+            if int(elapsed) // 30 != int(samples[-2][0] if len(samples) > 1 else -1) // 30:
+                print(f"  t={elapsed:6.0f} s  kafka={kafka:>9,}  bronze lag={kafka - bronze:>7,} records", flush=True)
+            if not producer.is_alive() and kafka - bronze == 0:
+                break
+            if elapsed > seconds + 600:
+                break
+            time.sleep(args.poll_seconds)
+    produced_until = seconds
+    catch_up = next((t for t, _, lag in samples if t >= produced_until and lag == 0), None)
+    stop_process(stream)
+    lags = [lag for t, _, lag in samples if t <= produced_until]
+    n = len(lags)
+    return {
+        "rate_msgs_per_s": args.rate, "minutes": args.minutes,
+        "records_in_kafka": samples[-1][1],
+        "achieved_msgs_per_s": round(samples[-1][1] / seconds, 1),
+        "lag_max_records": max(lags), "lag_median_records": int(statistics.median(lags)),
+        "lag_first_quarter_mean": int(statistics.mean(lags[: max(1, n // 4)])),
+        "lag_last_quarter_mean": int(statistics.mean(lags[-max(1, n // 4):])),
+        "catch_up_after_producer_stop_s": round(catch_up - produced_until, 1) if catch_up is not None else None,
+        "lag_series": samples[:: max(1, len(samples) // 60)], "cpu": cpu.summary(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["latency", "sustained"])
+    ap.add_argument("--minutes", type=float, help="producer run time (latency 11, sustained 10)")
+    ap.add_argument("--rate", type=float, help="messages/s (latency 100, sustained 1000)")
+    ap.add_argument("--warmup-minutes", type=float, default=6.0, help="latency: trades before this are not measured")
+    ap.add_argument("--drain-seconds", type=float, default=120.0, help="latency: polling after the producer stops")
+    ap.add_argument("--poll-seconds", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    args.minutes = args.minutes or (11.0 if args.mode == "latency" else 10.0)
+    args.rate = args.rate or (100.0 if args.mode == "latency" else 1000.0)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+    from crypto_assets.broker import LocalBroker
+
+    name = f"streaming_{args.mode}"
+    info = C.machine_info()
+    print(f"== {name}")
+    print(C.machine_line(info), flush=True)
+    root = C.BENCH_STATE / name
+    C.reset_dir(root)
+    root.mkdir(parents=True, exist_ok=True)
+    settings = C.bench_settings(name, sensor_interval_seconds=5, stream_trigger_seconds=5, automation="on",
+                                bronze_mode="stream")
+    broker = LocalBroker(settings)
+    broker.up()
+    try:
+        body = run_latency(args, settings, root, info) if args.mode == "latency" else run_sustained(args, settings, root, info)
+    finally:
+        broker.down()
+    summary = {"benchmark": name, "machine": info, **body}
+    note = C.contention_note(body["cpu"]["others_avg_cores"])
+    if note:
+        summary["note"] = note
+        print(note)
+    C.print_result(summary)
+    print(f"written {C.write_result(name, summary)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
