@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 JARS   := .state/jvm/.resolved
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test ui kafka-up kafka-down lint bench clean prereqs
+.PHONY: demo test ui live kafka-up kafka-down lint bench clean prereqs
 
 prereqs:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.10-3.12 (Debian: apt-get install python3 python3-venv)"; exit 1; }
@@ -35,6 +35,12 @@ test: $(JARS)
 
 ui: $(JARS)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The pipeline running continuously: broker, producer (SOURCE=coinbase needs internet;
+# SOURCE=synthetic works offline), streaming Bronze, dagster dev with the sensors on.
+SOURCE ?= coinbase
+live: $(JARS)
+	$(CLI) live --source $(SOURCE)
 
 kafka-up: $(JARS)
 	$(CLI) kafka up

@@ -171,6 +171,12 @@ def cmd_backfill(args, settings: Settings) -> int:
     return 0 if runs and all(r.success for r in runs) else 1
 
 
+def cmd_live(args, settings: Settings) -> int:
+    from crypto_assets.live import run_live
+
+    return run_live(settings, source=args.source, ui_port=args.port)
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from crypto_assets.demo import run_demo
 
@@ -231,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--layers", default="bronze,silver,gold", help="comma-separated: bronze, silver, gold")
     b.set_defaults(func=cmd_backfill)
 
-    d = sub.add_parser("demo", help="offline end-to-end run: broker, data, Bronze")
+    lv = sub.add_parser("live", help="broker + producer + streaming Bronze + dagster dev with sensors on, until Ctrl-C")
+    lv.add_argument("--source", choices=["coinbase", "synthetic"], default="coinbase",
+                    help="coinbase = the live WebSocket (needs internet); synthetic = a paced synthetic market")
+    lv.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    lv.set_defaults(func=cmd_live)
+
+    d = sub.add_parser("demo", help="offline end-to-end run: broker, producer, Bronze, then the sensors bring Silver and Gold")
     d.set_defaults(func=cmd_demo)
     return parser
 

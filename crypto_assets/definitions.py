@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.assets.gold import build_gold_asset
@@ -34,6 +34,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         schedules=[build_bronze_schedule(settings, bronze)],
         sensors=[build_bronze_sensor(settings, silver), build_gold_sensor(settings, gold)],
         resources=build_resources(settings),
+        # One process per run, not one more per step: each step would start its own Spark driver,
+        # and sensor-driven runs hold one asset each.
+        executor=in_process_executor,
     )
 
 

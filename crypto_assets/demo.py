@@ -1,9 +1,11 @@
 """`make demo`: the pipeline end to end on embedded defaults, offline.
 
-Starts the local broker, publishes a deterministic synthetic Coinbase session (seeded, fixed
-times crossing midnight, so it lands in two Bronze days), materializes the Bronze partitions
-it touched through Dagster (recorded in the project's Dagster instance, so the UI shows
-them), and prints what was written.
+Starts the local broker, has the producer publish a deterministic synthetic Coinbase session
+(seeded, fixed times crossing midnight, so it lands in two Bronze days), materializes those
+Bronze days through Dagster, then lets the pipeline's own sensors decide what follows: the
+Bronze -> Silver sensor requests the touched Silver partitions, the Silver -> Gold sensor the
+Gold ones, and each request runs in the project's Dagster instance (the UI shows every run and
+check). Prints rows per layer, the checks and a few Gold rows.
 """
 
 from __future__ import annotations
@@ -33,20 +35,19 @@ def _already_published(settings: Settings) -> bool:
 
 
 def run_demo(settings: Settings) -> int:
-    from dagster import MultiPartitionKey
-
     from crypto_assets.assets.bronze import bronze_assets
-    from crypto_assets.assets.gold import build_gold_asset
-    from crypto_assets.assets.silver import silver_assets
     from crypto_assets.backfill import dagster_instance, materialize_partition
     from crypto_assets.broker import LocalBroker
+    from crypto_assets.definitions import build_definitions
+    from crypto_assets.sensors.inprocess import apply, execute, tick
     from producer.run import publish_frames, synthetic_frames
 
-    print("1/4 starting the local Kafka broker ...")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    print("1/5 starting the local Kafka broker ...")
     print(LocalBroker(settings).up().describe())
 
-    print("2/4 publishing the demo session (synthetic Coinbase ticker + market_trades, seed "
-          f"{DEMO_SEED}, {DEMO_START:%Y-%m-%d %H:%M} UTC + {DEMO_DURATION_S:.0f} s) ...")
+    print("2/5 the producer publishes the demo session (synthetic Coinbase ticker + market_trades, seed "
+          f"{DEMO_SEED}, {DEMO_START:%Y-%m-%d %H:%M} UTC + {DEMO_DURATION_S:.0f} s, crossing midnight) ...")
     if _already_published(settings):
         print("    already in Kafka from an earlier run: not publishing it again")
     else:
@@ -55,37 +56,38 @@ def run_demo(settings: Settings) -> int:
 
     instance = dagster_instance(settings)
     written, checks = [], []
-    print("3/4 materializing Bronze through Dagster ...")
+    print("3/5 Bronze: materializing the ingest days through Dagster (batch mode) ...")
     for day in demo_days():
         run = materialize_partition(bronze_assets(settings), day.isoformat(), settings, instance)
         if not run.success:
-            print(f"error: Bronze materialization for {day} failed; see the run in the Dagster UI")
+            print(f"error: Bronze materialization for {day} failed; see run {run.run_id} in the Dagster UI")
             return 1
         written += run.rows
-    products = sorted(instance.get_dynamic_partitions("product_id"))
-    print(f"4/4 materializing Silver and Gold for {', '.join(products)} ...")
-    for assets in (silver_assets(settings), [build_gold_asset(settings)]):
-        for day in demo_days():
-            for product in products:
-                key = MultiPartitionKey({"event_date": day.isoformat(), "product_id": product})
-                run = materialize_partition(assets, key, settings, instance)
-                written += run.rows
-                checks += run.checks
-                if not run.success:
-                    print(f"error: materializing {[a.key.to_user_string() for a in assets]} for {key} failed; "
-                          f"see the run in the Dagster UI")
-                    return 1
+
+    defs = build_definitions(settings)
+    for step, (sensor, layer) in enumerate((("bronze_to_silver", "Silver"), ("silver_to_gold", "Gold")), 4):
+        result = tick(defs.get_sensor_def(sensor), settings, instance, None)
+        apply(result, instance)
+        print(f"{step}/5 {layer}: the `{sensor}` sensor requested {len(result.run_requests or [])} runs; running them ...")
+        for outcome in execute(result, settings, instance, run_config=quiet):
+            for mat in outcome.get_asset_materialization_events():
+                md = mat.materialization.metadata
+                written.append((mat.asset_key.to_user_string(), mat.partition, md["rows"].value, md["path"].value))
+            checks += [(e.asset_key.to_user_string(), e.check_name, e.passed) for e in outcome.get_asset_check_evaluations()]
+            if not outcome.success:
+                print(f"error: run {outcome.run_id} failed; see it in the Dagster UI")
+                return 1
 
     print("\nWritten:")
     print(f"  {'asset':<15} {'partition':<22} {'rows':>8}  path")
-    for key, part, rows, path in written:
+    for key, part, rows, path in sorted(written, key=lambda w: (["bronze", "silver", "gold"].index(w[0].split("_")[0]), w[1], w[0])):
         print(f"  {key:<15} {part:<22} {rows:>8}  {path}")
     failed = [c for c in checks if not c[2]]
     print(f"\nAsset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
           + "".join(f"\n  FAILED {a}.{c}" for a, c, _ in failed))
     _print_gold_sample(settings)
     print(f"\nLake root: {settings.lake_root}")
-    print("Open the Dagster UI:  make ui   (then http://127.0.0.1:3000)")
+    print("Open the Dagster UI:  make ui   (then http://127.0.0.1:3000: lineage, runs, checks, backfills)")
     print("Stop the broker:      .venv/bin/crypto-pipeline kafka down")
     return 0 if not failed else 1
 

@@ -9,8 +9,8 @@ from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.commits import list_commit_names, read_commit
 from crypto_assets.definitions import build_definitions, build_resources
 from crypto_assets.resources.lake import LakeResource
+from crypto_assets.sensors.inprocess import apply, execute, requested, tick
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
-from crypto_assets_tests.orchestration.support import apply, execute, requested, tick
 
 D1, D2 = "2026-06-01", "2026-06-02"
 

@@ -10,8 +10,8 @@ from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.assets.gold import build_gold_asset
 from crypto_assets.assets.silver import silver_assets
 from crypto_assets.definitions import build_definitions, build_resources
+from crypto_assets.sensors.inprocess import requested, tick
 from crypto_assets_tests.helpers import send_records, trades_frame, ts
-from crypto_assets_tests.orchestration.support import requested, tick
 
 D1, D2 = "2026-08-01", "2026-08-02"
 

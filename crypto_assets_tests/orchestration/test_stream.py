@@ -12,13 +12,13 @@ from crypto_assets.commits import list_commit_names, read_commit
 from crypto_assets.definitions import build_definitions
 from crypto_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.resources.lake import LakeResource
+from crypto_assets.sensors.inprocess import tick
 from crypto_assets.steps.bronze import build_bronze_day, read_kafka_window
 from crypto_assets.steps.stream import BronzeBatchWriter
 from crypto_assets.stream_job import run_stream
 from crypto_assets.transforms.bronze import kafka_to_bronze
 from crypto_assets.transforms.silver import SilverRules
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
-from crypto_assets_tests.orchestration.support import tick
 
 D1 = "2026-07-01"
 

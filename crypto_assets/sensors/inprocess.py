@@ -1,11 +1,14 @@
-"""What the Dagster daemon does with a sensor result, done in-process for tests: apply the
-dynamic-partition requests, store the asset events, and execute the requested runs."""
+"""Sensor ticks and their runs in this process: what the daemon does, for the demo and the tests.
+
+The daemon evaluates a sensor, applies its dynamic-partition requests, stores its asset events
+and launches its run requests; here the same sensor definitions are evaluated and each request
+is executed with `materialize` (its assets, its partition, its tags) in a given instance.
+"""
 
 from __future__ import annotations
 
 from dagster import AssetKey, SensorResult, build_sensor_context, materialize
 
-from crypto_assets.definitions import build_definitions, build_resources
 from crypto_assets.resources.lake import LakeResource
 
 
@@ -30,14 +33,16 @@ def requested(result: SensorResult) -> list[tuple[str, str]]:
     )
 
 
-def execute(result: SensorResult, settings, instance) -> list:
-    """Runs each request the way the daemon would launch it: its assets, its partition."""
+def execute(result: SensorResult, settings, instance, run_config: dict | None = None) -> list:
+    """Runs each request the way the daemon would launch it: its assets, its partition, its tags."""
+    from crypto_assets.definitions import build_definitions, build_resources
+
     defs = build_definitions(settings)
     outcomes = []
     for request in result.run_requests or []:
         assets = [defs.get_assets_def(AssetKey(k.path)) for k in request.asset_selection]
         outcomes.append(materialize(
             assets, partition_key=request.partition_key, resources=build_resources(settings), instance=instance,
-            tags=request.tags, raise_on_error=False,
+            tags=request.tags, raise_on_error=False, run_config=run_config or {},
         ))
     return outcomes

@@ -1,0 +1,65 @@
+"""The orchestration commands' argument handling and plumbing (no services needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+from crypto_assets.backfill import plan
+from crypto_assets.cli import main
+from crypto_assets.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit, write_commit
+from crypto_assets.live import live_commands, settings_env
+from crypto_assets.resources.lake import LakeResource
+from crypto_assets.sensors.bronze_sensor import GRACE_MS, CommitCursor
+from crypto_assets.settings import Settings
+
+
+def test_backfill_rejects_a_reversed_range_and_unknown_layers_in_one_line(capsys):
+    assert main(["backfill", "--from", "2026-01-05", "--to", "2026-01-01"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: backfill range ends (2026-01-01) before it starts (2026-01-05)"]
+    assert main(["backfill", "--from", "2026-01-05", "--layers", "silver,platinum"]) == 2
+    assert "unknown layer(s) platinum" in capsys.readouterr().err
+
+
+def test_backfill_plan_is_one_run_per_partition_in_dependency_order():
+    steps = plan(Settings.from_env(environ={}), date(2026, 1, 1), date(2026, 1, 2), ["BTC-USD", "ETH-USD"],
+                 ("bronze", "silver", "gold"))
+    layers = [layer for layer, _, _ in steps]
+    assert layers == ["bronze"] * 2 + ["silver"] * 4 + ["gold"] * 4
+    assert [str(k) for layer, _, k in steps if layer == "gold"] == [
+        "2026-01-01|BTC-USD", "2026-01-01|ETH-USD", "2026-01-02|BTC-USD", "2026-01-02|ETH-USD"]
+
+
+def test_live_children_resolve_the_same_settings():
+    s = Settings.from_env(environ={}, kafka_port=19092, products=("SOL-USD",), automation="on", bronze_mode="stream")
+    assert Settings.from_env(environ=settings_env(s)) == s
+    cmds = live_commands(s, "synthetic", 3999)
+    assert cmds["producer"][1:4] == ["produce", "--source", "synthetic"] and "--speed" in cmds["producer"]
+    assert cmds["stream"][1:] == ["stream"] and cmds["dagster"][-1] == "3999"
+
+
+def test_commit_log_lists_by_time_and_the_cursor_forgets_only_outside_its_grace_window(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    lake = LakeResource(root=str(tmp_path))
+    t0 = datetime(2026, 1, 1, 23, 59, 59, tzinfo=timezone.utc)
+    names = [write_commit(lake, BronzeCommit(kind="trades", writer="batch", ingest_dates=["2026-01-01"], rows=i + 1),
+                          now=t0 + timedelta(seconds=i)).name for i in range(3)]
+    assert list_commit_names(lake, "trades") == names  # across the midnight folder boundary
+    assert read_commit(lake, "trades", names[2]).rows == 3
+    assert list_commit_names(lake, "trades", since_ms=commit_time_ms(names[1])) == names[1:]
+    cursor = CommitCursor().advance(names)
+    assert cursor.since_ms == commit_time_ms(names[2]) - GRACE_MS and cursor.seen == set(names)
+    assert CommitCursor.parse(cursor.serialize()) == cursor
+    later = write_commit(lake, BronzeCommit(kind="trades", writer="batch", ingest_dates=["2026-01-02"], rows=9),
+                         now=t0 + timedelta(minutes=20)).name
+    moved = cursor.advance([later])
+    assert moved.seen == {later}  # the first three are older than the grace window now
+    assert [n for n in list_commit_names(lake, "trades", moved.since_ms) if n not in moved.seen] == []
+
+
+def test_settings_copy_with_another_lake_gets_its_own_checkpoints():
+    s = Settings.from_env(environ={}, lake_root="/a")
+    assert s.checkpoint_root == "/a/_checkpoints"
+    assert dataclasses.replace(s, lake_root="/b").checkpoint_root == "/b/_checkpoints"
