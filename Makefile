@@ -7,9 +7,10 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/crypto-pipeline
 STAMP  := $(VENV)/.installed
 JARS   := .state/jvm/.resolved
+CHROMIUM := /usr/bin/chromium
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test ui live kafka-up kafka-down lint bench clean prereqs
+.PHONY: demo test ui live kafka-up kafka-down lint bench clean prereqs browser
 
 prereqs:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.10-3.12 (Debian: apt-get install python3 python3-venv)"; exit 1; }
@@ -30,8 +31,20 @@ $(JARS): $(STAMP) jvm/kafka-broker/pom.xml jvm/spark-kafka/pom.xml
 demo: $(JARS)
 	$(CLI) demo
 
-test: $(JARS)
+test: $(JARS) browser
 	$(PY) -m pytest crypto_assets_tests
+
+# The UI test (crypto_assets_tests/ui) drives Debian's Chromium with Playwright; no browser is
+# downloaded. Installed here when missing; if that is impossible the test fails and says how.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	    echo "warning: $(CHROMIUM) is missing: run 'sudo apt-get install -y --no-install-recommends chromium'"; exit 0; fi; \
+	  APT="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -qq"; \
+	  echo "installing Debian's chromium for the UI test"; \
+	  $$APT install -y --no-install-recommends chromium >/dev/null 2>&1 \
+	    || { $$APT update && $$APT install -y --no-install-recommends chromium >/dev/null; } \
+	    || echo "warning: could not install chromium; the UI test will fail"; }
 
 ui: $(JARS)
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

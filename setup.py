@@ -34,6 +34,9 @@ setup(
             "pytest>=8,<10",
             "ruff>=0.6",
             "moto[server]>=5.0,<6",
+            # Browser test of the Dagster UI; drives Debian's /usr/bin/chromium (`make browser`),
+            # never a downloaded browser.
+            "playwright>=1.50,<2",
         ],
     },
     entry_points={
