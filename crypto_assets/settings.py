@@ -55,6 +55,7 @@ class Settings:
     stream_trigger_seconds: int = 5
     stream_max_offsets_per_trigger: int = 500000
     stream_checkpoint_root: str = ""
+    stream_stall_seconds: int = 120
     sensor_interval_seconds: int = 10
     silver_freshness_minutes: int = 3
     gold_freshness_minutes: int = 5
@@ -158,6 +159,7 @@ SETTINGS_DOC: dict[str, str] = {
     "stream_trigger_seconds": "Micro-batch trigger interval of the streaming Bronze job.",
     "stream_max_offsets_per_trigger": "Most Kafka records one streaming micro-batch takes (bounds catch-up batches after downtime).",
     "stream_checkpoint_root": "Checkpoints of the streaming Bronze job, one folder per table. Default: <lake_root>/_checkpoints.",
+    "stream_stall_seconds": "Streaming mode: the Bronze sensor's tick fails (visible in the UI) when the stream has landed nothing for this long while Kafka holds newer records.",
     "sensor_interval_seconds": "Minimum interval between ticks of the Bronze and Gold sensors.",
     "silver_freshness_minutes": "Freshness policy of Silver: warn when no partition was updated for this long (while data flows).",
     "gold_freshness_minutes": "Freshness policy of Gold: fail when no partition was updated for this long (while data flows).",

@@ -115,6 +115,23 @@ class KafkaResource(ConfigurableResource):
         finally:
             consumer.close()
 
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to be written, per partition of the topic."""
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        consumer = self._consumer()
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise self._missing_topic(topic)
+            return {tp.partition: o for tp, o in consumer.end_offsets([TopicPartition(topic, p) for p in partitions]).items()}
+        except KafkaError as exc:
+            log.debug("kafka offset lookup failed: %r", exc)
+            raise self._unreachable() from None
+        finally:
+            consumer.close()
+
     def offset_window(self, topic: str, start: datetime, end: datetime) -> OffsetWindow:
         """Offsets per partition covering records with timestamps in [start, end) (widened by the skew)."""
         from kafka import TopicPartition

@@ -12,6 +12,7 @@ The cursor (returned with every result) holds the commits seen within a grace wi
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -33,6 +34,7 @@ from dagster import (
 
 from crypto_assets.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit
 from crypto_assets.partitions import EVENT_DATE, PRODUCT, PRODUCTS
+from crypto_assets.resources.kafka import KafkaResource
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.settings import Settings
 from crypto_assets.transforms.bronze import KINDS
@@ -48,22 +50,56 @@ PENDING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 class CommitCursor:
     since_ms: int = 0
     seen: set[str] = field(default_factory=set)
+    # Highest offset landed in Bronze per kind and Kafka partition, and when Bronze last landed anything.
+    landed: dict[str, dict[str, int]] = field(default_factory=dict)
+    last_landed_ms: int = 0
 
     @classmethod
     def parse(cls, raw: str | None) -> "CommitCursor":
         if not raw:
             return cls()
         data = json.loads(raw)
-        return cls(since_ms=int(data["since_ms"]), seen=set(data["seen"]))
+        return cls(since_ms=int(data["since_ms"]), seen=set(data["seen"]), landed=data.get("landed", {}),
+                   last_landed_ms=int(data.get("last_landed_ms", 0)))
 
-    def advance(self, names: list[str]) -> "CommitCursor":
+    def advance(self, names: list[str], commits: list[BronzeCommit] = ()) -> "CommitCursor":
         seen = self.seen | set(names)
         newest = max((commit_time_ms(n) for n in seen), default=self.since_ms)
         since = max(self.since_ms, newest - GRACE_MS)
-        return CommitCursor(since_ms=since, seen={n for n in seen if commit_time_ms(n) >= since})
+        landed = {k: dict(v) for k, v in self.landed.items()}
+        for c in commits:
+            mine = landed.setdefault(c.kind, {})
+            for partition, (_, hi) in c.offsets.items():
+                mine[partition] = max(mine.get(partition, -1), int(hi))
+        return CommitCursor(since_ms=since, seen={n for n in seen if commit_time_ms(n) >= since}, landed=landed,
+                            last_landed_ms=max([self.last_landed_ms, *[commit_time_ms(n) for n in names]]))
 
     def serialize(self) -> str:
-        return json.dumps({"since_ms": self.since_ms, "seen": sorted(self.seen)})
+        return json.dumps({"since_ms": self.since_ms, "seen": sorted(self.seen), "landed": self.landed,
+                           "last_landed_ms": self.last_landed_ms})
+
+
+class StreamStalledError(RuntimeError):
+    """Streaming mode: Kafka holds records the stream has not landed for too long."""
+
+
+def check_stream_progress(cursor: CommitCursor, kafka: KafkaResource, settings: Settings, now_ms: int) -> None:
+    """Fails the tick, with one line, when the streaming job has stopped landing what Kafka holds."""
+    idle_s = (now_ms - cursor.last_landed_ms) / 1000
+    if idle_s < settings.stream_stall_seconds:
+        return
+    behind = {}
+    for kind in KINDS:
+        landed = cursor.landed.get(kind, {})
+        ends = kafka.end_offsets(kafka.topic_for(kind))
+        behind[kind] = sum(max(0, end - (landed.get(str(p), -1) + 1)) for p, end in ends.items())
+    if any(behind.values()):
+        raise StreamStalledError(
+            f"streaming Bronze has landed nothing for {idle_s:.0f} s while Kafka holds "
+            + ", ".join(f"{n} newer {k} records" for k, n in behind.items() if n)
+            + f": start it with `crypto-pipeline stream` (it resumes from {settings.checkpoint_root}), "
+            f"or see its log (.state/live/stream.log under `make live`)"
+        )
 
 
 def silver_key(kind: str) -> AssetKey:
@@ -77,7 +113,9 @@ def partition_key(event_date: str, product: str) -> MultiPartitionKey:
 def pending_run_exists(instance, asset: AssetKey, key: str) -> bool:
     """A queued run of the same asset partition has not read its input yet: it will see the new data."""
     runs = instance.get_runs(
-        filters=RunsFilter(statuses=PENDING, tags={"dagster/partition": key, ASSET_TAG: asset.to_user_string()}),
+        filters=RunsFilter(
+            statuses=PENDING, tags={"dagster/partition": key, f"{ASSET_TAG}/{asset.to_user_string()}": "1"}
+        ),
         limit=1,
     )
     return bool(runs)
@@ -102,21 +140,30 @@ def _stream_materializations(commit: BronzeCommit) -> list[AssetMaterialization]
     ]
 
 
-def evaluate_bronze_commits(context: SensorEvaluationContext, lake: LakeResource, settings: Settings) -> SensorResult:
+def evaluate_bronze_commits(
+    context: SensorEvaluationContext, lake: LakeResource, settings: Settings, kafka: KafkaResource | None = None,
+    now_ms: int | None = None,
+) -> SensorResult:
+    now_ms = now_ms or int(time.time() * 1000)
     cursor = CommitCursor.parse(context.cursor)
+    if not cursor.last_landed_ms:
+        cursor.last_landed_ms = now_ms  # the stall clock starts with the sensor
     fresh: list[tuple[str, str]] = []
     for kind in KINDS:
         fresh += [(n, kind) for n in list_commit_names(lake, kind, cursor.since_ms) if n not in cursor.seen]
     fresh.sort()
     fresh = fresh[:MAX_COMMITS_PER_TICK]
     if not fresh:
+        if settings.bronze_mode == "stream" and kafka is not None:
+            check_stream_progress(cursor, kafka, settings, now_ms)
         return SensorResult(skip_reason=SkipReason("no new Bronze commits"), cursor=cursor.serialize())
 
     first, last = date.fromisoformat(settings.first_date), None
     affected: dict[tuple[str, str, str], str] = {}  # (kind, event_date, product) -> newest commit
-    events, products, ignored = [], set(), 0
+    events, products, ignored, commits = [], set(), 0, []
     for name, kind in fresh:
         commit = read_commit(lake, kind, name)
+        commits.append(commit)
         if commit.writer == "stream":
             events += _stream_materializations(commit)
         for event_date, product, _ in commit.partitions:
@@ -129,17 +176,23 @@ def evaluate_bronze_commits(context: SensorEvaluationContext, lake: LakeResource
 
     instance = context.instance
     new_products = sorted(p for p in products if not instance.has_dynamic_partition(PRODUCTS.name, p))
+    # One run per Silver partition: trades and ticker together when both changed (one Spark driver).
+    by_partition: dict[tuple[str, str], dict[str, str]] = {}
+    for (kind, event_date, product), newest in affected.items():
+        by_partition.setdefault((event_date, product), {})[kind] = newest
     requests = []
-    for (kind, event_date, product), newest in sorted(affected.items()):
+    for (event_date, product), kinds in sorted(by_partition.items()):
         key = partition_key(event_date, product)
-        asset = silver_key(kind)
-        if pending_run_exists(instance, asset, str(key)):
+        assets = [silver_key(k) for k in KINDS if k in kinds and not pending_run_exists(instance, silver_key(k), str(key))]
+        if not assets:
             continue
+        names = ",".join(a.to_user_string() for a in assets)
         requests.append(RunRequest(
-            run_key=f"{asset.to_user_string()}:{key}:{newest}",
+            run_key=f"{names}:{key}:{max(kinds.values())}",
             partition_key=key,
-            asset_selection=[asset],
-            tags={ASSET_TAG: asset.to_user_string(), "crypto/trigger": "bronze_sensor"},
+            asset_selection=assets,
+            tags={**{f"{ASSET_TAG}/{a.to_user_string()}": "1" for a in assets}, ASSET_TAG: names,
+                  "crypto/trigger": "bronze_sensor"},
         ))
     context.log.info(
         f"{len(fresh)} new Bronze commits (last {last}): {len(requests)} Silver runs, "
@@ -148,7 +201,7 @@ def evaluate_bronze_commits(context: SensorEvaluationContext, lake: LakeResource
     )
     return SensorResult(
         run_requests=requests,
-        cursor=cursor.advance([n for n, _ in fresh]).serialize(),
+        cursor=cursor.advance([n for n, _ in fresh], commits).serialize(),
         dynamic_partitions_requests=[PRODUCTS.build_add_request(new_products)] if new_products else [],
         asset_events=events,
     )
@@ -165,7 +218,7 @@ def build_bronze_sensor(settings: Settings, silver_assets) -> SensorDefinition:
         asset_selection=silver_assets,
         default_status=DefaultSensorStatus.RUNNING if settings.automation == "on" else DefaultSensorStatus.STOPPED,
     )
-    def bronze_to_silver(context: SensorEvaluationContext, lake: LakeResource):
-        return evaluate_bronze_commits(context, lake, settings)
+    def bronze_to_silver(context: SensorEvaluationContext, lake: LakeResource, kafka: KafkaResource):
+        return evaluate_bronze_commits(context, lake, settings, kafka)
 
     return bronze_to_silver

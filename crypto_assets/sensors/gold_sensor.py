@@ -104,7 +104,8 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
             run_key=f"gold_features:{key}:{storage_id}",
             partition_key=key,
             asset_selection=[GOLD],
-            tags={ASSET_TAG: GOLD.to_user_string(), "crypto/trigger": "gold_sensor"},
+            tags={ASSET_TAG: GOLD.to_user_string(), f"{ASSET_TAG}/{GOLD.to_user_string()}": "1",
+                  "crypto/trigger": "gold_sensor"},
         )
         for key, storage_id in sorted(wanted.items())
         if not pending_run_exists(instance, GOLD, key)

@@ -13,8 +13,11 @@ from crypto_assets.resources.lake import LakeResource
 
 
 def tick(sensor_def, settings, instance, cursor: str | None) -> SensorResult:
+    from crypto_assets.resources.kafka import KafkaResource
+
     context = build_sensor_context(
-        instance=instance, cursor=cursor, resources={"lake": LakeResource.from_settings(settings)}
+        instance=instance, cursor=cursor,
+        resources={"lake": LakeResource.from_settings(settings), "kafka": KafkaResource.from_settings(settings)},
     )
     return sensor_def(context)
 

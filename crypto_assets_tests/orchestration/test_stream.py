@@ -99,3 +99,34 @@ def test_stream_against_a_missing_topic_fails_with_one_line(fresh_settings, spar
     s = dataclasses.replace(fresh_settings, trades_topic="no.such.topic")
     with pytest.raises(KafkaUnavailableError, match="topic 'no.such.topic' does not exist"):
         run_stream(s, ("trades",), once=True, spark=spark)
+
+
+def test_a_stopped_stream_fails_the_sensor_tick_with_one_line_and_recovers(fresh_settings, spark):
+    import time
+
+    from dagster import build_sensor_context
+
+    from crypto_assets.sensors.bronze_sensor import StreamStalledError, evaluate_bronze_commits
+
+    s = dataclasses.replace(fresh_settings, bronze_mode="stream", stream_stall_seconds=60)
+    lake, kafka = LakeResource.from_settings(s), KafkaResource.from_settings(s)
+    _send(s, FIRST)
+    run_stream(s, ("trades", "ticker"), once=True, spark=spark)
+    instance = DagsterInstance.ephemeral()
+
+    def tick_at(cursor, now_s):
+        ctx = build_sensor_context(instance=instance, cursor=cursor)
+        return evaluate_bronze_commits(ctx, lake, s, kafka, now_ms=int(now_s * 1000))
+
+    now = time.time()
+    cursor = tick_at(None, now).cursor
+    _send(s, SECOND)  # the stream is not running: these wait in Kafka
+    assert tick_at(cursor, now + 30).skip_reason  # not stalled yet: within the allowance
+    with pytest.raises(StreamStalledError) as err:
+        tick_at(cursor, now + 600)
+    message = str(err.value)
+    assert "\n" not in message and "2 newer trades records" in message and "crypto-pipeline stream" in message
+    run_stream(s, ("trades", "ticker"), once=True, spark=spark)  # restarted: it catches up by itself
+    result = tick_at(cursor, now + 620)
+    assert [str(r.partition_key) for r in result.run_requests] == [f"{D1}|BTC-USD", f"{D1}|SOL-USD"]
+    assert tick_at(result.cursor, now + 1200).skip_reason  # nothing pending in Kafka: idle is fine
