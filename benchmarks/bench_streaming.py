@@ -69,7 +69,8 @@ def start_producer(settings, rate: float, seconds: float, stop: threading.Event)
 
 
 def start_stream(settings, log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(VENV_BIN / "crypto-pipeline"), "stream"], env=settings_env(settings), cwd=C.REPO,
+    env = {k: v for k, v in settings_env(settings).items() if k != "CRYPTO_SPARK_CONNECT_URL"}
+    return subprocess.Popen([str(VENV_BIN / "crypto-pipeline"), "stream"], env=env, cwd=C.REPO,
                             stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -138,6 +139,16 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
 
     lake = LakeResource.from_settings(settings)
     home = dagster_home(root, settings)
+    spark_server = None
+    if args.warm_spark:
+        from dataclasses import replace
+
+        from crypto_assets.spark_server import LocalSparkServer
+
+        spark_server = LocalSparkServer(settings)
+        spark_server.up()
+        settings = replace(settings, spark_connect_url=spark_server.url)
+        print(f"runs attach to the warm Spark Connect server at {spark_server.url}", flush=True)
     env = {**settings_env(settings), "DAGSTER_HOME": str(home)}
     daemon = subprocess.Popen([str(VENV_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env=env, cwd=C.REPO,
                               stdout=(root / "daemon.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -176,8 +187,11 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     producer.join(timeout=30)
     for proc in (stream, daemon):
         stop_process(proc)
+    if spark_server is not None:
+        spark_server.down()
     runs = _run_durations(home)
     result = {
+        "warm_spark": args.warm_spark,
         "rate_msgs_per_s": args.rate, "minutes": args.minutes, "trades_measured": len(latencies),
         "p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 1) if latencies else None,
@@ -196,7 +210,7 @@ def _run_durations(home: Path) -> dict:
     with DagsterInstance.get() as instance:
         for rec in instance.get_run_records(filters=RunsFilter()):
             if rec.start_time and rec.end_time:
-                key = rec.dagster_run.tags.get("crypto/asset", "bronze")
+                key = rec.dagster_run.tags.get("crypto/asset", "other")
                 out.setdefault(key, []).append(rec.end_time - rec.start_time)
     return {k: {"runs": len(v), "median_s": round(statistics.median(v), 1)} for k, v in out.items()}
 
@@ -248,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup-minutes", type=float, default=6.0, help="latency: trades before this are not measured")
     ap.add_argument("--drain-seconds", type=float, default=120.0, help="latency: polling after the producer stops")
     ap.add_argument("--poll-seconds", type=float, default=1.0)
+    ap.add_argument("--no-warm-spark", dest="warm_spark", action="store_false",
+                    help="latency: each run starts its own Spark (default: runs attach to one Spark Connect server)")
     args = ap.parse_args(argv)
     args.minutes = args.minutes or (11.0 if args.mode == "latency" else 10.0)
     args.rate = args.rate or (100.0 if args.mode == "latency" else 1000.0)
@@ -264,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     C.reset_dir(root)
     root.mkdir(parents=True, exist_ok=True)
     settings = C.bench_settings(name, sensor_interval_seconds=5, stream_trigger_seconds=5, automation="on",
-                                bronze_mode="stream")
+                                bronze_mode="stream", spark_connect_port=C.free_port())
     broker = LocalBroker(settings)
     broker.up()
     try:

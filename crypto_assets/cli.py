@@ -41,6 +41,22 @@ def cmd_kafka(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_spark(args, settings: Settings) -> int:
+    from crypto_assets.spark_server import LocalSparkServer
+
+    server = LocalSparkServer(settings)
+    if args.action == "up":
+        print(server.up().describe())
+        print(f"runs attach to it with CRYPTO_SPARK_CONNECT_URL={server.url}")
+    elif args.action == "down":
+        print("Spark Connect server stopped" if server.down() else "Spark Connect server was not running")
+    else:
+        status = server.status()
+        print(status.describe())
+        return 0 if status.running else 3
+    return 0
+
+
 def cmd_settings(args, settings: Settings) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -51,12 +67,14 @@ def cmd_settings(args, settings: Settings) -> int:
 
 
 def cmd_jars(args, settings: Settings) -> int:
-    from crypto_assets.jvm import kafka_broker_jars, spark_kafka_jars
+    from crypto_assets.jvm import kafka_broker_jars, spark_connect_jars, spark_kafka_jars
 
     broker = kafka_broker_jars(settings)
     spark = spark_kafka_jars(settings)
+    connect = spark_connect_jars(settings)
     print(f"Kafka broker: {len(broker)} jars in {broker[0].parent}")
     print(f"Spark Kafka source: {len(spark)} jars in {spark[0].parent}")
+    print(f"Spark Connect server: {len(connect)} jars in {connect[0].parent}")
     return 0
 
 
@@ -193,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the broker to be ready")
     k.set_defaults(func=cmd_kafka)
 
+    sp = sub.add_parser("spark", help="start, stop or inspect the warm local Spark Connect server shared by runs")
+    sp.add_argument("action", choices=["up", "down", "status"])
+    sp.set_defaults(func=cmd_spark)
+
     s = sub.add_parser("settings", help="print the effective settings")
     s.add_argument("--markdown", action="store_true", help="print the README's settings table")
     s.set_defaults(func=cmd_settings)
@@ -253,12 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     from crypto_assets.broker import BrokerError
     from crypto_assets.jvm import SetupError
+    from crypto_assets.spark_server import SparkServerError
     from producer.kafka_sink import SinkUnavailableError
 
     try:
         settings = Settings.from_env()
         return args.func(args, settings)
-    except (SettingsError, SetupError, BrokerError, SinkUnavailableError, FileNotFoundError) as exc:
+    except (SettingsError, SetupError, BrokerError, SparkServerError, SinkUnavailableError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

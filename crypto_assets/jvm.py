@@ -80,3 +80,12 @@ def spark_kafka_jars(settings: Settings) -> list[Path]:
     version = pyspark.__version__
     target = settings.jvm_cache_dir / f"spark-kafka-{version}"
     return _resolve(POM_DIR / "spark-kafka" / "pom.xml", target, {"spark.version": version})
+
+
+def spark_connect_jars(settings: Settings) -> list[Path]:
+    """The Spark Connect server plugin at exactly the installed PySpark version."""
+    import pyspark
+
+    version = pyspark.__version__
+    target = settings.jvm_cache_dir / f"spark-connect-{version}"
+    return _resolve(POM_DIR / "spark-connect" / "pom.xml", target, {"spark.version": version})

@@ -44,6 +44,7 @@ class Settings:
     jvm_dir: str = ""
     spark_master: str = "local[2]"
     spark_connect_url: str = ""
+    spark_connect_port: int = 15002
     spark_shuffle_partitions: int = 4
     spark_driver_memory: str = "4g"
     first_date: str = "2024-01-01"
@@ -147,7 +148,8 @@ SETTINGS_DOC: dict[str, str] = {
     "state_dir": "Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.",
     "jvm_dir": "Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.",
     "spark_master": "Spark master for the local engine.",
-    "spark_connect_url": "If set (sc://host:port), use Spark Connect instead of a local session.",
+    "spark_connect_url": "If set (sc://host:port), every run attaches to that Spark Connect server (for example the warm local one of `crypto-pipeline spark up`) instead of starting its own Spark.",
+    "spark_connect_port": "Port of the local Spark Connect server started by `crypto-pipeline spark up` (and `make live`), on 127.0.0.1.",
     "spark_shuffle_partitions": "spark.sql.shuffle.partitions, sized for a small machine.",
     "spark_driver_memory": "Driver memory of the local Spark session.",
     "first_date": "First day of the daily partitions (UTC).",

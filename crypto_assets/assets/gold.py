@@ -141,7 +141,8 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
     def gold_features(context: AssetExecutionContext, spark: SparkResource, lake: LakeResource) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
-        s = build_gold(spark.get_session(), lake, day, [product])[product]
+        # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
+        s = build_gold(spark.get_session, lake, day, [product])[product]
         context.log.info(
             f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
             f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''}"

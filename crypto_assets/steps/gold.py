@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -88,7 +89,7 @@ def _read_arrow(lake: LakeResource, parts: list[tuple[date, str]], columns: list
 
 
 def build_gold(
-    spark: SparkSession,
+    spark: SparkSession | Callable[[], SparkSession] | None,
     lake: LakeResource,
     day: date,
     products: list[str],
@@ -122,6 +123,7 @@ def build_gold(
         trade_pdf["product_id"] = p
         ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
         if engine == "spark":
+            spark = spark() if callable(spark) else spark  # a session, or how to get one when needed
             trades = _read(spark, lake, "trades", trade_parts)
             tickers = (
                 _read(spark, lake, "ticker", ticker_parts) if ticker_parts else spark.createDataFrame([], _ticker_schema())

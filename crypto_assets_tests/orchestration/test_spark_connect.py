@@ -1,0 +1,75 @@
+"""The warm shared Spark: runs attached to the local Spark Connect server write what a local session writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+
+from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.assets.silver import silver_assets
+from crypto_assets.cli import main
+from crypto_assets.definitions import build_resources
+from crypto_assets.live import settings_env
+from crypto_assets.spark_server import LocalSparkServer, SparkServerError
+from crypto_assets_tests.conftest import free_port
+from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
+
+D = "2026-10-01"
+
+
+@pytest.fixture(scope="module")
+def spark_server(base_settings, tmp_path_factory):
+    settings = dataclasses.replace(base_settings, state_dir=str(tmp_path_factory.mktemp("connect-state")),
+                                   spark_connect_port=free_port(), spark_driver_memory="1g")
+    server = LocalSparkServer(settings)
+    server.up()
+    yield server
+    assert server.down()
+    assert not server.status().running
+
+
+def _lake_rows(spark, path):
+    return sorted(map(str, spark.read.parquet(path).collect()))
+
+
+def test_silver_through_spark_connect_equals_the_local_session(fresh_settings, spark, spark_server, tmp_path):
+    s = fresh_settings
+    send_records(s.kafka_bootstrap, [
+        (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [1, 2], f"{D}T10:00:00Z"), ts(f"{D}T10:00:00.5Z")),
+        (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [2], f"{D}T10:00:00Z", event_type="snapshot"),
+         ts(f"{D}T10:01:00Z")),
+        (s.ticker_topic, "BTC-USD", ticker_frame("BTC-USD", f"{D}T10:00:00Z"), ts(f"{D}T10:00:00.2Z")),
+    ])
+    # Locally, in this process.
+    key = MultiPartitionKey({"event_date": D, "product_id": "BTC-USD"})
+    instance = DagsterInstance.ephemeral()
+    assert materialize(bronze_assets(s), partition_key=D, resources=build_resources(s), instance=instance).success
+    result = materialize(silver_assets(s), partition_key=key, resources=build_resources(s), instance=instance)
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+
+    # Through the shared server, from another process (as a Dagster run would be): the backfill command.
+    remote = dataclasses.replace(s, lake_root=str(tmp_path / "remote-lake"), spark_connect_url=spark_server.url)
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    cli = Path(sys.executable).parent / "crypto-pipeline"
+    res = subprocess.run(
+        [str(cli), "backfill", "--from", D, "--products", "BTC-USD", "--layers", "bronze,silver"],
+        env={**settings_env(remote), "DAGSTER_HOME": str(home)}, capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "[2/2] silver" in res.stdout and "checks 10/10 passed" in res.stdout
+    for table in ("bronze/kafka_trades", "silver/trades", "silver/ticker"):
+        assert _lake_rows(spark, f"{s.lake_root}/{table}") == _lake_rows(spark, f"{remote.lake_root}/{table}")
+
+
+def test_spark_server_status_and_a_taken_port(spark_server, capsys):
+    assert spark_server.status().running
+    taken = LocalSparkServer(dataclasses.replace(spark_server.settings, state_dir=spark_server.settings.state_dir + "-2"))
+    with pytest.raises(SparkServerError, match=f"port {spark_server.port} on 127.0.0.1 is already in use"):
+        taken.up()
+    assert main(["spark", "status"]) in (0, 3)  # the project's own server (default port): up or not, it answers
