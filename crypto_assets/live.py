@@ -46,7 +46,6 @@ def live_commands(settings: Settings, source: str, ui_port: int) -> dict[str, li
 
 def run_live(settings: Settings, source: str = "coinbase", ui_port: int = 3000) -> int:
     from crypto_assets.broker import LocalBroker
-
     from crypto_assets.spark_server import LocalSparkServer
 
     settings = replace(settings, automation="on", bronze_mode="stream")
