@@ -66,19 +66,24 @@ def read_bronze_window(
 ) -> tuple[DataFrame | None, list[str]]:
     table = BRONZE_TABLE[kind]
     table_path = lake.table_path("bronze", table)
-    present = []
+    present, files = [], []
     for d in bronze_window_days(day, rules):
         path = lake.partition_path("bronze", table, ingest_date=d.isoformat())
-        if lake.data_files(path):
-            present.append((d, path))
+        found = lake.data_files(path)
+        if found:
+            present.append(d)
+            files += [f for f, _ in found]
     if not present:
         return None, []
-    df = spark.read.option("basePath", table_path).parquet(*[p for _, p in present])
+    # The files as listed now, not the folders: the streaming job keeps appending to today's folder,
+    # and every Spark action (each one re-plans under Spark Connect) must see the same snapshot, or
+    # the window count and the rows written would not reconcile.
+    df = spark.read.option("basePath", table_path).parquet(*files)
     start, _ = day_bounds(day)
     # From D-1 only records ingested within the clock-skew allowance before midnight can belong to D.
     earliest = start - timedelta(seconds=rules.max_future_skew_seconds)
     df = df.where((F.col("ingest_date") >= F.lit(day)) | (F.col("kafka_timestamp") >= F.lit(earliest)))
-    return df, [d.isoformat() for d, _ in present]
+    return df, [d.isoformat() for d in present]
 
 
 def _write_partitions(df: DataFrame, table_path: str, sort_cols: list[str]) -> None:
