@@ -38,8 +38,11 @@ def aws_env():
 
 @pytest.fixture(scope="session")
 def moto_endpoint(aws_env):
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -77,3 +80,23 @@ def s3_spark(spark, moto_endpoint, aws_env):
     hadoop.set("fs.s3a.secret.key", aws_env["AWS_SECRET_ACCESS_KEY"])
     hadoop.set("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
     return spark
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """The project's wheel, built once per session the way `aws deploy` builds it."""
+    from crypto_assets.aws.deploy import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def glue_settings(settings, bucket: str, endpoint: str, **overrides):
+    """`settings` moved to AWS mode on moto: S3 lake, Glue engine, a job prefix and database of their own."""
+    tag = uuid.uuid4().hex[:6]
+    values = dict(
+        lake_root=f"s3://{bucket}/lake", s3_endpoint_url=endpoint, aws_region="us-east-1", engine="glue",
+        glue_artifacts_root=f"s3://{bucket}/glue-artifacts", glue_role_arn="arn:aws:iam::123456789012:role/crypto-glue",
+        glue_job_prefix=f"t{tag}", glue_database=f"crypto_{tag}",
+    )
+    values.update(overrides)
+    return dataclasses.replace(settings, **values)

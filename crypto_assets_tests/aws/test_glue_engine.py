@@ -1,0 +1,164 @@
+"""Silver and Gold with CRYPTO_ENGINE=glue on moto: the real Glue entry scripts run in a local subprocess on
+local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what the local engine writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+
+from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.assets.gold import build_gold_asset
+from crypto_assets.assets.silver import silver_assets
+from crypto_assets.aws.catalog import catalog_partitions, table_for
+from crypto_assets.aws.deploy import deploy
+from crypto_assets.definitions import build_resources
+from crypto_assets.engines.glue import GlueEngineResource
+from crypto_assets.settings import Settings
+from crypto_assets.storage import Lake
+from crypto_assets_tests.aws.conftest import glue_settings
+from crypto_assets_tests.aws.local_glue import LocalGlueRunner
+from crypto_assets_tests.helpers import send_records, trades_frame, ts
+
+D, D2 = "2026-04-01", "2026-04-02"
+GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
+
+
+class LocalGlueEngine(GlueEngineResource):
+    """The Glue engine with job runs played locally (moto stores runs but does not execute them)."""
+
+    state_dir: str = ""
+    jvm_dir: str = ""
+    seconds_per_timeout_minute: float = 60.0
+    stay_running: bool = False
+
+    def glue_client(self):
+        return LocalGlueRunner(super().glue_client(), self.endpoint_url,
+                               Settings(state_dir=self.state_dir, jvm_dir=self.jvm_dir),
+                               self.seconds_per_timeout_minute, self.stay_running)
+
+
+def _resources(settings, **engine):
+    base = GlueEngineResource.from_settings(settings)
+    fields = {k: getattr(base, k) for k in GlueEngineResource.model_fields}
+    fields.update(poll_seconds=0.2, state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
+    fields.update(engine)
+    return {**build_resources(settings), "glue": LocalGlueEngine(**fields)}
+
+
+def _key(day, product="BTC-USD"):
+    return MultiPartitionKey({"event_date": day, "product_id": product})
+
+
+def _md(result):
+    mat = result.get_asset_materialization_events()[0].materialization
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _checks(result):
+    """check -> (passed, metadata); the Glue run's own links, which Pipes adds to each result, left out."""
+    return {c.check_name: (c.passed, {k: v.value for k, v in c.metadata.items() if k not in GLUE_ONLY_METADATA})
+            for c in result.get_asset_check_evaluations()}
+
+
+def _failure(result) -> str:
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return event.step_failure_data.user_failure_data.description
+
+
+def _rows(spark, path):
+    return sorted(tuple(r) for r in spark.read.parquet(path).collect())
+
+
+@pytest.fixture
+def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
+    """The same Kafka input landed in Bronze twice: a local lake (local engine) and an S3 lake (glue engine,
+    deployed to moto)."""
+    local = fresh_settings
+    aws = glue_settings(local, bucket, moto_endpoint)
+    deploy(aws, wheel)
+    records = [
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [1, 2, 3], f"{D}T10:00:00Z"), f"{D}T10:00:00.5Z"),
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [2, 3], f"{D}T10:00:00Z", event_type="snapshot"), f"{D}T10:05:00Z"),
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [5], f"{D}T11:00:00Z", price="-1"), f"{D}T11:00:00.5Z"),
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [6], f"{D}T23:59:59Z"), f"{D2}T00:00:02Z"),  # late
+        ("trades", "BTC-USD", "{not json", f"{D}T12:00:00Z"),
+    ]
+    topic = {"trades": local.trades_topic, "ticker": local.ticker_topic}
+    send_records(local.kafka_bootstrap, [(topic[k], key, v, ts(when)) for k, key, v, when in records])
+    instance = DagsterInstance.ephemeral()
+    for s in (local, dataclasses.replace(aws, engine="local")):
+        trades_bronze = [a for a in bronze_assets(s) if a.key.path[-1] == "bronze_trades"]
+        for day in (D, D2):
+            assert materialize(trades_bronze, partition_key=day, resources=build_resources(s), instance=instance).success
+    return local, aws, instance
+
+
+def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_lakes, s3_spark):
+    local, aws, instance = two_lakes
+    trades_asset = [a for a in silver_assets(local) if a.key.path[-1] == "silver_trades"]
+    local_result = materialize(trades_asset, partition_key=_key(D), resources=build_resources(local), instance=instance)
+    glue_assets = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
+    glue_result = materialize(glue_assets, partition_key=_key(D), resources=_resources(aws), instance=instance)
+
+    local_md, glue_md = _md(local_result), _md(glue_result)
+    assert glue_md["AWS Glue Job Name"] == f"{aws.glue_job_prefix}-silver-trades"
+    assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
+    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
+    for k in local_md:
+        if k not in ("path", "quarantine_path"):
+            assert glue_md[k] == local_md[k], k
+    assert glue_md["path"] == f"s3a://{aws.lake_root[5:]}/silver/trades/product_id=BTC-USD/event_date={D}"
+    assert (glue_md["rows"], glue_md["duplicates_removed"], glue_md["quarantined_by_reason"]) == (
+        4, 2, {"non_positive_price": 1, "malformed_record": 1})
+    assert _checks(glue_result) == _checks(local_result) and len(_checks(glue_result)) == 5
+
+    lake = Lake.from_settings(aws)
+    for layer in ("silver", "quarantine"):
+        part = f"{layer}/trades/product_id=BTC-USD/event_date={D}"
+        assert _rows(s3_spark, f"{lake.table_path(layer, 'trades').rsplit('/', 2)[0]}/{part}") == _rows(
+            s3_spark, os.path.join(local.lake_root, part)), layer
+
+    # The catalog knows exactly the partitions that are in S3.
+    glue = GlueEngineResource.from_settings(aws).client("glue")
+    for layer in ("silver", "quarantine"):
+        assert catalog_partitions(glue, aws.glue_database, table_for(layer, "trades")) == [
+            dict(p) for p in lake.partitions(layer, "trades")] == [{"product_id": "BTC-USD", "event_date": D}]
+    # Re-running is idempotent, in S3 and in the catalog.
+    assert materialize(glue_assets, partition_key=_key(D), resources=_resources(aws), instance=instance).success
+    assert catalog_partitions(glue, aws.glue_database, table_for("silver", "trades")) == [
+        {"product_id": "BTC-USD", "event_date": D}]
+
+
+def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, bucket, wheel, tmp_path):
+    from crypto_assets_tests.gold.datasets import cross_midnight
+    from crypto_assets_tests.gold.silver_writer import write_silver
+
+    local = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    aws = glue_settings(local, bucket, moto_endpoint)
+    deploy(aws, wheel)
+    trades, tickers = cross_midnight()
+    write_silver(s3_spark, local.lake_root, trades, tickers)
+    write_silver(s3_spark, "s3a://" + aws.lake_root[len("s3://"):], trades, tickers)
+    day = "2024-03-11"
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("product_id", ["BTC-USD"])
+    local_result = materialize([build_gold_asset(local)], partition_key=_key(day), resources=build_resources(local),
+                               instance=instance)
+    glue_result = materialize([build_gold_asset(aws)], partition_key=_key(day), resources=_resources(aws),
+                              instance=instance)
+    local_md, glue_md = _md(local_result), _md(glue_result)
+    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
+    for k in local_md:
+        if k != "path":
+            assert glue_md[k] == local_md[k], k
+    assert glue_md["rows"] > 500 and glue_md["tickers_in_input"] > 0
+    checks = _checks(glue_result)
+    assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == 6
+    part = f"gold/features/product_id=BTC-USD/event_date={day}"
+    assert _rows(s3_spark, f"s3a://{aws.lake_root[5:]}/{part}") == _rows(s3_spark, os.path.join(local.lake_root, part))
+    glue = GlueEngineResource.from_settings(aws).client("glue")
+    assert catalog_partitions(glue, aws.glue_database, table_for("gold", "features")) == Lake.from_settings(
+        aws).partitions("gold", "features") == [{"product_id": "BTC-USD", "event_date": day}]
