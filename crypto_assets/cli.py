@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="offline end-to-end run: broker, data, Bronze")
     d.set_defaults(func=cmd_demo)
+
+    from crypto_assets.aws.deploy import add_parser as add_aws_parser
+
+    add_aws_parser(sub)
     return parser
 
 
