@@ -86,6 +86,7 @@ class GlueEngineResource(ConfigurableResource):
     poll_seconds: float = 10.0
     # How long past Glue's own timeout we keep waiting for a final state before giving up.
     wait_margin_seconds: float = 600.0
+    deadline_seconds: float = 0.0  # 0 = timeout_minutes * 60 + wait_margin_seconds
     glue_database: str = "crypto_lakehouse"
 
     @classmethod
@@ -138,7 +139,7 @@ def run_glue_job(context, glue: GlueEngineResource, lake, job: str, arguments: d
         message_reader=PipesCloudWatchMessageReader(client=glue.client("logs")),
         forward_termination=True,
         poll_seconds=glue.poll_seconds,
-        deadline_seconds=glue.timeout_minutes * 60 + glue.wait_margin_seconds,
+        deadline_seconds=glue.deadline_seconds or glue.timeout_minutes * 60 + glue.wait_margin_seconds,
     )
     params = {"JobName": name, "Arguments": {**_lake_args(lake), **arguments}, "Timeout": glue.timeout_minutes}
 

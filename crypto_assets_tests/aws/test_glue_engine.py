@@ -162,3 +162,65 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     glue = GlueEngineResource.from_settings(aws).client("glue")
     assert catalog_partitions(glue, aws.glue_database, table_for("gold", "features")) == Lake.from_settings(
         aws).partitions("gold", "features") == [{"product_id": "BTC-USD", "event_date": day}]
+
+
+# ---- bad input: one line naming the Glue run and its logs, never a hang ---------------------------------
+
+
+@pytest.fixture
+def deployed(base_settings, moto_endpoint, bucket, wheel, tmp_path):
+    aws = glue_settings(dataclasses.replace(base_settings, lake_root=str(tmp_path / "unused")), bucket, moto_endpoint)
+    deploy(aws, wheel)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("product_id", ["BTC-USD"])
+    return aws, instance
+
+
+def _gold_failure(aws, instance, **engine) -> str:
+    result = materialize([build_gold_asset(aws)], partition_key=_key(D), resources=_resources(aws, **engine),
+                         instance=instance, raise_on_error=False)
+    assert not result.success
+    message = _failure(result)
+    assert "\n" not in message, message
+    return message
+
+
+def test_failed_glue_run_names_the_run_its_logs_and_the_cause(deployed):
+    aws, instance = deployed
+    silver = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
+    result = materialize(silver, partition_key=_key(D), resources=_resources(aws), instance=instance, raise_on_error=False)
+    message = _failure(result)
+    assert "\n" not in message, message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-silver-trades run jr_") and " ended FAILED: " in message
+    assert f"Bronze kafka_trades ingest_date={D} has not been written yet" in message
+    assert message.endswith(f"logs: CloudWatch /aws-glue/jobs/error and /aws-glue/jobs/output, stream "
+                            f"{message.split(' run ')[1].split()[0]}")
+
+
+def test_glue_run_timeout_is_one_line(deployed):
+    aws, instance = deployed
+    # The local runner stops the script after Timeout x 0.05 s, as Glue would after Timeout minutes.
+    message = _gold_failure(aws, instance, seconds_per_timeout_minute=0.05)
+    assert " timed out after 60 min (CRYPTO_GLUE_TIMEOUT_MINUTES); logs: CloudWatch /aws-glue/jobs/error" in message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-gold-features run jr_")
+
+
+def test_a_run_that_never_ends_does_not_hang_the_dagster_run(deployed):
+    aws, instance = deployed
+    message = _gold_failure(aws, instance, stay_running=True, deadline_seconds=1.0)
+    assert "no final state after 1 s" in message and "asked Glue to stop it" in message and " run jr_" in message
+
+
+def test_missing_job_bucket_and_credentials_are_one_line(deployed, monkeypatch):
+    aws, instance = deployed
+    message = _gold_failure(dataclasses.replace(aws, glue_job_prefix="never-deployed"), instance)
+    assert message == ("Glue job never-deployed-gold-features does not exist in us-east-1: run `crypto-pipeline aws "
+                       "deploy` (or check CRYPTO_GLUE_JOB_PREFIX)")
+    message = _gold_failure(dataclasses.replace(aws, lake_root="s3://no-such-lake-bucket/lake"), instance)
+    assert "S3 bucket 'no-such-lake-bucket' of the lake root s3://no-such-lake-bucket/lake does not exist" in message
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    message = _gold_failure(aws, instance)
+    assert message.startswith("no AWS credentials found for the S3 lake s3://")
