@@ -170,7 +170,7 @@ SETTINGS_DOC: dict[str, str] = {
     "aws_region": "AWS region of the S3 lake, Glue jobs, Glue Data Catalog and CloudWatch logs.",
     "s3_endpoint_url": "S3/Glue/CloudWatch endpoint override (a local S3 or moto server, http://host:port); empty = AWS.",
     "engine": "Where Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
-    "glue_job_prefix": "Name prefix of every Glue job, catalog table and artifact `crypto-pipeline aws deploy` makes (destroy removes exactly these).",
+    "glue_job_prefix": "Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.",
     "glue_role_arn": "IAM role the Glue jobs run as (required by `aws deploy`).",
     "glue_worker_type": "Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).",
     "glue_workers": "Glue workers per job run (minimum 2).",
