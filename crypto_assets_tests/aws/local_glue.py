@@ -27,6 +27,44 @@ REPO = Path(__file__).resolve().parents[2]
 LOG_GROUP = "/aws-glue/jobs"
 
 
+def spark_conf_dir(settings) -> str:
+    """Glue hands its scripts a ready SparkContext; locally a spark-defaults.conf plays that part."""
+    conf_dir = Path(tempfile.mkdtemp(prefix="glue-spark-conf-"))
+    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings)])
+    scratch = Path(settings.state_dir) / "glue-local"
+    scratch.mkdir(parents=True, exist_ok=True)
+    conf = {
+        "spark.master": "local[1]",
+        "spark.jars": jars,
+        "spark.driver.memory": "1g",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={scratch}",
+        "spark.pyspark.python": sys.executable,
+    }
+    (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in conf.items()))
+    (conf_dir / "log4j2.properties").write_text(
+        "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = console\n"
+        "appender.console.type = Console\nappender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
+        "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = %d %p %c: %m%n\n")
+    return str(conf_dir)
+
+
+def glue_script_env(settings) -> dict[str, str]:
+    """The environment a Glue entry script runs in locally: the awsglue stand-in and the repository on the path."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(STUB), str(REPO)]),
+        "SPARK_CONF_DIR": spark_conf_dir(settings),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 class LocalGlueRunner:
     def __init__(self, glue_client, endpoint_url: str, settings, seconds_per_timeout_minute: float = 60.0,
                  stay_running: bool = False):
@@ -44,32 +82,6 @@ class LocalGlueRunner:
     def __getattr__(self, name):
         return getattr(self._client, name)
 
-    def _spark_conf_dir(self) -> str:
-        """Glue hands its scripts a ready SparkContext; locally spark-defaults.conf plays that part."""
-        conf_dir = Path(tempfile.mkdtemp(prefix="glue-spark-conf-"))
-        jars = ",".join(str(j) for j in [*spark_kafka_jars(self.settings), *spark_s3_jars(self.settings)])
-        scratch = Path(self.settings.state_dir) / "glue-local"
-        scratch.mkdir(parents=True, exist_ok=True)
-        conf = {
-            "spark.master": "local[1]",
-            "spark.jars": jars,
-            "spark.driver.memory": "1g",
-            "spark.driver.host": "127.0.0.1",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.sql.shuffle.partitions": "2",
-            "spark.sql.warehouse.dir": str(scratch / "warehouse"),
-            "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={scratch}",
-            "spark.pyspark.python": sys.executable,
-        }
-        (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in conf.items()))
-        (conf_dir / "log4j2.properties").write_text(
-            "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = console\n"
-            "appender.console.type = Console\nappender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
-            "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = %d %p %c: %m%n\n")
-        return str(conf_dir)
-
     def start_job_run(self, **params):
         run_id = self._client.start_job_run(**params)["JobRunId"]
         job = self._client.get_job(JobName=params["JobName"])["Job"]
@@ -84,13 +96,7 @@ class LocalGlueRunner:
         argv = [sys.executable, str(script)]
         for k, v in arguments.items():
             argv += [k, v]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(STUB), str(REPO)]),
-            "SPARK_CONF_DIR": self._spark_conf_dir(),
-            "PYSPARK_PYTHON": sys.executable,
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = glue_script_env(self.settings)
         started = time.time()
         try:
             proc = subprocess.run(argv, env=env, capture_output=True, text=True,
