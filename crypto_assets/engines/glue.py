@@ -67,11 +67,13 @@ class _PipesGlueClient(PipesGlueClient):
             if time.monotonic() > deadline:
                 try:
                     self._client.batch_stop_job_run(JobName=job_name, JobRunIds=[run_id])
-                finally:
-                    raise GlueRunError(
-                        f"no final state after {self.deadline_seconds:.0f} s (still "
-                        f"{response['JobRun']['JobRunState']}); asked Glue to stop it"
-                    )
+                    stopping = "asked Glue to stop it"
+                except Exception as exc:  # noqa: BLE001 - the failure below must name the run either way
+                    stopping = f"could not ask Glue to stop it ({exc})"
+                raise GlueRunError(
+                    f"no final state after {self.deadline_seconds:.0f} s (still "
+                    f"{response['JobRun']['JobRunState']}); {stopping}"
+                )
             time.sleep(self.poll_seconds)
 
 
@@ -122,6 +124,9 @@ def run_glue_job(context, glue: GlueEngineResource, lake, job: str, arguments: d
     """Starts `<prefix>-<job>` with the arguments, waits, and returns what the run reported through Pipes."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    if not lake.on_s3:
+        raise _failure(f"CRYPTO_ENGINE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
+                       f"s3://bucket/prefix (or use CRYPTO_ENGINE=local)")
     try:
         lake.check()
     except LakeUnavailableError as exc:

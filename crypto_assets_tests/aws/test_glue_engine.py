@@ -216,6 +216,8 @@ def test_missing_job_bucket_and_credentials_are_one_line(deployed, monkeypatch):
     message = _gold_failure(dataclasses.replace(aws, glue_job_prefix="never-deployed"), instance)
     assert message == ("Glue job never-deployed-gold-features does not exist in us-east-1: run `crypto-pipeline aws "
                        "deploy` (or check CRYPTO_GLUE_JOB_PREFIX)")
+    message = _gold_failure(dataclasses.replace(aws, lake_root="/srv/local-lake"), instance)
+    assert message.startswith("CRYPTO_ENGINE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT=/srv/local-lake")
     message = _gold_failure(dataclasses.replace(aws, lake_root="s3://no-such-lake-bucket/lake"), instance)
     assert "S3 bucket 'no-such-lake-bucket' of the lake root s3://no-such-lake-bucket/lake does not exist" in message
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
