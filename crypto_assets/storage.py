@@ -184,6 +184,60 @@ class LakeStore:
         tmp.rename(target)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def delete_file(self, path: str) -> None:
+        if not is_s3(path):
+            Path(path).unlink(missing_ok=True)
+            return
+        filesystem, inner = self._fs(path)
+        try:
+            filesystem.delete_file(inner)
+        except FileNotFoundError:
+            pass
+
+    def write_text(self, path: str, text: str) -> None:
+        """Writes a small file so readers see all or nothing: beside it then renamed locally; one PUT on S3."""
+        if is_s3(path):
+            filesystem, inner = self._fs(path)
+            with filesystem.open_output_stream(inner) as out:
+                out.write(text.encode())
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(text)
+        tmp.replace(target)
+
+    def read_text(self, path: str) -> str:
+        if not is_s3(path):
+            return Path(path).read_text()
+        filesystem, inner = self._fs(path)
+        with filesystem.open_input_stream(inner) as f:
+            return f.read().decode()
+
+    def list_names(self, path: str) -> list[str]:
+        """Names directly inside a folder, sorted (hidden and temporary names excluded); [] if it does not exist."""
+        if not is_s3(path):
+            base = Path(path)
+            if not base.is_dir():
+                return []
+            return sorted(p.name for p in base.iterdir() if not p.name.startswith("."))
+        from pyarrow import fs
+
+        filesystem, inner = self._fs(path)
+        infos = filesystem.get_file_info(fs.FileSelector(inner, recursive=False, allow_not_found=True))
+        return sorted(n for n in (posixpath.basename(i.path.rstrip("/")) for i in infos) if not n.startswith("."))
+
+    def move(self, src: str, dst: str) -> None:
+        """Moves one file, replacing `dst`: a rename on a local disk; copy then delete on S3 (not atomic)."""
+        if not is_s3(src):
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
+            Path(src).replace(dst)
+            return
+        filesystem, inner_src = self._fs(src)
+        _, inner_dst = self._fs(dst)
+        filesystem.copy_file(inner_src, inner_dst)
+        filesystem.delete_file(inner_src)
+
     def data_files(self, path: str) -> list[tuple[str, int]]:
         """Parquet files under a path with their sizes in bytes (Spark's marker files excluded)."""
         if not is_s3(path):

@@ -59,3 +59,26 @@ def test_missing_bucket_and_missing_credentials_are_one_line(moto_endpoint, monk
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(LakeUnavailableError, match="no AWS credentials found"):
         lake.check()
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_small_file_operations_on_both_kinds_of_lake(where, tmp_path, request):
+    if where == "s3":
+        lake = LakeResource.from_settings(request.getfixturevalue("s3_settings"))
+        base = lake.table_path("_state", "commits")
+    else:
+        lake = LakeResource(root=str(tmp_path))
+        base = lake.table_path("_state", "commits")
+    assert lake.list_names(base) == []
+    lake.write_text(f"{base}/b.json", '{"n": 2}')
+    lake.write_text(f"{base}/a.json", '{"n": 1}')
+    lake.write_text(f"{base}/a.json", '{"n": 3}')  # replaced
+    assert lake.list_names(base) == ["a.json", "b.json"]
+    assert lake.read_text(f"{base}/a.json") == '{"n": 3}'
+    lake.move(f"{base}/b.json", f"{base}/c.json")
+    assert lake.list_names(base) == ["a.json", "c.json"] and lake.read_text(f"{base}/c.json") == '{"n": 2}'
+    lake.delete_file(f"{base}/a.json")
+    lake.delete_file(f"{base}/a.json")  # already gone: fine
+    assert lake.list_names(base) == ["c.json"]
+    with pytest.raises(FileNotFoundError):
+        lake.read_text(f"{base}/a.json")
