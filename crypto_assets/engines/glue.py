@@ -69,7 +69,8 @@ class _PipesGlueClient(PipesGlueClient):
                     self._client.batch_stop_job_run(JobName=job_name, JobRunIds=[run_id])
                     stopping = "asked Glue to stop it"
                 except Exception as exc:  # noqa: BLE001 - the failure below must name the run either way
-                    stopping = f"could not ask Glue to stop it ({exc})"
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    stopping = f"could not ask Glue to stop it ({first})"
                 raise GlueRunError(
                     f"no final state after {self.deadline_seconds:.0f} s (still "
                     f"{response['JobRun']['JobRunState']}); {stopping}"

@@ -131,6 +131,15 @@ class LocalGlueRunner:
                     logEvents=[{"timestamp": now, "message": line} for line in lines[start:start + 5000]],
                 )
 
+    def batch_stop_job_run(self, JobName: str, JobRunIds: list[str]):  # noqa: N803 - boto3's names
+        """Glue stops the runs it was asked to (moto's server has no BatchStopJobRun)."""
+        done = []
+        for run_id in JobRunIds:
+            if run_id in self.runs:
+                self.runs[run_id]["state"] = "STOPPED"
+                done.append({"JobName": JobName, "JobRunId": run_id})
+        return {"SuccessfulSubmissions": done, "Errors": []}
+
     def get_job_run(self, **params):
         response = self._client.get_job_run(**params)
         run = self.runs.get(params["RunId"])

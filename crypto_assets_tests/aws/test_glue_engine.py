@@ -208,7 +208,8 @@ def test_glue_run_timeout_is_one_line(deployed):
 def test_a_run_that_never_ends_does_not_hang_the_dagster_run(deployed):
     aws, instance = deployed
     message = _gold_failure(aws, instance, stay_running=True, deadline_seconds=1.0)
-    assert "no final state after 1 s" in message and "asked Glue to stop it" in message and " run jr_" in message
+    assert "no final state after 1 s (still RUNNING); asked Glue to stop it; logs: CloudWatch" in message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-gold-features run jr_")
 
 
 def test_missing_job_bucket_and_credentials_are_one_line(deployed, monkeypatch):
