@@ -67,13 +67,15 @@ def cmd_settings(args, settings: Settings) -> int:
 
 
 def cmd_jars(args, settings: Settings) -> int:
-    from crypto_assets.jvm import kafka_broker_jars, spark_connect_jars, spark_kafka_jars
+    from crypto_assets.jvm import kafka_broker_jars, spark_connect_jars, spark_kafka_jars, spark_s3_jars
 
     broker = kafka_broker_jars(settings)
     spark = spark_kafka_jars(settings)
+    s3 = spark_s3_jars(settings)
     connect = spark_connect_jars(settings)
     print(f"Kafka broker: {len(broker)} jars in {broker[0].parent}")
     print(f"Spark Kafka source: {len(spark)} jars in {spark[0].parent}")
+    print(f"Spark S3A filesystem: {len(s3)} jars in {s3[0].parent}")
     print(f"Spark Connect server: {len(connect)} jars in {connect[0].parent}")
     return 0
 
@@ -267,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="offline end-to-end run: broker, producer, Bronze, then the sensors bring Silver and Gold")
     d.set_defaults(func=cmd_demo)
+
+    from crypto_assets.aws.deploy import add_parser as add_aws_parser
+
+    add_aws_parser(sub)
     return parser
 
 

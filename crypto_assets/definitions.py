@@ -8,6 +8,7 @@ from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.assets.gold import build_gold_asset
 from crypto_assets.assets.kafka_topics import kafka_topic_specs
 from crypto_assets.assets.silver import silver_assets
+from crypto_assets.engines.glue import GlueEngineResource
 from crypto_assets.resources.kafka import KafkaResource
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
@@ -18,11 +19,13 @@ from crypto_assets.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict:
-    """Resources for the local engine; every value comes from `Settings` (env overrides)."""
+    """Resources of both engines (the `glue` one is only used with CRYPTO_ENGINE=glue); every value comes
+    from `Settings` (env overrides)."""
     return {
         "spark": SparkResource.from_settings(settings),
         "kafka": KafkaResource.from_settings(settings),
         "lake": LakeResource.from_settings(settings),
+        "glue": GlueEngineResource.from_settings(settings),
     }
 
 

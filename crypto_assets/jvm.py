@@ -1,7 +1,8 @@
 """Resolves the project's JVM dependencies from Maven Central into the state folder, once.
 
-Two sets, each described by a POM under `jvm/` in the repository: the Kafka broker with its
-log4j2 backend, and Spark's Kafka source at the installed PySpark version. Maven's own
+Three sets, each described by a POM under `jvm/` in the repository: the Kafka broker with its
+log4j2 backend, Spark's Kafka source at the installed PySpark version, and Spark's S3A
+filesystem (hadoop-aws at PySpark's Hadoop version with its AWS SDK bundle). Maven's own
 local repository (~/.m2) caches downloads; a marker file makes repeated calls free.
 """
 
@@ -89,3 +90,18 @@ def spark_connect_jars(settings: Settings) -> list[Path]:
     version = pyspark.__version__
     target = settings.jvm_cache_dir / f"spark-connect-{version}"
     return _resolve(POM_DIR / "spark-connect" / "pom.xml", target, {"spark.version": version})
+
+
+# PySpark 3.5.x ships Hadoop 3.3.4; hadoop-aws must be the same version, and 1.12.262 is the AWS SDK
+# bundle hadoop-aws 3.3.4 was built against.
+HADOOP_AWS_VERSION = "3.3.4"
+AWS_SDK_BUNDLE_VERSION = "1.12.262"
+
+
+def spark_s3_jars(settings: Settings) -> list[Path]:
+    """hadoop-aws + aws-java-sdk-bundle: Spark reads and writes `s3a://` paths with them."""
+    target = settings.jvm_cache_dir / f"spark-s3-hadoop-{HADOOP_AWS_VERSION}"
+    return _resolve(
+        POM_DIR / "spark-s3" / "pom.xml", target,
+        {"hadoop.version": HADOOP_AWS_VERSION, "aws.sdk.version": AWS_SDK_BUNDLE_VERSION},
+    )

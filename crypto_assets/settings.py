@@ -26,6 +26,16 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
+ENGINES = ("local", "glue")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingsError(f"{ENV_PREFIX}{name}={value!r} is not valid; expected one of {', '.join(allowed)}")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: str = ""
@@ -60,6 +70,20 @@ class Settings:
     sensor_interval_seconds: int = 10
     silver_freshness_minutes: int = 3
     gold_freshness_minutes: int = 5
+    aws_region: str = "us-east-1"
+    s3_endpoint_url: str = ""
+    engine: str = "local"
+    glue_job_prefix: str = "crypto-lakehouse"
+    glue_role_arn: str = ""
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 2
+    glue_version: str = "5.1"
+    glue_database: str = "crypto_lakehouse"
+    glue_timeout_minutes: int = 60
+    glue_artifacts_root: str = ""
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_secret_id: str = ""
 
     def __post_init__(self) -> None:
         home = Path(self.home) if self.home else _default_home()
@@ -70,15 +94,22 @@ class Settings:
             object.__setattr__(self, "jvm_dir", str(home / ".state" / "jvm"))
         if not self.lake_root:
             object.__setattr__(self, "lake_root", str(home / "lake"))
-        for name, allowed in (("bronze_mode", ("batch", "stream")), ("automation", ("off", "on"))):
-            if getattr(self, name) not in allowed:
-                raise SettingsError(
-                    f"{ENV_PREFIX}{name.upper()}={getattr(self, name)!r} is not valid; expected one of {', '.join(allowed)}"
-                )
+        _one_of("BRONZE_MODE", self.bronze_mode, ("batch", "stream"))
+        _one_of("AUTOMATION", self.automation, ("off", "on"))
         if not self.kafka_bootstrap:
             object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
         if self.kafka_partitions < 1:
             raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be >= 1, got {self.kafka_partitions}")
+        if not self.glue_artifacts_root and self.lake_root.startswith(("s3://", "s3a://")):
+            bucket = self.lake_root.split("://", 1)[1].split("/", 1)[0]
+            object.__setattr__(self, "glue_artifacts_root", f"s3://{bucket}/{self.glue_job_prefix}-artifacts")
+        _one_of("ENGINE", self.engine, ENGINES)
+        _one_of("KAFKA_SECURITY_PROTOCOL", self.kafka_security_protocol, KAFKA_SECURITY_PROTOCOLS)
+        _one_of("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, KAFKA_SASL_MECHANISMS)
+        if self.glue_workers < 2:
+            raise SettingsError(f"{ENV_PREFIX}GLUE_WORKERS must be >= 2 (Glue's minimum), got {self.glue_workers}")
+        if self.glue_timeout_minutes < 1:
+            raise SettingsError(f"{ENV_PREFIX}GLUE_TIMEOUT_MINUTES must be >= 1, got {self.glue_timeout_minutes}")
         if self.kafka_port == self.kafka_controller_port:
             raise SettingsError(
                 f"{ENV_PREFIX}KAFKA_PORT and {ENV_PREFIX}KAFKA_CONTROLLER_PORT must differ "
@@ -165,6 +196,20 @@ SETTINGS_DOC: dict[str, str] = {
     "sensor_interval_seconds": "Minimum interval between ticks of the Bronze and Gold sensors.",
     "silver_freshness_minutes": "Freshness policy of Silver: warn when no partition was updated for this long (while data flows).",
     "gold_freshness_minutes": "Freshness policy of Gold: fail when no partition was updated for this long (while data flows).",
+    "aws_region": "AWS region of the S3 lake, Glue jobs, Glue Data Catalog and CloudWatch logs.",
+    "s3_endpoint_url": "S3/Glue/CloudWatch endpoint override (a local S3 or moto server, http://host:port); empty = AWS.",
+    "engine": "Where Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
+    "glue_job_prefix": "Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.",
+    "glue_role_arn": "IAM role the Glue jobs run as (required by `aws deploy`).",
+    "glue_worker_type": "Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).",
+    "glue_workers": "Glue workers per job run (minimum 2).",
+    "glue_version": "Glue version of the jobs (5.1 = Spark 3.5, Python 3.11, Java 17).",
+    "glue_database": "Glue Data Catalog database of the Bronze/Silver/Gold tables (Athena reads it).",
+    "glue_timeout_minutes": "A Glue job run longer than this is stopped by Glue (state TIMEOUT) and fails the Dagster run.",
+    "glue_artifacts_root": "S3 folder for the deployed wheel, Glue scripts and Dagster Pipes context. Default: s3://<lake bucket>/<glue_job_prefix>-artifacts.",
+    "kafka_security_protocol": "Kafka client security: PLAINTEXT (local broker), SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka, e.g. MSK).",
+    "kafka_sasl_mechanism": "SASL mechanism when the protocol is SASL_*: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (user/password from CRYPTO_KAFKA_SASL_USERNAME/_PASSWORD, never logged) or AWS_MSK_IAM (AWS credentials).",
+    "kafka_sasl_secret_id": "Glue Bronze streaming jobs: Secrets Manager secret holding {\"username\", \"password\"} for SASL (no secret in job arguments).",
 }
 
 

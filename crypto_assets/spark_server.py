@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto_assets.broker import _alive, _port_free, _port_open, _signal_group, _tail_text
-from crypto_assets.resources.spark import RUNTIME_CONF
 from crypto_assets.settings import Settings
+from crypto_assets.spark_conf import RUNTIME_CONF, s3a_conf
 
 CONNECT_MAIN = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -65,10 +65,10 @@ class LocalSparkServer:
                 f"port {self.port} on 127.0.0.1 is already in use by another process: stop it, or pick another "
                 f"port with CRYPTO_SPARK_CONNECT_PORT=<port>"
             )
-        from crypto_assets.jvm import require_java, spark_connect_jars, spark_kafka_jars
+        from crypto_assets.jvm import require_java, spark_connect_jars, spark_kafka_jars, spark_s3_jars
 
         require_java()
-        jars = [*spark_connect_jars(self.settings), *spark_kafka_jars(self.settings)]
+        jars = [*spark_connect_jars(self.settings), *spark_kafka_jars(self.settings), *spark_s3_jars(self.settings)]
         import pyspark
 
         submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
@@ -83,6 +83,8 @@ class LocalSparkServer:
             "spark.sql.warehouse.dir": str(warehouse),
             "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={warehouse}",
             "spark.pyspark.python": sys.executable,
+            # An s3:// lake works through the server as through a local session.
+            **{f"spark.hadoop.{k}": v for k, v in s3a_conf(self.settings.s3_endpoint_url, self.settings.aws_region).items()},
         }
         cmd = [str(submit), "--class", CONNECT_MAIN, "--master", self.settings.spark_master,
                "--driver-memory", self.settings.spark_driver_memory, "--jars", ",".join(str(j) for j in jars)]

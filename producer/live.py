@@ -216,6 +216,7 @@ def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event
     `on_ready(pipeline, metrics_server)` is called once everything is set up (tests, benchmarks);
     `keep_latency_samples` keeps every receive-to-ack time in `pipeline.sink.latency_samples_ns`.
     """
+    from crypto_assets.kafka_security import producer_config
     from producer.metrics import MetricsServer
     from producer.recording import Recorder
 
@@ -230,6 +231,7 @@ def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event
         topics=(settings.trades_topic, settings.ticker_topic, settings.deadletter_topic),
         track_latency=True,
         keep_latency_samples=keep_latency_samples,
+        **producer_config(settings),
     )
     recorder = None
     metrics = None

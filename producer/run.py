@@ -215,13 +215,16 @@ def publish_entries(
     """Publishes (ingest ms, frame, connection id) entries; `workers` > 0 sends from that many processes."""
     own_sink = sink is None
     if sink is None:
+        from crypto_assets.kafka_security import producer_config
+
         topics = (settings.trades_topic, settings.ticker_topic, settings.deadletter_topic)
+        security = producer_config(settings)
         if workers > 0:
             from producer.parallel_sink import ParallelKafkaSink
 
-            sink = ParallelKafkaSink(settings.kafka_bootstrap, workers, topics=topics, **_OFFLINE_SINK)
+            sink = ParallelKafkaSink(settings.kafka_bootstrap, workers, topics=topics, **_OFFLINE_SINK, **security)
         else:
-            sink = KafkaSink(settings.kafka_bootstrap, topics=topics, when_full="block", **_OFFLINE_SINK)
+            sink = KafkaSink(settings.kafka_bootstrap, topics=topics, when_full="block", **_OFFLINE_SINK, **security)
     pipeline = FeedPipeline.from_settings(settings, sink, source)
     summary = PublishSummary(source=source, pipeline=pipeline)
     metrics = None

@@ -21,6 +21,7 @@ from dagster import (
 
 from crypto_assets.assets.kafka_topics import OWNER
 from crypto_assets.assets.silver import preview_markdown
+from crypto_assets.engines.glue import GlueEngineResource, gold_on_glue, register_catalog_partitions
 from crypto_assets.features.registry import FEATURES, TARGETS
 from crypto_assets.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
 from crypto_assets.resources.lake import LakeResource
@@ -138,15 +139,23 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         ],
         check_specs=[AssetCheckSpec(n, asset=GOLD_KEY, blocking=b, description=d) for n, (b, d) in CHECKS.items()],
     )
-    def gold_features(context: AssetExecutionContext, spark: SparkResource, lake: LakeResource) -> MaterializeResult:
+    def gold_features(
+        context: AssetExecutionContext, spark: SparkResource, lake: LakeResource, glue: GlueEngineResource
+    ) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
+        written = {"product_id": product, "event_date": day.isoformat()}
+        if settings.engine == "glue":
+            result = gold_on_glue(context, glue, lake, day.isoformat(), product)
+            register_catalog_partitions(context, glue, lake, [("gold", "features")], written)
+            return result
         # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
         s = build_gold(spark.get_session, lake, day, [product])[product]
         context.log.info(
             f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
             f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''}"
         )
+        register_catalog_partitions(context, glue, lake, [("gold", "features")], written)
         return MaterializeResult(metadata=gold_metadata(s), check_results=gold_check_results(s))
 
     return gold_features

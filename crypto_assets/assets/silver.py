@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from crypto_assets.assets.kafka_topics import OWNER
+from crypto_assets.engines.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
 from crypto_assets.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
@@ -172,9 +173,17 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             for name, (blocking, desc) in CHECKS[kind].items()
         ],
     )
-    def _silver(context: AssetExecutionContext, spark: SparkResource, lake: LakeResource) -> MaterializeResult:
+    def _silver(
+        context: AssetExecutionContext, spark: SparkResource, lake: LakeResource, glue: GlueEngineResource
+    ) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
+        written = {"product_id": product, "event_date": day.isoformat()}
+        if settings.engine == "glue":
+            result = silver_on_glue(context, glue, lake, kind, day.isoformat(), product, rules.allowed_lateness_days,
+                                    _bronze_was_materialized(context, kind, day.isoformat()))
+            register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
+            return result
         session = spark.get_session()
         try:
             stats = build_silver(session, lake, kind, day, [product], rules)[product]
@@ -187,6 +196,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
             f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
         )
+        register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
         return MaterializeResult(metadata=silver_metadata(stats), check_results=_check_results(kind, stats))
 
     return _silver

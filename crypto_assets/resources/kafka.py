@@ -55,6 +55,8 @@ class KafkaResource(ConfigurableResource):
     ticker_topic: str = "crypto.ticker.raw"
     timestamp_skew_minutes: int = 60
     connect_timeout_ms: int = 8000
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaResource:
@@ -63,14 +65,21 @@ class KafkaResource(ConfigurableResource):
             trades_topic=settings.trades_topic,
             ticker_topic=settings.ticker_topic,
             timestamp_skew_minutes=settings.kafka_timestamp_skew_minutes,
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
         )
 
     def topic_for(self, kind: str) -> str:
         return {"trades": self.trades_topic, "ticker": self.ticker_topic}[kind]
 
     def spark_options(self) -> dict[str, str]:
-        """Connection options for Spark's Kafka source."""
-        return {"kafka.bootstrap.servers": self.bootstrap_servers}
+        """Connection options for Spark's Kafka source (with TLS/SASL options for a managed cluster)."""
+        from crypto_assets.kafka_security import spark_kafka_options
+
+        return {
+            "kafka.bootstrap.servers": self.bootstrap_servers,
+            **spark_kafka_options(self.security_protocol, self.sasl_mechanism),
+        }
 
     def _unreachable(self) -> KafkaUnavailableError:
         return KafkaUnavailableError(
@@ -82,6 +91,8 @@ class KafkaResource(ConfigurableResource):
         from kafka import KafkaConsumer
         from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
+        from crypto_assets.kafka_security import kafka_python_config
+
         try:
             return KafkaConsumer(
                 bootstrap_servers=self.bootstrap_servers,
@@ -89,6 +100,7 @@ class KafkaResource(ConfigurableResource):
                 client_id="crypto-assets",
                 request_timeout_ms=max(self.connect_timeout_ms, 5000) + 1000,
                 bootstrap_timeout_ms=self.connect_timeout_ms,
+                **kafka_python_config(self.security_protocol, self.sasl_mechanism),
             )
         except (KafkaConnectionError, KafkaTimeoutError) as exc:
             log.debug("kafka connect failed: %r", exc)

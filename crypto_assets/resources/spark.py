@@ -16,17 +16,7 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from crypto_assets.settings import Settings
-
-# Settings the transforms rely on, applied to local and Connect sessions alike.
-RUNTIME_CONF = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.ansi.enabled": "false",
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    "spark.sql.parquet.compression.codec": "snappy",
-    # Plain microsecond timestamps (not legacy INT96): what Athena, Arrow and the catalog expect.
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-}
+from crypto_assets.spark_conf import RUNTIME_CONF, apply_s3a_conf, s3a_conf  # shared with the Glue scripts
 
 
 def build_spark_session(
@@ -38,6 +28,8 @@ def build_spark_session(
     jvm_dir: str = "",
     extra_conf: dict[str, str] | None = None,
     app_name: str = "crypto-lakehouse",
+    s3_endpoint_url: str = "",
+    aws_region: str = "",
 ):
     from pyspark.sql import SparkSession
 
@@ -50,14 +42,15 @@ def build_spark_session(
             spark.conf.set(k, v)
         return spark
 
-    from crypto_assets.jvm import require_java, spark_kafka_jars
+    from crypto_assets.jvm import require_java, spark_kafka_jars, spark_s3_jars
 
     require_java()
     # Python workers (pandas UDFs) must run the driver's interpreter, whose environment has pandas.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     overrides = {k: v for k, v in (("state_dir", state_dir), ("jvm_dir", jvm_dir)) if v}
     settings = Settings.from_env(**overrides)
-    jars = ",".join(str(j) for j in spark_kafka_jars(settings))
+    # The S3A jars are always on the classpath: a local session can then read and write an s3:// lake.
+    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings)])
     warehouse = Path(settings.state_dir) / "spark-warehouse"
     builder = (
         SparkSession.builder.master(master)
@@ -75,8 +68,12 @@ def build_spark_session(
     )
     for k, v in conf.items():
         builder = builder.config(k, v)
+    for k, v in s3a_conf(s3_endpoint_url, aws_region).items():
+        builder = builder.config(f"spark.hadoop.{k}", v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if s3_endpoint_url or aws_region:
+        apply_s3a_conf(spark, s3_endpoint_url, aws_region)
     # getOrCreate may hand back an existing session: make sure runtime settings hold anyway.
     for k, v in conf.items():
         if spark.conf.isModifiable(k):
@@ -93,6 +90,8 @@ class SparkResource(ConfigurableResource):
     driver_memory: str = "4g"
     state_dir: str = ""
     jvm_dir: str = ""
+    s3_endpoint_url: str = ""
+    aws_region: str = ""
 
     _session = PrivateAttr(default=None)
 
@@ -105,6 +104,8 @@ class SparkResource(ConfigurableResource):
             driver_memory=settings.spark_driver_memory,
             state_dir=settings.state_dir,
             jvm_dir=settings.jvm_dir,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            aws_region=settings.aws_region,
         )
 
     def get_session(self):
@@ -116,5 +117,7 @@ class SparkResource(ConfigurableResource):
                 driver_memory=self.driver_memory,
                 state_dir=self.state_dir,
                 jvm_dir=self.jvm_dir,
+                s3_endpoint_url=self.s3_endpoint_url,
+                aws_region=self.aws_region,
             )
         return self._session

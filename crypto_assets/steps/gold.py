@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from crypto_assets.checks.gold_checks import LeakageResult, prefix_invariance, sample_trade_ids
 from crypto_assets.features.registry import FEATURES, gold_columns
-from crypto_assets.resources.lake import LakeResource
+from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.transforms.gold import (
     LOOKBACK_SECONDS,
     LOOKBACK_TRADES,

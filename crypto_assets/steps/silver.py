@@ -15,7 +15,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from crypto_assets.resources.lake import LakeResource
+from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds, owner_product
 from crypto_assets.transforms.silver import SILVER_TABLE, SilverRules, mark, quarantine_rows, silver_rows
 

@@ -1,0 +1,290 @@
+"""The Glue side of a job run: arguments, session, the shared steps, and the report back through Pipes.
+
+Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
+dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
+imported here. Metadata and check results carry the same names, types and values as the
+local assets' (`assets/silver.py`, `assets/gold.py`); a test compares both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+
+from crypto_assets.spark_conf import RUNTIME_CONF, apply_s3a_conf
+from crypto_assets.storage import Lake
+
+log = logging.getLogger("crypto_assets.glue")
+
+# Arguments every batch job needs (Glue passes them as `--name value`); the Dagster side sets them per run.
+SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_lateness_days"]
+GOLD_ARGS = ["event_date", "product_id", "lake_root", "aws_region"]
+STREAM_ARGS = ["lake_root", "aws_region", "kafka_bootstrap", "topic", "checkpoint_root"]
+OPTIONAL_ARGS = ["s3_endpoint_url", "require_bronze_day", "kafka_security_protocol", "kafka_sasl_mechanism",
+                 "kafka_sasl_secret_id", "trigger_seconds", "run_seconds"]
+
+
+def resolve_args(argv: list[str], required: list[str]) -> dict[str, str]:
+    """Glue's `getResolvedOptions` for the required names, plus the optional ones present."""
+    from awsglue.utils import getResolvedOptions
+
+    args = dict(getResolvedOptions(argv, required))
+    present = [n for n in OPTIONAL_ARGS if f"--{n}" in argv]
+    if present:
+        args.update(getResolvedOptions(argv, present))
+    return args
+
+
+def glue_session(args: dict[str, str]):
+    """Glue's SparkSession with the settings the transforms rely on."""
+    from awsglue.context import GlueContext
+    from pyspark.context import SparkContext
+
+    spark = GlueContext(SparkContext.getOrCreate()).spark_session
+    for k, v in RUNTIME_CONF.items():
+        spark.conf.set(k, v)
+    if args.get("s3_endpoint_url"):  # a non-AWS S3 (tests: moto)
+        apply_s3a_conf(spark, args["s3_endpoint_url"], args.get("aws_region", ""))
+    return spark
+
+
+def lake_from_args(args: dict[str, str]) -> Lake:
+    return Lake(args["lake_root"], args.get("s3_endpoint_url", ""), args.get("aws_region", "us-east-1"))
+
+
+def open_pipes(args: dict[str, str]):
+    """Dagster Pipes from inside Glue: context from S3 (PipesS3ContextInjector), messages on stdout,
+    which Glue ships to CloudWatch (`/aws-glue/jobs/output`, stream = run id) for PipesCloudWatchMessageReader."""
+    import boto3
+    from dagster_pipes import PipesCliArgsParamsLoader, PipesS3ContextLoader, open_dagster_pipes
+
+    s3 = boto3.client("s3", region_name=args.get("aws_region"), endpoint_url=args.get("s3_endpoint_url") or None)
+    return open_dagster_pipes(context_loader=PipesS3ContextLoader(s3), params_loader=PipesCliArgsParamsLoader())
+
+
+# ---- metadata in Pipes' raw form ---------------------------------------------------------------
+
+
+def _md(kind: str, value) -> dict:
+    return {"raw_value": value, "type": kind}
+
+
+def preview_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def silver_report(kind: str, s) -> tuple[dict, list[dict]]:
+    """(materialization metadata, check results) of a Silver partition, as the local asset reports them."""
+    metadata = {
+        "rows": _md("int", s.rows),
+        "duplicates_removed": _md("int", s.duplicates),
+        "conflicting_duplicates": _md("int", s.conflicting_duplicates),
+        "quarantined": _md("int", s.quarantined),
+        "quarantined_by_reason": _md("json", s.quarantined_by_reason),
+        "bronze_items_in_window": _md("int", s.window_items),
+        "items_of_other_partitions": _md("int", s.other_partitions),
+        "bronze_days_read": _md("json", s.bronze_days),
+        "min_event_time": _md("text", s.min_event_time or ""),
+        "max_event_time": _md("text", s.max_event_time or ""),
+        "path": _md("path", s.path),
+        "quarantine_path": _md("path", s.quarantine_path),
+        "preview": _md("md", preview_markdown(s.preview)),
+    }
+    recon = {
+        "bronze_window_items": s.window_items, "silver_rows": s.rows, "duplicates": s.duplicates,
+        "quarantined": s.quarantined, "other_partitions": s.other_partitions,
+    }
+    checks = [
+        _check("keys_not_null", not any(s.null_keys.values()), {"null_counts": _md("json", s.null_keys)}),
+        _check("reconciliation", s.reconciles, {k: _md("int", v) for k, v in recon.items()}),
+    ]
+    if kind == "trades":
+        checks += [
+            _check("unique_trade_id", s.duplicate_keys == 0, {"duplicate_rows": _md("int", s.duplicate_keys)}),
+            _check("price_size_positive", not any(s.non_positive.values()), {"non_positive": _md("json", s.non_positive)}),
+            _check("trade_id_gaps", not s.trade_id_gaps.get("missing_trade_ids"),
+                   {"trade_ids": _md("json", s.trade_id_gaps)}, severity="WARN"),
+        ]
+    else:
+        checks += [
+            _check("unique_ticker_content", s.duplicate_keys == 0, {"duplicate_rows": _md("int", s.duplicate_keys)}),
+            _check("price_positive", not s.non_positive.get("price"), {"non_positive": _md("json", s.non_positive)}),
+            _check("quotes_not_crossed", s.crossed_quotes == 0, {"crossed_quotes": _md("int", s.crossed_quotes)},
+                   severity="WARN"),
+        ]
+    return metadata, checks
+
+
+def gold_report(s) -> tuple[dict, list[dict]]:
+    """(materialization metadata, check results) of a Gold partition, as the local asset reports them."""
+    from crypto_assets.features.registry import FEATURES, TARGETS
+
+    metadata = {
+        "rows": _md("int", s.rows),
+        "training_ready_rows": _md("int", s.training_ready),
+        "rows_with_unknown_targets": _md("int", s.rows - s.training_ready),
+        "excluded_for_lookback": _md("int", s.excluded_lookback),
+        "silver_days_read": _md("json", s.silver_days),
+        "ticker_days_read": _md("json", s.ticker_days),
+        "tickers_in_input": _md("int", s.tickers_in_input),
+        "rows_without_quote": _md("int", s.rows_without_quote),
+        "min_trade_time": _md("text", s.min_trade_time or ""),
+        "max_trade_time": _md("text", s.max_trade_time or ""),
+        "features": _md("int", len(FEATURES)),
+        "targets": _md("int", len(TARGETS)),
+        "path": _md("path", s.path),
+        "preview": _md("md", preview_markdown(s.preview)),
+    }
+    notes = []
+    if s.empty_reason:
+        notes.append(s.empty_reason)
+    if s.rows and s.tickers_in_input == 0:
+        notes.append("no Silver tickers for this product: quote features are null; trade features are computed")
+    if (s.rows - s.training_ready) and s.rows:
+        notes.append("the last trades' targets need the next day's Silver; they fill in when Gold is re-run after it arrives")
+    metadata["notes"] = _md("md", "\n".join(f"- {n}" for n in notes) or "-")
+    leak = s.leakage
+    checks = [
+        _check("schema_matches_catalog", not s.schema_problems, {"problems": _md("json", s.schema_problems)}),
+        _check("unique_trade_id", s.duplicate_keys == 0, {"duplicate_rows": _md("int", s.duplicate_keys)}),
+        _check("not_null_when_full", not s.nulls_when_full, {"null_counts": _md("json", s.nulls_when_full)}),
+        _check("no_lookahead", leak.passed if leak else s.rows == 0, {
+            "sampled_rows": _md("int", leak.sampled if leak else 0),
+            "mismatched_rows": _md("int", leak.mismatched_rows if leak else 0),
+            "mismatched_features": _md("json", _jsonable(leak.mismatched_features) if leak else {}),
+            "examples": _md("json", _jsonable(leak.examples) if leak else []),
+        }),
+        _check("row_reconciliation", s.reconciles, {
+            "silver_trades_of_day": _md("int", s.silver_rows),
+            "gold_rows": _md("int", s.rows),
+            "excluded_for_lookback": _md("int", s.excluded_lookback),
+        }),
+        _check("ranges", not s.out_of_range and not s.infinities,
+               {"out_of_range": _md("json", s.out_of_range), "non_finite": _md("json", s.infinities)}),
+    ]
+    return metadata, checks
+
+
+def _check(name: str, passed: bool, metadata: dict, severity: str = "ERROR") -> dict:
+    return {"check_name": name, "passed": bool(passed), "metadata": metadata, "severity": severity}
+
+
+def _report(pipes, asset_key: str, metadata: dict, checks: list[dict]) -> None:
+    pipes.report_asset_materialization(metadata=_jsonable(metadata), asset_key=asset_key)
+    for c in checks:
+        pipes.report_asset_check(check_name=c["check_name"], passed=c["passed"], severity=c["severity"],
+                                 metadata=_jsonable(c["metadata"]), asset_key=asset_key)
+
+
+# ---- the jobs ----------------------------------------------------------------------------------
+
+
+def silver_job(kind: str, argv: list[str] | None = None) -> None:
+    """One Silver partition (event_date x product) on Glue, reported to Dagster."""
+    from crypto_assets.steps.silver import build_silver
+    from crypto_assets.transforms.silver import SilverRules
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, SILVER_ARGS)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    day, product = date.fromisoformat(args["event_date"]), args["product_id"]
+    rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
+    with open_pipes(args) as pipes:
+        require = args.get("require_bronze_day", "true") == "true"
+        s = build_silver(spark, lake, kind, day, [product], rules, require_bronze_day=require)[product]
+        pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
+                       f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
+        metadata, checks = silver_report(kind, s)
+        _report(pipes, f"silver_{kind}", metadata, checks)
+
+
+def gold_job(argv: list[str] | None = None) -> None:
+    """One Gold partition (event_date x product) on Glue, reported to Dagster."""
+    from crypto_assets.steps.gold import build_gold
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, GOLD_ARGS)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    day, product = date.fromisoformat(args["event_date"]), args["product_id"]
+    with open_pipes(args) as pipes:
+        s = build_gold(spark, lake, day, [product])[product]
+        pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
+                       f"{s.excluded_lookback} excluded for lookback")
+        metadata, checks = gold_report(s)
+        _report(pipes, "gold_features", metadata, checks)
+
+
+def _secret_credentials(args: dict[str, str]) -> tuple[str, str] | None:
+    """SASL user/password from a Secrets Manager secret (`{"username": ..., "password": ...}`), never from arguments."""
+    secret_id = args.get("kafka_sasl_secret_id")
+    if not secret_id:
+        return None
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=args.get("aws_region"))
+    secret = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    return secret["username"], secret["password"]
+
+
+def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
+    """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
+    in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
+    import os
+
+    from crypto_assets.kafka_security import sasl_credentials, spark_kafka_options
+    from crypto_assets.transforms.bronze import BRONZE_COLUMNS, BRONZE_TABLE, kafka_to_bronze
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, STREAM_ARGS)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    protocol = args.get("kafka_security_protocol", "PLAINTEXT")
+    mechanism = args.get("kafka_sasl_mechanism", "SCRAM-SHA-512")
+    credentials = _secret_credentials(args)
+    if credentials is None and protocol.startswith("SASL_") and mechanism != "AWS_MSK_IAM":
+        credentials = sasl_credentials(dict(os.environ))
+    options = {
+        "kafka.bootstrap.servers": args["kafka_bootstrap"],
+        "subscribe": args["topic"],
+        "startingOffsets": "earliest",
+        "includeHeaders": "true",
+        # Retention may delete records before the first run reads them; Bronze batch runs report such gaps.
+        "failOnDataLoss": "false",
+        **spark_kafka_options(protocol, mechanism, credentials=credentials),
+    }
+    table = lake.table_path("bronze", BRONZE_TABLE[kind])
+
+    def write_batch(batch, batch_id: int) -> None:
+        rows = kafka_to_bronze(batch, kind).select(*BRONZE_COLUMNS[kind])
+        rows.write.mode("append").partitionBy("ingest_date").parquet(table)
+
+    checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
+    if checkpoint.startswith("s3://"):
+        checkpoint = "s3a://" + checkpoint[len("s3://"):]
+    query = (
+        spark.readStream.format("kafka").options(**options).load()
+        .writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", checkpoint)
+        .trigger(processingTime=f"{int(args.get('trigger_seconds', '60'))} seconds")
+        .start()
+    )
+    log.info("bronze %s stream from %s to %s, checkpoint %s", kind, args["topic"], table, checkpoint)
+    if args.get("run_seconds"):
+        query.awaitTermination(int(args["run_seconds"]))
+        query.processAllAvailable()
+        query.stop()
+    else:
+        query.awaitTermination()

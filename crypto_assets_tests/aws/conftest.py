@@ -1,0 +1,102 @@
+"""AWS fixtures: one moto server (S3, Glue, CloudWatch Logs, IAM-less) for the session, dummy credentials.
+
+Every AWS call of these tests goes over HTTP to moto's server, as it would to AWS; nothing of
+ours is patched. Tests isolate themselves with their own bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+
+import pytest
+
+from crypto_assets_tests.conftest import free_port
+
+DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def aws_env():
+    saved = {k: os.environ.get(k) for k in DUMMY_AWS_ENV}
+    os.environ.update(DUMMY_AWS_ENV)
+    yield DUMMY_AWS_ENV
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_env):
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto_endpoint) -> str:
+    import boto3
+
+    name = f"lake-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_settings(base_settings, moto_endpoint, bucket):
+    """Settings with an S3 lake in a bucket of its own on the moto server."""
+    return dataclasses.replace(
+        base_settings, lake_root=f"s3://{bucket}/lake", s3_endpoint_url=moto_endpoint, aws_region="us-east-1",
+        glue_artifacts_root=f"s3://{bucket}/glue-artifacts",
+    )
+
+
+@pytest.fixture
+def s3_spark(spark, moto_endpoint, aws_env):
+    """The session's Spark, pointed at moto for s3a:// paths (credentials set in Hadoop's configuration,
+    since the JVM may have started before the dummy credentials were in the environment)."""
+    from crypto_assets.spark_conf import apply_s3a_conf
+
+    apply_s3a_conf(spark, moto_endpoint, "us-east-1")
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop.set("fs.s3a.access.key", aws_env["AWS_ACCESS_KEY_ID"])
+    hadoop.set("fs.s3a.secret.key", aws_env["AWS_SECRET_ACCESS_KEY"])
+    hadoop.set("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
+    return spark
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    """The project's wheel, built once per session the way `aws deploy` builds it."""
+    from crypto_assets.aws.deploy import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def glue_settings(settings, bucket: str, endpoint: str, **overrides):
+    """`settings` moved to AWS mode on moto: S3 lake, Glue engine, a job prefix and database of their own."""
+    tag = uuid.uuid4().hex[:6]
+    values = dict(
+        lake_root=f"s3://{bucket}/lake", s3_endpoint_url=endpoint, aws_region="us-east-1", engine="glue",
+        glue_artifacts_root=f"s3://{bucket}/glue-artifacts", glue_role_arn="arn:aws:iam::123456789012:role/crypto-glue",
+        glue_job_prefix=f"t{tag}", glue_database=f"crypto_{tag}",
+    )
+    values.update(overrides)
+    return dataclasses.replace(settings, **values)

@@ -1,0 +1,151 @@
+"""Plays AWS Glue's job runner on this machine, in front of moto's Glue API.
+
+moto stores jobs and job runs but runs nothing. `LocalGlueRunner` wraps a boto3 Glue client
+(talking to moto's server): `start_job_run` registers the run with moto, fetches the job's
+script from (moto's) S3 as Glue would, runs it in a subprocess on local Spark with the merged
+default + run arguments, and ships the run's stdout/stderr to CloudWatch Logs
+(`/aws-glue/jobs/output|error`, stream = run id) as Glue does, where Dagster Pipes reads the
+messages. `get_job_run` then reports the run's final state. Only `awsglue` is a stand-in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+from crypto_assets.jvm import spark_kafka_jars, spark_s3_jars
+from crypto_assets.storage import split_s3
+
+STUB = Path(__file__).resolve().parent / "awsglue_stub"
+REPO = Path(__file__).resolve().parents[2]
+LOG_GROUP = "/aws-glue/jobs"
+
+
+def spark_conf_dir(settings) -> str:
+    """Glue hands its scripts a ready SparkContext; locally a spark-defaults.conf plays that part."""
+    conf_dir = Path(tempfile.mkdtemp(prefix="glue-spark-conf-"))
+    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings)])
+    scratch = Path(settings.state_dir) / "glue-local"
+    scratch.mkdir(parents=True, exist_ok=True)
+    conf = {
+        "spark.master": "local[1]",
+        "spark.jars": jars,
+        "spark.driver.memory": "1g",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={scratch}",
+        "spark.pyspark.python": sys.executable,
+    }
+    (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in conf.items()))
+    (conf_dir / "log4j2.properties").write_text(
+        "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = console\n"
+        "appender.console.type = Console\nappender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
+        "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = %d %p %c: %m%n\n")
+    return str(conf_dir)
+
+
+def glue_script_env(settings) -> dict[str, str]:
+    """The environment a Glue entry script runs in locally: the awsglue stand-in and the repository on the path."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(STUB), str(REPO)]),
+        "SPARK_CONF_DIR": spark_conf_dir(settings),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class LocalGlueRunner:
+    def __init__(self, glue_client, endpoint_url: str, settings, seconds_per_timeout_minute: float = 60.0,
+                 stay_running: bool = False):
+        self._client = glue_client
+        self.meta = glue_client.meta
+        self.endpoint_url = endpoint_url
+        self.settings = settings
+        self.seconds_per_timeout_minute = seconds_per_timeout_minute
+        self.stay_running = stay_running  # a run that never reaches a final state (for the client's deadline)
+        self.runs: dict[str, dict] = {}
+        self.s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name="us-east-1")
+        self.logs = boto3.client("logs", endpoint_url=endpoint_url, region_name="us-east-1")
+        self.exceptions = glue_client.exceptions
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def start_job_run(self, **params):
+        run_id = self._client.start_job_run(**params)["JobRunId"]
+        job = self._client.get_job(JobName=params["JobName"])["Job"]
+        arguments = {**job.get("DefaultArguments", {}), **(params.get("Arguments") or {})}
+        timeout_min = params.get("Timeout") or job.get("Timeout") or 2880
+        self.runs[run_id] = {"state": "RUNNING", "arguments": arguments}
+        if self.stay_running:
+            return {"JobRunId": run_id}
+        bucket, key = split_s3(job["Command"]["ScriptLocation"])
+        script = Path(tempfile.mkdtemp(prefix="glue-script-")) / Path(key).name
+        self.s3.download_file(bucket, key, str(script))
+        argv = [sys.executable, str(script)]
+        for k, v in arguments.items():
+            argv += [k, v]
+        env = glue_script_env(self.settings)
+        started = time.time()
+        try:
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True,
+                                  timeout=timeout_min * self.seconds_per_timeout_minute)
+            state = "SUCCEEDED" if proc.returncode == 0 else "FAILED"
+            stdout, stderr = proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            state = "TIMEOUT"
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        error_lines = [line for line in stderr.splitlines() if line.strip()]
+        self.runs[run_id].update(
+            state=state, seconds=time.time() - started, stdout=stdout, stderr=stderr,
+            error=error_lines[-1] if state == "FAILED" and error_lines else "",
+        )
+        self._ship_logs(run_id, stdout, stderr)
+        return {"JobRunId": run_id}
+
+    def _ship_logs(self, run_id: str, stdout: str, stderr: str) -> None:
+        for suffix, text in (("output", stdout), ("error", stderr)):
+            group = f"{LOG_GROUP}/{suffix}"
+            try:
+                self.logs.create_log_group(logGroupName=group)
+            except self.logs.exceptions.ResourceAlreadyExistsException:
+                pass
+            self.logs.create_log_stream(logGroupName=group, logStreamName=run_id)
+            now = int(time.time() * 1000)
+            lines = [line for line in text.splitlines() if line.strip()] or ["(no output)"]
+            for start in range(0, len(lines), 5000):
+                self.logs.put_log_events(
+                    logGroupName=group, logStreamName=run_id,
+                    logEvents=[{"timestamp": now, "message": line} for line in lines[start:start + 5000]],
+                )
+
+    def batch_stop_job_run(self, JobName: str, JobRunIds: list[str]):  # noqa: N803 - boto3's names
+        """Glue stops the runs it was asked to (moto's server has no BatchStopJobRun)."""
+        done = []
+        for run_id in JobRunIds:
+            if run_id in self.runs:
+                self.runs[run_id]["state"] = "STOPPED"
+                done.append({"JobName": JobName, "JobRunId": run_id})
+        return {"SuccessfulSubmissions": done, "Errors": []}
+
+    def get_job_run(self, **params):
+        response = self._client.get_job_run(**params)
+        run = self.runs.get(params["RunId"])
+        if run is not None:
+            response["JobRun"]["JobRunState"] = run["state"]
+            response["JobRun"]["LogGroupName"] = LOG_GROUP
+            if run.get("error"):
+                response["JobRun"]["ErrorMessage"] = run["error"]
+        return response

@@ -1,0 +1,128 @@
+"""`crypto-pipeline aws deploy | destroy` against moto's server: jobs, arguments, catalog tables, idempotence."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from crypto_assets.aws.catalog import catalog_tables
+from crypto_assets.aws.deploy import MADE_BY, deploy, destroy
+from crypto_assets.features.registry import gold_columns
+from crypto_assets.transforms.bronze import BRONZE_COLUMNS
+from crypto_assets.transforms.silver import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
+from crypto_assets_tests.aws.conftest import glue_settings
+
+JOBS = ["silver-trades", "silver-ticker", "gold-features", "bronze-trades-stream", "bronze-ticker-stream"]
+TABLES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "silver_ticker", "quarantine_trades",
+          "quarantine_ticker", "gold_features"}
+
+
+def _clients(endpoint):
+    return (boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1"),
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1"))
+
+
+def _keys(s3, bucket):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_its_own(
+        base_settings, moto_endpoint, bucket, wheel, capsys):
+    s = glue_settings(base_settings, bucket, moto_endpoint, glue_workers=3, glue_worker_type="G.2X")
+    glue, s3 = _clients(moto_endpoint)
+    # Things deploy did not make, which destroy must leave alone.
+    s3.put_object(Bucket=bucket, Key="lake/silver/trades/product_id=X/event_date=2026-01-01/part-0.parquet", Body=b"x")
+    glue.create_job(Name="someone-elses-job", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://x/y.py"})
+
+    first = deploy(s, wheel)
+    prefix = s.glue_job_prefix
+    assert sorted(first.jobs) == sorted(f"{prefix}-{j}" for j in JOBS)
+    assert set(first.tables) == TABLES
+    assert f'FROM "{s.glue_database}"."gold_features"' in first.athena_query
+
+    job = glue.get_job(JobName=f"{prefix}-silver-trades")["Job"]
+    assert job["GlueVersion"] == "5.1" and job["WorkerType"] == "G.2X" and job["NumberOfWorkers"] == 3
+    assert job["Role"] == s.glue_role_arn and job["Timeout"] == s.glue_timeout_minutes
+    assert job["Command"] == {"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/glue-artifacts/scripts/silver_trades.py",
+                              "PythonVersion": "3"}
+    args = job["DefaultArguments"]
+    assert args["--extra-py-files"] == f"s3://{bucket}/glue-artifacts/dist/{wheel.name}"
+    assert args["--additional-python-modules"] == "dagster-pipes==1.13.27"
+    assert args["--lake_root"] == f"s3://{bucket}/lake" and args["--aws_region"] == "us-east-1"
+    assert args["--allowed_lateness_days"] == "1" and args["--job-language"] == "python"
+    stream = glue.get_job(JobName=f"{prefix}-bronze-trades-stream")["Job"]
+    assert stream["Command"]["Name"] == "gluestreaming"
+    assert stream["DefaultArguments"]["--topic"] == s.trades_topic
+    assert stream["DefaultArguments"]["--kafka_bootstrap"] == s.kafka_bootstrap
+    assert stream["DefaultArguments"]["--checkpoint_root"] == f"s3://{bucket}/glue-artifacts/checkpoints/"
+    assert glue.get_tags(ResourceArn=f"arn:aws:glue:us-east-1:123456789012:job/{prefix}-silver-trades")["Tags"][
+        "created_by"] == MADE_BY
+
+    expected_columns = {
+        "bronze_kafka_trades": [c for c in BRONZE_COLUMNS["trades"] if c != "ingest_date"],
+        "bronze_kafka_ticker": [c for c in BRONZE_COLUMNS["ticker"] if c != "ingest_date"],
+        "silver_trades": [c for c in SILVER_TRADE_COLUMNS if c not in ("product_id", "event_date")],
+        "silver_ticker": [c for c in SILVER_TICKER_COLUMNS if c not in ("product_id", "event_date")],
+        "quarantine_trades": [c for c in QUARANTINE_COLUMNS if c not in ("product_id", "event_date")],
+        "quarantine_ticker": [c for c in QUARANTINE_COLUMNS if c not in ("product_id", "event_date")],
+        "gold_features": [n for n, _ in gold_columns() if n not in ("product_id", "event_date")],
+    }
+    for name, columns in expected_columns.items():
+        table = glue.get_table(DatabaseName=s.glue_database, Name=name)["Table"]
+        sd = table["StorageDescriptor"]
+        assert [c["Name"] for c in sd["Columns"]] == columns, name
+        assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        parts = [(p["Name"], p["Type"]) for p in table["PartitionKeys"]]
+        assert parts == ([("ingest_date", "date")] if name.startswith("bronze") else
+                         [("product_id", "string"), ("event_date", "date")])
+    assert glue.get_table(DatabaseName=s.glue_database, Name="gold_features")["Table"]["StorageDescriptor"][
+        "Location"] == f"s3://{bucket}/lake/gold/features/"
+
+    keys_after_first = _keys(s3, bucket)
+    second = deploy(s, wheel)  # idempotent: same jobs, tables and files, nothing duplicated
+    assert sorted(second.jobs) == sorted(first.jobs) and sorted(second.tables) == sorted(first.tables)
+    assert _keys(s3, bucket) == keys_after_first
+    assert sorted(j for j in glue.list_jobs()["JobNames"] if j.startswith(prefix)) == sorted(first.jobs)
+    assert len(glue.get_tables(DatabaseName=s.glue_database)["TableList"]) == len(TABLES)
+    assert glue.get_job(JobName=f"{prefix}-silver-trades")["Job"]["DefaultArguments"] == args
+
+    removed = destroy(s)
+    assert sorted(removed["jobs"]) == sorted(first.jobs) and set(removed["tables"]) == TABLES
+    assert removed["database"] == [s.glue_database]
+    assert not [j for j in glue.list_jobs()["JobNames"] if j.startswith(prefix)]
+    assert "someone-elses-job" in glue.list_jobs()["JobNames"]
+    assert s.glue_database not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]
+    assert _keys(s3, bucket) == ["lake/silver/trades/product_id=X/event_date=2026-01-01/part-0.parquet"]
+    assert destroy(s) == {"jobs": [], "tables": [], "database": [], "keys": []}  # nothing left to remove
+
+
+def test_destroy_keeps_a_database_that_holds_other_tables(base_settings, moto_endpoint, bucket, wheel):
+    s = glue_settings(base_settings, bucket, moto_endpoint)
+    glue, _ = _clients(moto_endpoint)
+    deploy(s, wheel)
+    glue.create_table(DatabaseName=s.glue_database, TableInput={"Name": "analyst_table"})
+    removed = destroy(s)
+    assert removed["database"] == [] and set(removed["tables"]) == TABLES
+    assert [t["Name"] for t in glue.get_tables(DatabaseName=s.glue_database)["TableList"]] == ["analyst_table"]
+
+
+def test_cli_deploy_errors_are_one_line(base_settings, moto_endpoint, bucket, monkeypatch, capsys):
+    from crypto_assets.cli import main
+
+    monkeypatch.setenv("CRYPTO_LAKE_ROOT", f"s3://{bucket}/lake")
+    monkeypatch.setenv("CRYPTO_S3_ENDPOINT_URL", moto_endpoint)
+    assert main(["aws", "deploy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: CRYPTO_GLUE_ROLE_ARN is not set: the Glue jobs need an IAM role to run as (see README, AWS mode)"
+    monkeypatch.setenv("CRYPTO_GLUE_ROLE_ARN", "arn:aws:iam::123456789012:role/x")
+    monkeypatch.setenv("CRYPTO_LAKE_ROOT", "s3://no-such-bucket-anywhere/lake")
+    monkeypatch.setenv("CRYPTO_GLUE_ARTIFACTS_ROOT", f"s3://{bucket}/a")
+    assert main(["aws", "deploy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "S3 bucket 'no-such-bucket-anywhere'" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize("table", catalog_tables(), ids=lambda t: t.name)
+def test_catalog_types_are_hive_types(table):
+    allowed = ("string", "int", "bigint", "double", "boolean", "timestamp", "date", "binary", "array<")
+    assert all(typ.startswith(allowed) for _, typ in table.columns + table.partition_keys)

@@ -1,0 +1,229 @@
+"""Silver and Gold with CRYPTO_ENGINE=glue on moto: the real Glue entry scripts run in a local subprocess on
+local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what the local engine writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+
+from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.assets.gold import build_gold_asset
+from crypto_assets.assets.silver import silver_assets
+from crypto_assets.aws.catalog import catalog_partitions, table_for
+from crypto_assets.aws.deploy import deploy
+from crypto_assets.definitions import build_resources
+from crypto_assets.engines.glue import GlueEngineResource
+from crypto_assets.settings import Settings
+from crypto_assets.storage import Lake
+from crypto_assets_tests.aws.conftest import glue_settings
+from crypto_assets_tests.aws.local_glue import LocalGlueRunner
+from crypto_assets_tests.helpers import send_records, trades_frame, ts
+
+D, D2 = "2026-04-01", "2026-04-02"
+GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
+
+
+class LocalGlueEngine(GlueEngineResource):
+    """The Glue engine with job runs played locally (moto stores runs but does not execute them)."""
+
+    state_dir: str = ""
+    jvm_dir: str = ""
+    seconds_per_timeout_minute: float = 60.0
+    stay_running: bool = False
+
+    def glue_client(self):
+        return LocalGlueRunner(super().glue_client(), self.endpoint_url,
+                               Settings(state_dir=self.state_dir, jvm_dir=self.jvm_dir),
+                               self.seconds_per_timeout_minute, self.stay_running)
+
+
+def _resources(settings, **engine):
+    base = GlueEngineResource.from_settings(settings)
+    fields = {k: getattr(base, k) for k in GlueEngineResource.model_fields}
+    fields.update(poll_seconds=0.2, state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
+    fields.update(engine)
+    return {**build_resources(settings), "glue": LocalGlueEngine(**fields)}
+
+
+def _key(day, product="BTC-USD"):
+    return MultiPartitionKey({"event_date": day, "product_id": product})
+
+
+def _md(result):
+    mat = result.get_asset_materialization_events()[0].materialization
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _checks(result):
+    """check -> (passed, metadata); the Glue run's own links, which Pipes adds to each result, left out."""
+    return {c.check_name: (c.passed, {k: v.value for k, v in c.metadata.items() if k not in GLUE_ONLY_METADATA})
+            for c in result.get_asset_check_evaluations()}
+
+
+def _failure(result) -> str:
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return event.step_failure_data.user_failure_data.description
+
+
+def _rows(spark, path):
+    return sorted(tuple(r) for r in spark.read.parquet(path).collect())
+
+
+@pytest.fixture
+def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
+    """The same Kafka input landed in Bronze twice: a local lake (local engine) and an S3 lake (glue engine,
+    deployed to moto)."""
+    local = fresh_settings
+    aws = glue_settings(local, bucket, moto_endpoint)
+    deploy(aws, wheel)
+    records = [
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [1, 2, 3], f"{D}T10:00:00Z"), f"{D}T10:00:00.5Z"),
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [2, 3], f"{D}T10:00:00Z", event_type="snapshot"), f"{D}T10:05:00Z"),
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [5], f"{D}T11:00:00Z", price="-1"), f"{D}T11:00:00.5Z"),
+        ("trades", "BTC-USD", trades_frame("BTC-USD", [6], f"{D}T23:59:59Z"), f"{D2}T00:00:02Z"),  # late
+        ("trades", "BTC-USD", "{not json", f"{D}T12:00:00Z"),
+    ]
+    topic = {"trades": local.trades_topic, "ticker": local.ticker_topic}
+    send_records(local.kafka_bootstrap, [(topic[k], key, v, ts(when)) for k, key, v, when in records])
+    instance = DagsterInstance.ephemeral()
+    for s in (local, dataclasses.replace(aws, engine="local")):
+        trades_bronze = [a for a in bronze_assets(s) if a.key.path[-1] == "bronze_trades"]
+        for day in (D, D2):
+            assert materialize(trades_bronze, partition_key=day, resources=build_resources(s), instance=instance).success
+    return local, aws, instance
+
+
+def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_lakes, s3_spark):
+    local, aws, instance = two_lakes
+    trades_asset = [a for a in silver_assets(local) if a.key.path[-1] == "silver_trades"]
+    local_result = materialize(trades_asset, partition_key=_key(D), resources=build_resources(local), instance=instance)
+    glue_assets = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
+    glue_result = materialize(glue_assets, partition_key=_key(D), resources=_resources(aws), instance=instance)
+
+    local_md, glue_md = _md(local_result), _md(glue_result)
+    assert glue_md["AWS Glue Job Name"] == f"{aws.glue_job_prefix}-silver-trades"
+    assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
+    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
+    for k in local_md:
+        if k not in ("path", "quarantine_path"):
+            assert glue_md[k] == local_md[k], k
+    assert glue_md["path"] == f"s3a://{aws.lake_root[5:]}/silver/trades/product_id=BTC-USD/event_date={D}"
+    assert (glue_md["rows"], glue_md["duplicates_removed"], glue_md["quarantined_by_reason"]) == (
+        4, 2, {"non_positive_price": 1, "malformed_record": 1})
+    assert _checks(glue_result) == _checks(local_result) and len(_checks(glue_result)) == 5
+
+    lake = Lake.from_settings(aws)
+    for layer in ("silver", "quarantine"):
+        part = f"{layer}/trades/product_id=BTC-USD/event_date={D}"
+        assert _rows(s3_spark, f"{lake.table_path(layer, 'trades').rsplit('/', 2)[0]}/{part}") == _rows(
+            s3_spark, os.path.join(local.lake_root, part)), layer
+
+    # The catalog knows exactly the partitions that are in S3.
+    glue = GlueEngineResource.from_settings(aws).client("glue")
+    for layer in ("silver", "quarantine"):
+        assert catalog_partitions(glue, aws.glue_database, table_for(layer, "trades")) == [
+            dict(p) for p in lake.partitions(layer, "trades")] == [{"product_id": "BTC-USD", "event_date": D}]
+    # Re-running is idempotent, in S3 and in the catalog.
+    assert materialize(glue_assets, partition_key=_key(D), resources=_resources(aws), instance=instance).success
+    assert catalog_partitions(glue, aws.glue_database, table_for("silver", "trades")) == [
+        {"product_id": "BTC-USD", "event_date": D}]
+
+
+def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, bucket, wheel, tmp_path):
+    from crypto_assets_tests.gold.datasets import cross_midnight
+    from crypto_assets_tests.gold.silver_writer import write_silver
+
+    local = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    aws = glue_settings(local, bucket, moto_endpoint)
+    deploy(aws, wheel)
+    trades, tickers = cross_midnight()
+    write_silver(s3_spark, local.lake_root, trades, tickers)
+    write_silver(s3_spark, "s3a://" + aws.lake_root[len("s3://"):], trades, tickers)
+    day = "2024-03-11"
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("product_id", ["BTC-USD"])
+    local_result = materialize([build_gold_asset(local)], partition_key=_key(day), resources=build_resources(local),
+                               instance=instance)
+    glue_result = materialize([build_gold_asset(aws)], partition_key=_key(day), resources=_resources(aws),
+                              instance=instance)
+    local_md, glue_md = _md(local_result), _md(glue_result)
+    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
+    for k in local_md:
+        if k != "path":
+            assert glue_md[k] == local_md[k], k
+    assert glue_md["rows"] > 500 and glue_md["tickers_in_input"] > 0
+    checks = _checks(glue_result)
+    assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == 6
+    part = f"gold/features/product_id=BTC-USD/event_date={day}"
+    assert _rows(s3_spark, f"s3a://{aws.lake_root[5:]}/{part}") == _rows(s3_spark, os.path.join(local.lake_root, part))
+    glue = GlueEngineResource.from_settings(aws).client("glue")
+    assert catalog_partitions(glue, aws.glue_database, table_for("gold", "features")) == Lake.from_settings(
+        aws).partitions("gold", "features") == [{"product_id": "BTC-USD", "event_date": day}]
+
+
+# ---- bad input: one line naming the Glue run and its logs, never a hang ---------------------------------
+
+
+@pytest.fixture
+def deployed(base_settings, moto_endpoint, bucket, wheel, tmp_path):
+    aws = glue_settings(dataclasses.replace(base_settings, lake_root=str(tmp_path / "unused")), bucket, moto_endpoint)
+    deploy(aws, wheel)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("product_id", ["BTC-USD"])
+    return aws, instance
+
+
+def _gold_failure(aws, instance, **engine) -> str:
+    result = materialize([build_gold_asset(aws)], partition_key=_key(D), resources=_resources(aws, **engine),
+                         instance=instance, raise_on_error=False)
+    assert not result.success
+    message = _failure(result)
+    assert "\n" not in message, message
+    return message
+
+
+def test_failed_glue_run_names_the_run_its_logs_and_the_cause(deployed):
+    aws, instance = deployed
+    silver = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
+    result = materialize(silver, partition_key=_key(D), resources=_resources(aws), instance=instance, raise_on_error=False)
+    message = _failure(result)
+    assert "\n" not in message, message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-silver-trades run jr_") and " ended FAILED: " in message
+    assert f"Bronze kafka_trades ingest_date={D} has not been written yet" in message
+    assert message.endswith(f"logs: CloudWatch /aws-glue/jobs/error and /aws-glue/jobs/output, stream "
+                            f"{message.split(' run ')[1].split()[0]}")
+
+
+def test_glue_run_timeout_is_one_line(deployed):
+    aws, instance = deployed
+    # The local runner stops the script after Timeout x 0.05 s, as Glue would after Timeout minutes.
+    message = _gold_failure(aws, instance, seconds_per_timeout_minute=0.05)
+    assert " timed out after 60 min (CRYPTO_GLUE_TIMEOUT_MINUTES); logs: CloudWatch /aws-glue/jobs/error" in message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-gold-features run jr_")
+
+
+def test_a_run_that_never_ends_does_not_hang_the_dagster_run(deployed):
+    aws, instance = deployed
+    message = _gold_failure(aws, instance, stay_running=True, deadline_seconds=1.0)
+    assert "no final state after 1 s (still RUNNING); asked Glue to stop it; logs: CloudWatch" in message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-gold-features run jr_")
+
+
+def test_missing_job_bucket_and_credentials_are_one_line(deployed, monkeypatch):
+    aws, instance = deployed
+    message = _gold_failure(dataclasses.replace(aws, glue_job_prefix="never-deployed"), instance)
+    assert message == ("Glue job never-deployed-gold-features does not exist in us-east-1: run `crypto-pipeline aws "
+                       "deploy` (or check CRYPTO_GLUE_JOB_PREFIX)")
+    message = _gold_failure(dataclasses.replace(aws, lake_root="/srv/local-lake"), instance)
+    assert message.startswith("CRYPTO_ENGINE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT=/srv/local-lake")
+    message = _gold_failure(dataclasses.replace(aws, lake_root="s3://no-such-lake-bucket/lake"), instance)
+    assert "S3 bucket 'no-such-lake-bucket' of the lake root s3://no-such-lake-bucket/lake does not exist" in message
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    message = _gold_failure(aws, instance)
+    assert message.startswith("no AWS credentials found for the S3 lake s3://")

@@ -1,0 +1,11 @@
+"""AWS Glue job: Silver ticker for one event date and product, launched by Dagster through Pipes.
+
+Arguments: --event_date --product_id --lake_root --aws_region --allowed_lateness_days
+[--s3_endpoint_url] [--require_bronze_day], plus Dagster Pipes' own. The work is the local
+asset's: `crypto_assets.steps.silver.build_silver`.
+"""
+
+from crypto_assets.engines.glue_job import silver_job
+
+if __name__ == "__main__":
+    silver_job("ticker")
