@@ -23,7 +23,7 @@ SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_l
 GOLD_ARGS = ["event_date", "product_id", "lake_root", "aws_region"]
 STREAM_ARGS = ["lake_root", "aws_region", "kafka_bootstrap", "topic", "checkpoint_root"]
 OPTIONAL_ARGS = ["s3_endpoint_url", "require_bronze_day", "kafka_security_protocol", "kafka_sasl_mechanism",
-                 "kafka_sasl_secret_id", "trigger_seconds", "run_seconds"]
+                 "kafka_sasl_secret_id", "trigger_seconds", "run_seconds", "allowed_lateness_days"]
 
 
 def resolve_args(argv: list[str], required: list[str]) -> dict[str, str]:
@@ -245,7 +245,9 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     import os
 
     from crypto_assets.kafka_security import sasl_credentials, spark_kafka_options
-    from crypto_assets.transforms.bronze import BRONZE_COLUMNS, BRONZE_TABLE, kafka_to_bronze
+    from crypto_assets.steps.stream import BronzeBatchWriter
+    from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
+    from crypto_assets.transforms.silver import SilverRules
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, STREAM_ARGS)
@@ -266,16 +268,15 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
         **spark_kafka_options(protocol, mechanism, credentials=credentials),
     }
     table = lake.table_path("bronze", BRONZE_TABLE[kind])
-
-    def write_batch(batch, batch_id: int) -> None:
-        rows = kafka_to_bronze(batch, kind).select(*BRONZE_COLUMNS[kind])
-        rows.write.mode("append").partitionBy("ingest_date").parquet(table)
+    # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
+    # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.
+    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1"))))
 
     checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
     if checkpoint.startswith("s3://"):
         checkpoint = "s3a://" + checkpoint[len("s3://"):]
     query = (
-        spark.readStream.format("kafka").options(**options).load()
+        kafka_to_bronze(spark.readStream.format("kafka").options(**options).load(), kind)
         .writeStream.foreachBatch(write_batch)
         .option("checkpointLocation", checkpoint)
         .trigger(processingTime=f"{int(args.get('trigger_seconds', '60'))} seconds")
