@@ -37,18 +37,26 @@ def settings_env(settings) -> dict[str, str]:
     return env
 
 
-def calibrate_multiplier(products, target_rate: float) -> float:
-    """Synthetic rate multiplier that gives about `target_rate` published messages per second."""
+def message_rate(products, m: float) -> float:
+    """Published messages per second of the synthetic market (trades and ticker frames)."""
     from producer.synthetic import SyntheticConfig, generate_frames
 
-    def rate(m: float) -> float:
-        cfg = SyntheticConfig(products=products, seed=3, start=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                              duration_s=60.0, rate_multiplier=m)
-        n = sum(1 for f in generate_frames(cfg) if '"channel":"market_trades"' in f.text or '"channel":"ticker"' in f.text)
-        return n / 60.0
+    cfg = SyntheticConfig(products=products, seed=3, start=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                          duration_s=60.0, rate_multiplier=m)
+    n = sum(1 for f in generate_frames(cfg) if '"channel":"market_trades"' in f.text or '"channel":"ticker"' in f.text)
+    return n / 60.0
 
-    m = target_rate / rate(1.0)
-    return m * target_rate / rate(m)
+
+def market_for(base_products: tuple[str, ...], target_rate: float) -> tuple[tuple[str, ...], float]:
+    """Products and rate multiplier for about `target_rate` messages/s. The generator batches a busy
+    product's trades into at most ~20 frames/s, so past that more products are added, not more trades."""
+    per_product = message_rate(base_products, 1.0) / len(base_products)
+    products = list(base_products)
+    while len(products) * per_product < target_rate:
+        products.append(f"SYN{len(products):03d}-USD")
+    products = tuple(products)
+    m = target_rate / message_rate(products, 1.0)
+    return products, m * target_rate / message_rate(products, m)
 
 
 def start_producer(settings, rate: float, seconds: float, stop: threading.Event) -> threading.Thread:
@@ -56,15 +64,16 @@ def start_producer(settings, rate: float, seconds: float, stop: threading.Event)
     from producer.run import TimedFrame, publish_frames
     from producer.synthetic import SyntheticConfig, generate_frames
 
-    m = calibrate_multiplier(tuple(settings.products), rate)
-    cfg = SyntheticConfig(products=tuple(settings.products), seed=5, start=datetime.now(timezone.utc) + timedelta(seconds=2),
+    products, m = market_for(tuple(settings.products), rate)
+    achieved = message_rate(products, m)
+    cfg = SyntheticConfig(products=products, seed=5, start=datetime.now(timezone.utc) + timedelta(seconds=2),
                           duration_s=seconds, rate_multiplier=m)
     frames = (TimedFrame(f.received_at, f.text, "bench") for f in generate_frames(cfg))
     thread = threading.Thread(target=publish_frames, args=(frames, settings, "synthetic"),
                               kwargs={"speed": 1.0, "stop": stop}, daemon=True)
     thread.start()
-    print(f"producer: paced synthetic feed, ~{rate:.0f} messages/s (rate multiplier {m:.2f}) for {seconds:.0f} s",
-          flush=True)
+    print(f"producer: paced synthetic feed, {len(products)} products, ~{achieved:.0f} messages/s (rate multiplier "
+          f"{m:.2f}) for {seconds:.0f} s", flush=True)
     return thread
 
 
