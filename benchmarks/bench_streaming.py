@@ -20,21 +20,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import _common as C
 
+from crypto_assets.live import local_spark_env, settings_env
+
 VENV_BIN = Path(sys.executable).parent
-
-
-def settings_env(settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        env[f"CRYPTO_{f.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
 
 
 def message_rate(products, m: float) -> float:
@@ -78,8 +71,7 @@ def start_producer(settings, rate: float, seconds: float, stop: threading.Event)
 
 
 def start_stream(settings, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in settings_env(settings).items() if k != "CRYPTO_SPARK_CONNECT_URL"}
-    return subprocess.Popen([str(VENV_BIN / "crypto-pipeline"), "stream"], env=env, cwd=C.REPO,
+    return subprocess.Popen([str(VENV_BIN / "crypto-pipeline"), "stream"], env=local_spark_env(settings_env(settings)), cwd=C.REPO,
                             stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 

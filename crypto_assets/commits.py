@@ -37,14 +37,6 @@ class BronzeCommit:
     name: str = ""
     committed_at: str = ""
 
-    @property
-    def time_ms(self) -> int:
-        return commit_time_ms(self.name)
-
-    @property
-    def products(self) -> list[str]:
-        return sorted({p for _, p, _ in self.partitions})
-
 
 def commit_from_summary(kind: str, writer: str, summary_rows, **extra) -> BronzeCommit:
     """A commit from the rows of `transforms.silver.write_summary`."""

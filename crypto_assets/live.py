@@ -31,6 +31,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def local_spark_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of the streaming job: it keeps its own local Spark (its micro-batch function
+    runs in its own process), whatever server the runs attach to."""
+    return {k: v for k, v in env.items() if k != "CRYPTO_SPARK_CONNECT_URL"}
+
+
 def live_commands(settings: Settings, source: str, ui_port: int) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     cli = str(bin_dir / "crypto-pipeline")
@@ -61,8 +67,7 @@ def run_live(settings: Settings, source: str = "coinbase", ui_port: int = 3000) 
     env = {**settings_env(settings), "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", settings.home)}
     procs: dict[str, subprocess.Popen] = {}
     for name, cmd in live_commands(settings, source, ui_port).items():
-        # The stream keeps its own local Spark (its micro-batch function runs in its process).
-        child_env = {k: v for k, v in env.items() if k != "CRYPTO_SPARK_CONNECT_URL"} if name == "stream" else env
+        child_env = local_spark_env(env) if name == "stream" else env
         log = (logs / f"{name}.log").open("a")
         procs[name] = subprocess.Popen(cmd, cwd=settings.home, env=child_env, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
