@@ -154,7 +154,7 @@ def cmd_docs(args, settings: Settings) -> int:
 def cmd_stream(args, settings: Settings) -> int:
     import threading
 
-    from crypto_assets.resources.kafka import KafkaUnavailableError
+    from crypto_assets.kafka_client import KafkaUnavailableError
     from crypto_assets.stream_job import StreamError, run_stream
     from producer.live import install_stop_signals
 

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from crypto_assets.resources.lake import LakeResource
+from crypto_assets.storage import LakeStore
 from crypto_assets.transforms.bronze import BRONZE_TABLE
 
 COMMITS_DIR = "_commits"
@@ -60,15 +60,15 @@ def commit_time_ms(name: str) -> int:
     return int(name.split("-", 1)[0])
 
 
-def commits_path(lake: LakeResource, kind: str) -> str:
+def commits_path(lake: LakeStore, kind: str) -> str:
     return f"{lake.table_path('bronze', BRONZE_TABLE[kind])}/{COMMITS_DIR}"
 
 
-def _day_dir(lake: LakeResource, kind: str, day: str) -> str:
+def _day_dir(lake: LakeStore, kind: str, day: str) -> str:
     return f"{commits_path(lake, kind)}/date={day}"
 
 
-def write_commit(lake: LakeResource, commit: BronzeCommit, now: datetime | None = None) -> BronzeCommit:
+def write_commit(lake: LakeStore, commit: BronzeCommit, now: datetime | None = None) -> BronzeCommit:
     """Names, timestamps and writes the commit (atomically); returns it with its name."""
     now = now or datetime.now(timezone.utc)
     ms = int(now.timestamp() * 1000)
@@ -80,13 +80,13 @@ def write_commit(lake: LakeResource, commit: BronzeCommit, now: datetime | None 
     return commit
 
 
-def read_commit(lake: LakeResource, kind: str, name: str) -> BronzeCommit:
+def read_commit(lake: LakeStore, kind: str, name: str) -> BronzeCommit:
     day = datetime.fromtimestamp(commit_time_ms(name) / 1000, tz=timezone.utc).date().isoformat()
     data = json.loads(lake.read_text(f"{_day_dir(lake, kind, day)}/{name}.json"))
     return BronzeCommit(**data)
 
 
-def list_commit_names(lake: LakeResource, kind: str, since_ms: int = 0) -> list[str]:
+def list_commit_names(lake: LakeStore, kind: str, since_ms: int = 0) -> list[str]:
     """Names of the commits made at or after `since_ms`, oldest first; only the day folders from
     that day on are listed, so a tick stays cheap however long the log grows."""
     since_day = datetime.fromtimestamp(since_ms / 1000, tz=timezone.utc).date() - timedelta(days=1)

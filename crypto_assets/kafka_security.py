@@ -33,15 +33,18 @@ def _uses_sasl(protocol: str) -> bool:
     return protocol.startswith("SASL_")
 
 
-def kafka_python_config(protocol: str, mechanism: str, environ: dict[str, str] | None = None) -> dict:
-    """kafka-python (producer, consumer, admin) keyword arguments; empty for PLAINTEXT."""
+def kafka_python_config(protocol: str, mechanism: str, environ: dict[str, str] | None = None,
+                        credentials: tuple[str, str] | None = None) -> dict:
+    """kafka-python (producer, consumer, admin) keyword arguments; empty for PLAINTEXT.
+
+    `credentials` overrides the environment (the Glue Bronze batch jobs read them from Secrets Manager)."""
     if protocol == "PLAINTEXT":
         return {}
     config: dict = {"security_protocol": protocol}
     if _uses_sasl(protocol):
         config["sasl_mechanism"] = mechanism
         if mechanism != "AWS_MSK_IAM":  # kafka-python signs with the AWS credentials of botocore's chain
-            config["sasl_plain_username"], config["sasl_plain_password"] = sasl_credentials(environ)
+            config["sasl_plain_username"], config["sasl_plain_password"] = credentials or sasl_credentials(environ)
     return config
 
 
@@ -49,7 +52,7 @@ def spark_kafka_options(protocol: str, mechanism: str, environ: dict[str, str] |
                         credentials: tuple[str, str] | None = None) -> dict[str, str]:
     """Options for Spark's Kafka source (`kafka.`-prefixed consumer properties); empty for PLAINTEXT.
 
-    `credentials` overrides the environment (the Glue streaming jobs read them from Secrets Manager)."""
+    `credentials` overrides the environment (the Glue Bronze jobs read them from Secrets Manager)."""
     if protocol == "PLAINTEXT":
         return {}
     options = {"kafka.security.protocol": protocol}

@@ -64,6 +64,35 @@ def open_pipes(args: dict[str, str]):
     return open_dagster_pipes(context_loader=PipesS3ContextLoader(s3), params_loader=PipesCliArgsParamsLoader())
 
 
+def _secret_credentials(args: dict[str, str]) -> tuple[str, str] | None:
+    """SASL user/password from a Secrets Manager secret (`{"username": ..., "password": ...}`), never from arguments."""
+    secret_id = args.get("kafka_sasl_secret_id")
+    if not secret_id:
+        return None
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=args.get("aws_region"))
+    secret = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    return secret["username"], secret["password"]
+
+
+def kafka_security_args(args: dict[str, str]) -> tuple[str, str, tuple[str, str] | None]:
+    """(security protocol, SASL mechanism, SASL credentials or None for none needed) of a Bronze job.
+
+    Credentials come from the Secrets Manager secret `--kafka_sasl_secret_id` (never from job arguments),
+    else from the environment as everywhere else; AWS_MSK_IAM signs with the job role instead."""
+    import os
+
+    from crypto_assets.kafka_security import sasl_credentials
+
+    protocol = args.get("kafka_security_protocol", "PLAINTEXT")
+    mechanism = args.get("kafka_sasl_mechanism", "SCRAM-SHA-512")
+    credentials = _secret_credentials(args)
+    if credentials is None and protocol.startswith("SASL_") and mechanism != "AWS_MSK_IAM":
+        credentials = sasl_credentials(dict(os.environ))
+    return protocol, mechanism, credentials
+
+
 # ---- metadata in Pipes' raw form ---------------------------------------------------------------
 
 
@@ -227,24 +256,10 @@ def gold_job(argv: list[str] | None = None) -> None:
         _report(pipes, "gold_features", metadata, checks)
 
 
-def _secret_credentials(args: dict[str, str]) -> tuple[str, str] | None:
-    """SASL user/password from a Secrets Manager secret (`{"username": ..., "password": ...}`), never from arguments."""
-    secret_id = args.get("kafka_sasl_secret_id")
-    if not secret_id:
-        return None
-    import boto3
-
-    client = boto3.client("secretsmanager", region_name=args.get("aws_region"))
-    secret = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
-    return secret["username"], secret["password"]
-
-
 def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
     in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
-    import os
-
-    from crypto_assets.kafka_security import sasl_credentials, spark_kafka_options
+    from crypto_assets.kafka_security import spark_kafka_options
     from crypto_assets.steps.stream import BronzeBatchWriter
     from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
     from crypto_assets.transforms.silver import SilverRules
@@ -253,11 +268,7 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     args = resolve_args(argv, STREAM_ARGS)
     spark = glue_session(args)
     lake = lake_from_args(args)
-    protocol = args.get("kafka_security_protocol", "PLAINTEXT")
-    mechanism = args.get("kafka_sasl_mechanism", "SCRAM-SHA-512")
-    credentials = _secret_credentials(args)
-    if credentials is None and protocol.startswith("SASL_") and mechanism != "AWS_MSK_IAM":
-        credentials = sasl_credentials(dict(os.environ))
+    protocol, mechanism, credentials = kafka_security_args(args)
     options = {
         "kafka.bootstrap.servers": args["kafka_bootstrap"],
         "subscribe": args["topic"],

@@ -15,8 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crypto_assets.commits import commit_from_summary, write_commit
-from crypto_assets.resources.kafka import KafkaResource, OffsetWindow
-from crypto_assets.resources.lake import LakeResource
+from crypto_assets.kafka_client import KafkaAccess, OffsetWindow
+from crypto_assets.storage import LakeStore
 from crypto_assets.transforms.bronze import BRONZE_TABLE, day_bounds, filter_ingest_day, kafka_to_bronze, owner_product
 from crypto_assets.transforms.silver import SilverRules, write_summary
 
@@ -44,7 +44,7 @@ class BronzeDayStats:
     commit: str | None = None  # name of the Bronze commit written for them
 
 
-def read_kafka_window(spark: SparkSession, kafka: KafkaResource, window: OffsetWindow) -> DataFrame:
+def read_kafka_window(spark: SparkSession, kafka: KafkaAccess, window: OffsetWindow) -> DataFrame:
     # Keys are products, so a few busy products can fill one Kafka partition and leave others
     # empty; splitting offset ranges over twice the cores keeps every core parsing.
     splits = 2 * (os.cpu_count() or 2)
@@ -59,7 +59,7 @@ def read_kafka_window(spark: SparkSession, kafka: KafkaResource, window: OffsetW
     return reader.load()
 
 
-def _existing_offsets(spark: SparkSession, lake: LakeResource, path: str) -> dict[int, tuple[int, int]]:
+def _existing_offsets(spark: SparkSession, lake: LakeStore, path: str) -> dict[int, tuple[int, int]]:
     if not lake.data_files(path):
         return {}
     rows = (
@@ -85,7 +85,7 @@ def _guard_against_loss(existing: dict[int, tuple[int, int]], window: OffsetWind
 
 
 def build_bronze_day(
-    spark: SparkSession, kafka: KafkaResource, lake: LakeResource, kind: str, day: date,
+    spark: SparkSession, kafka: KafkaAccess, lake: LakeStore, kind: str, day: date,
     rules: SilverRules | None = None,
 ) -> BronzeDayStats:
     """Rewrites `bronze/<table>/ingest_date=<day>/` whole from the Kafka records of that UTC day, then
@@ -124,7 +124,7 @@ def build_bronze_day(
 
 
 def _commit_new_rows(
-    spark: SparkSession, lake: LakeResource, stats: BronzeDayStats, existing: dict[int, tuple[int, int]],
+    spark: SparkSession, lake: LakeStore, stats: BronzeDayStats, existing: dict[int, tuple[int, int]],
     rules: SilverRules,
 ) -> None:
     """Commits the rows past the offsets the partition held before, so the sensor only wakes the
@@ -142,7 +142,7 @@ def _commit_new_rows(
     stats.commit = commit.name
 
 
-def _collect_stats(spark: SparkSession, lake: LakeResource, stats: BronzeDayStats) -> None:
+def _collect_stats(spark: SparkSession, lake: LakeStore, stats: BronzeDayStats) -> None:
     """Figures from what was written, so metadata describes the partition, not the plan."""
     df = spark.read.parquet(stats.path)
     per_partition = df.groupBy("partition").agg(

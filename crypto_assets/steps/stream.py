@@ -19,8 +19,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from crypto_assets.commits import commit_from_summary, write_commit
-from crypto_assets.resources.kafka import KafkaResource
-from crypto_assets.resources.lake import LakeResource
+from crypto_assets.kafka_client import KafkaAccess
+from crypto_assets.storage import LakeStore
 from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
 from crypto_assets.transforms.silver import SilverRules, write_summary
 
@@ -37,7 +37,7 @@ def stream_file_prefix(batch_id: int) -> str:
 class BronzeBatchWriter:
     """The foreachBatch function of one Bronze stream."""
 
-    lake: LakeResource
+    lake: LakeStore
     kind: str
     rules: SilverRules
 
@@ -76,8 +76,8 @@ class BronzeBatchWriter:
 
 def start_bronze_stream(
     spark: SparkSession,
-    kafka: KafkaResource,
-    lake: LakeResource,
+    kafka: KafkaAccess,
+    lake: LakeStore,
     kind: str,
     checkpoint: str,
     rules: SilverRules,

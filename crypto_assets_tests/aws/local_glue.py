@@ -5,7 +5,8 @@ moto stores jobs and job runs but runs nothing. `LocalGlueRunner` wraps a boto3 
 script from (moto's) S3 as Glue would, runs it in a subprocess on local Spark with the merged
 default + run arguments, and ships the run's stdout/stderr to CloudWatch Logs
 (`/aws-glue/jobs/output|error`, stream = run id) as Glue does, where Dagster Pipes reads the
-messages. `get_job_run` then reports the run's final state. Only `awsglue` is a stand-in.
+messages. `get_job_run` then reports the run's final state. Only `awsglue` is a stand-in, and
+Dagster is kept out of the subprocess as Glue keeps it out (`awsglue_stub/sitecustomize.py`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def spark_conf_dir(settings) -> str:
 
 
 def glue_script_env(settings) -> dict[str, str]:
-    """The environment a Glue entry script runs in locally: the awsglue stand-in and the repository on the path."""
+    """The environment a Glue entry script runs in locally: the awsglue stand-in (and the Dagster import
+    guard beside it) and the repository on the path."""
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(STUB), str(REPO)]),

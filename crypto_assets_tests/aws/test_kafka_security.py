@@ -76,3 +76,18 @@ def test_bad_aws_and_kafka_settings_name_the_variable(env, fragment):
     with pytest.raises(SettingsError) as err:
         Settings.from_env(environ=env)
     assert fragment in str(err.value)
+
+
+def test_kafka_client_uses_its_credentials_not_the_environment(monkeypatch):
+    """The Glue Bronze batch jobs hand the credentials of their Secrets Manager secret to both Kafka clients."""
+    from crypto_assets.kafka_client import KafkaClient
+
+    for k in CREDS:
+        monkeypatch.delenv(k, raising=False)
+    client = KafkaClient("b-1.msk:9096", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                         credentials=("glue", "fr0m-secret"))
+    assert 'username="glue" password="fr0m-secret"' in client.spark_options()["kafka.sasl.jaas.config"]
+    assert kafka_python_config("SASL_SSL", "SCRAM-SHA-512", environ={}, credentials=("glue", "fr0m-secret"))[
+        "sasl_plain_password"] == "fr0m-secret"
+    with pytest.raises(SettingsError, match="CRYPTO_KAFKA_SASL_USERNAME"):  # without them: the environment
+        KafkaClient("b-1.msk:9096", security_protocol="SASL_SSL").spark_options()
