@@ -1,4 +1,9 @@
-"""Bronze assets: the raw Kafka records of one UTC ingest day, exactly once per offset."""
+"""Bronze assets: the raw Kafka records of one UTC ingest day, exactly once per offset.
+
+With `CRYPTO_ENGINE=glue` a materialization runs the same step as a Glue job (`bronze_on_glue`);
+either way the products seen join the dynamic product partitions and, on an S3 lake, the day
+is registered in the Glue Data Catalog.
+"""
 
 
 from datetime import date
@@ -13,33 +18,28 @@ from dagster import (
 )
 
 from crypto_assets.assets.kafka_topics import OWNER, topic_asset_key
+from crypto_assets.engines.glue import (
+    GlueEngineResource,
+    bronze_on_glue,
+    register_catalog_partitions,
+    reported_products,
+)
 from crypto_assets.partitions import PRODUCTS, ingest_date_partitions
 from crypto_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
 from crypto_assets.settings import Settings
-from crypto_assets.steps.bronze import BronzeDayStats, BronzeIntegrityError, build_bronze_day
+from crypto_assets.steps.bronze import BronzeDayStats, BronzeIntegrityError, bronze_metadata_values, build_bronze_day
 from crypto_assets.transforms.bronze import BRONZE_TABLE, KINDS
 from crypto_assets.transforms.silver import SilverRules
 
+# The metadata types `bronze_metadata_values` uses (Dagster Pipes' names) -> Dagster's constructors.
+METADATA_VALUE = {"int": MetadataValue.int, "json": MetadataValue.json, "path": MetadataValue.path,
+                  "text": MetadataValue.text}
+
 
 def bronze_metadata(stats: BronzeDayStats) -> dict:
-    return {
-        "rows": MetadataValue.int(stats.rows),
-        "malformed_records": MetadataValue.int(stats.malformed),
-        "malformed_by_reason": MetadataValue.json(stats.malformed_by_reason),
-        "kafka_offsets": MetadataValue.json(
-            {str(p): {"first": lo, "last": hi} for p, (lo, hi) in stats.offsets.items()}
-        ),
-        "products": MetadataValue.json(stats.products),
-        "files": MetadataValue.int(stats.files),
-        "bytes_written": MetadataValue.int(stats.bytes_written),
-        "path": MetadataValue.path(stats.path),
-        "kafka_records_scanned": MetadataValue.int(stats.kafka_window_records),
-        "rows_added": MetadataValue.int(stats.new_rows),
-        "commit": MetadataValue.text(stats.commit or ""),
-        "writer": MetadataValue.text("batch"),
-    }
+    return {name: METADATA_VALUE[kind](value) for name, (kind, value) in bronze_metadata_values(stats).items()}
 
 
 def register_products(instance, products: list[str]) -> list[str]:
@@ -70,9 +70,16 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
         tags={"layer": "bronze"},
     )
     def _bronze(
-        context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, lake: LakeResource
+        context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, lake: LakeResource,
+        glue: GlueEngineResource,
     ) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
+        written = {"ingest_date": day.isoformat()}
+        if settings.engine == "glue":
+            result = bronze_on_glue(context, glue, lake, kafka, kind, day.isoformat(), rules.allowed_lateness_days)
+            register_products(context.instance, reported_products(result))
+            register_catalog_partitions(context, glue, lake, [("bronze", table)], written)
+            return result
         try:
             stats = build_bronze_day(spark.get_session(), kafka, lake, kind, day, rules)
         except (KafkaUnavailableError, BronzeIntegrityError) as exc:
@@ -82,6 +89,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
             f"{stats.bytes_written} bytes -> {stats.path}"
         )
+        register_catalog_partitions(context, glue, lake, [("bronze", table)], written)
         return MaterializeResult(metadata=bronze_metadata(stats))
 
     return _bronze

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto_assets.aws.catalog import catalog_tables, table_input
-from crypto_assets.aws.jobs import BATCH_JOBS, STREAM_JOBS, job_name
+from crypto_assets.aws.jobs import BATCH_JOBS, STREAM_JOBS, job_name, kafka_kind
 from crypto_assets.settings import Settings
 from crypto_assets.storage import Lake, LakeUnavailableError, is_s3, split_s3, to_s3
 
@@ -29,9 +29,11 @@ REPO = Path(__file__).resolve().parent.parent.parent
 GLUE_SCRIPTS = REPO / "glue"
 MADE_BY = "crypto-pipeline aws deploy"
 MANIFEST = "deploy-manifest.json"
-# Inside Glue only dagster-pipes is installed from PyPI; our wheel goes on the path without its dependencies
-# (pulling dagster and pyspark into Glue would replace Glue's own Spark).
+# Inside Glue only these are installed from PyPI; our wheel goes on the path without its dependencies
+# (pulling dagster and pyspark into Glue would replace Glue's own Spark). The Bronze batch jobs also
+# need kafka-python, for the offset lookup by time. Pinned to the versions the tests run.
 PIPES_MODULE = "dagster-pipes==1.13.27"
+KAFKA_CLIENT_MODULE = "kafka-python==3.0.12"
 
 
 class DeployError(RuntimeError):
@@ -89,6 +91,20 @@ def build_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
+def _kafka_args(settings: Settings, kind: str) -> dict[str, str]:
+    """The cluster, topic and security settings of a Bronze job (streaming or batch); the SASL password
+    is never an argument: the jobs read it from the Secrets Manager secret."""
+    args = {
+        "--kafka_bootstrap": settings.kafka_bootstrap,
+        "--topic": settings.trades_topic if kind == "trades" else settings.ticker_topic,
+        "--kafka_security_protocol": settings.kafka_security_protocol,
+        "--kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
+    }
+    if settings.kafka_sasl_secret_id:
+        args["--kafka_sasl_secret_id"] = settings.kafka_sasl_secret_id
+    return args
+
+
 def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, str]) -> dict[str, dict]:
     """Glue job name -> create_job arguments (without Name/Tags)."""
     artifacts = settings.glue_artifacts_root.rstrip("/")
@@ -106,20 +122,17 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
     jobs = {}
     for job in [*BATCH_JOBS, *STREAM_JOBS]:
         streaming = job in STREAM_JOBS
+        kind = kafka_kind(job)
         args = dict(common_args)
-        if job.startswith("silver_"):
+        if job.startswith("silver_") or kind:  # Bronze commits name the Silver partitions, by the same rule
             args["--allowed_lateness_days"] = str(settings.allowed_lateness_days)
+        if kind:
+            args.update(_kafka_args(settings, kind))
         if streaming:
-            kind = "trades" if "trades" in job else "ticker"
-            args.update({
-                "--kafka_bootstrap": settings.kafka_bootstrap,
-                "--topic": settings.trades_topic if kind == "trades" else settings.ticker_topic,
-                "--checkpoint_root": f"{artifacts}/checkpoints/",
-                "--kafka_security_protocol": settings.kafka_security_protocol,
-                "--kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
-            })
-            if settings.kafka_sasl_secret_id:
-                args["--kafka_sasl_secret_id"] = settings.kafka_sasl_secret_id
+            args["--checkpoint_root"] = f"{artifacts}/checkpoints/"
+        elif kind:
+            args["--additional-python-modules"] = f"{PIPES_MODULE},{KAFKA_CLIENT_MODULE}"
+            args["--kafka_timestamp_skew_minutes"] = str(settings.kafka_timestamp_skew_minutes)
         jobs[job_name(settings.glue_job_prefix, job)] = {
             "Description": f"{job}: created by {MADE_BY}",
             "Role": settings.glue_role_arn,

@@ -1,7 +1,7 @@
 """The Dagster side of the Glue engine: launch a partition's Glue job run through Dagster Pipes.
 
-With `CRYPTO_ENGINE=glue` the Silver and Gold assets call `materialize_on_glue` instead of the
-local steps. The job run (an entry script in `glue/`) calls the same steps and reports the
+With `CRYPTO_ENGINE=glue` the Bronze (batch), Silver and Gold assets call `bronze_on_glue`,
+`silver_on_glue` and `gold_on_glue` instead of the local steps. The job run (an entry script in `glue/`) calls the same steps and reports the
 materialization and check results through Pipes (context in S3, messages in the run's
 CloudWatch log stream), so the UI shows the same metadata and checks as a local run. Any
 failure ends the Dagster step with one line naming the Glue run and where its logs are.
@@ -14,7 +14,7 @@ import time
 from dagster import ConfigurableResource, Failure, MaterializeResult, MetadataValue
 from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient, PipesS3ContextInjector
 
-from crypto_assets.aws.jobs import job_name
+from crypto_assets.aws.jobs import bronze_batch_job, job_name
 from crypto_assets.settings import Settings
 from crypto_assets.storage import LakeUnavailableError, split_s3, to_s3
 
@@ -91,13 +91,15 @@ class GlueEngineResource(ConfigurableResource):
     wait_margin_seconds: float = 600.0
     deadline_seconds: float = 0.0  # 0 = timeout_minutes * 60 + wait_margin_seconds
     glue_database: str = "crypto_lakehouse"
+    # Secrets Manager secret the Bronze jobs read SASL credentials from (the password is never an argument).
+    kafka_sasl_secret_id: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GlueEngineResource:
         return cls(
             job_prefix=settings.glue_job_prefix, aws_region=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
             artifacts_root=settings.glue_artifacts_root, timeout_minutes=settings.glue_timeout_minutes,
-            glue_database=settings.glue_database,
+            glue_database=settings.glue_database, kafka_sasl_secret_id=settings.kafka_sasl_secret_id,
         )
 
     def client(self, service: str):
@@ -237,3 +239,29 @@ def silver_on_glue(context, glue: GlueEngineResource, lake, kind: str, day: str,
 
 def gold_on_glue(context, glue: GlueEngineResource, lake, day: str, product: str) -> MaterializeResult:
     return run_glue_job(context, glue, lake, "gold_features", {"--event_date": day, "--product_id": product})
+
+
+def _kafka_args(kafka, kind: str, secret_id: str) -> dict[str, str]:
+    """The Dagster Kafka resource's cluster, topic and security settings as Bronze job arguments."""
+    args = {
+        "--kafka_bootstrap": kafka.bootstrap_servers, "--topic": kafka.topic_for(kind),
+        "--kafka_timestamp_skew_minutes": str(kafka.timestamp_skew_minutes),
+        "--kafka_security_protocol": kafka.security_protocol, "--kafka_sasl_mechanism": kafka.sasl_mechanism,
+    }
+    if secret_id:
+        args["--kafka_sasl_secret_id"] = secret_id
+    return args
+
+
+def bronze_on_glue(context, glue: GlueEngineResource, lake, kafka, kind: str, day: str,
+                   allowed_lateness_days: int) -> MaterializeResult:
+    """One Bronze ingest day on Glue; the job computes the day's Kafka offset window itself, as the local asset does."""
+    arguments = {"--ingest_date": day, "--allowed_lateness_days": str(allowed_lateness_days),
+                 **_kafka_args(kafka, kind, glue.kafka_sasl_secret_id)}
+    return run_glue_job(context, glue, lake, bronze_batch_job(kind), arguments)
+
+
+def reported_products(result: MaterializeResult) -> list[str]:
+    """The products a Bronze job run saw, from the metadata it reported."""
+    entry = (result.metadata or {}).get("products")
+    return list(entry.value) if entry is not None else []

@@ -2,8 +2,8 @@
 
 Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
 dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
-imported here. Metadata and check results carry the same names, types and values as the
-local assets' (`assets/silver.py`, `assets/gold.py`); a test compares both engines.
+imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check results carry the same names, types and values as the
+local assets' (`assets/bronze.py`, `assets/silver.py`, `assets/gold.py`); tests compare both engines.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ log = logging.getLogger("crypto_assets.glue")
 SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_lateness_days"]
 GOLD_ARGS = ["event_date", "product_id", "lake_root", "aws_region"]
 STREAM_ARGS = ["lake_root", "aws_region", "kafka_bootstrap", "topic", "checkpoint_root"]
+BRONZE_BATCH_ARGS = ["ingest_date", "lake_root", "aws_region", "kafka_bootstrap", "topic"]
 OPTIONAL_ARGS = ["s3_endpoint_url", "require_bronze_day", "kafka_security_protocol", "kafka_sasl_mechanism",
-                 "kafka_sasl_secret_id", "trigger_seconds", "run_seconds", "allowed_lateness_days"]
+                 "kafka_sasl_secret_id", "kafka_timestamp_skew_minutes", "trigger_seconds", "run_seconds",
+                 "allowed_lateness_days"]
 
 
 def resolve_args(argv: list[str], required: list[str]) -> dict[str, str]:
@@ -91,6 +93,18 @@ def kafka_security_args(args: dict[str, str]) -> tuple[str, str, tuple[str, str]
     if credentials is None and protocol.startswith("SASL_") and mechanism != "AWS_MSK_IAM":
         credentials = sasl_credentials(dict(os.environ))
     return protocol, mechanism, credentials
+
+
+def kafka_from_args(kind: str, args: dict[str, str]):
+    """The Kafka cluster and topic of a Bronze batch job, as the Dagster resource would describe them."""
+    from crypto_assets.kafka_client import KafkaClient
+
+    protocol, mechanism, credentials = kafka_security_args(args)
+    return KafkaClient(
+        bootstrap_servers=args["kafka_bootstrap"], **{f"{kind}_topic": args["topic"]},
+        timestamp_skew_minutes=int(args.get("kafka_timestamp_skew_minutes", "60")),
+        security_protocol=protocol, sasl_mechanism=mechanism, credentials=credentials,
+    )
 
 
 # ---- metadata in Pipes' raw form ---------------------------------------------------------------
@@ -205,6 +219,13 @@ def gold_report(s) -> tuple[dict, list[dict]]:
     return metadata, checks
 
 
+def bronze_report(stats) -> dict:
+    """Materialization metadata of a Bronze day, the same entries as the local asset's."""
+    from crypto_assets.steps.bronze import bronze_metadata_values
+
+    return {name: _md(kind, value) for name, (kind, value) in bronze_metadata_values(stats).items()}
+
+
 def _check(name: str, passed: bool, metadata: dict, severity: str = "ERROR") -> dict:
     return {"check_name": name, "passed": bool(passed), "metadata": metadata, "severity": severity}
 
@@ -254,6 +275,27 @@ def gold_job(argv: list[str] | None = None) -> None:
                        f"{s.excluded_lookback} excluded for lookback")
         metadata, checks = gold_report(s)
         _report(pipes, "gold_features", metadata, checks)
+
+
+def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
+    """One Bronze ingest day on Glue, reported to Dagster: the Kafka records of that UTC day rewrite
+    `bronze/<table>/ingest_date=D/` through the local asset's `build_bronze_day` (same offset window,
+    same rows, same commit for the sensors)."""
+    from crypto_assets.steps.bronze import build_bronze_day
+    from crypto_assets.transforms.silver import SilverRules
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, BRONZE_BATCH_ARGS)
+    kafka = kafka_from_args(kind, args)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    day = date.fromisoformat(args["ingest_date"])
+    rules = SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1")))
+    with open_pipes(args) as pipes:
+        stats = build_bronze_day(spark, kafka, lake, kind, day, rules)
+        pipes.log.info(f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} "
+                       f"files, {stats.bytes_written} bytes -> {stats.path}; products {stats.products}")
+        _report(pipes, f"bronze_{kind}", bronze_report(stats), [])
 
 
 def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:

@@ -44,6 +44,25 @@ class BronzeDayStats:
     commit: str | None = None  # name of the Bronze commit written for them
 
 
+def bronze_metadata_values(stats: BronzeDayStats) -> dict[str, tuple[str, object]]:
+    """What a Bronze materialization reports, as name -> (metadata type, value). The Dagster asset wraps
+    them in `MetadataValue`s and the Glue job sends them through Pipes, so both engines report the same."""
+    return {
+        "rows": ("int", stats.rows),
+        "malformed_records": ("int", stats.malformed),
+        "malformed_by_reason": ("json", stats.malformed_by_reason),
+        "kafka_offsets": ("json", {str(p): {"first": lo, "last": hi} for p, (lo, hi) in stats.offsets.items()}),
+        "products": ("json", stats.products),
+        "files": ("int", stats.files),
+        "bytes_written": ("int", stats.bytes_written),
+        "path": ("path", stats.path),
+        "kafka_records_scanned": ("int", stats.kafka_window_records),
+        "rows_added": ("int", stats.new_rows),
+        "commit": ("text", stats.commit or ""),
+        "writer": ("text", "batch"),
+    }
+
+
 def read_kafka_window(spark: SparkSession, kafka: KafkaAccess, window: OffsetWindow) -> DataFrame:
     # Keys are products, so a few busy products can fill one Kafka partition and leave others
     # empty; splitting offset ranges over twice the cores keeps every core parsing.

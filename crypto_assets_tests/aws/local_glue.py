@@ -7,6 +7,7 @@ default + run arguments, and ships the run's stdout/stderr to CloudWatch Logs
 (`/aws-glue/jobs/output|error`, stream = run id) as Glue does, where Dagster Pipes reads the
 messages. `get_job_run` then reports the run's final state. Only `awsglue` is a stand-in, and
 Dagster is kept out of the subprocess as Glue keeps it out (`awsglue_stub/sitecustomize.py`).
+`local_glue_resources` hands the Dagster assets a Glue engine whose runs go through it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from pathlib import Path
 
 import boto3
 
+from crypto_assets.definitions import build_resources
+from crypto_assets.engines.glue import GlueEngineResource
 from crypto_assets.jvm import spark_kafka_jars, spark_s3_jars
+from crypto_assets.settings import Settings
 from crypto_assets.storage import split_s3
 
 STUB = Path(__file__).resolve().parent / "awsglue_stub"
@@ -151,3 +155,44 @@ class LocalGlueRunner:
             if run.get("error"):
                 response["JobRun"]["ErrorMessage"] = run["error"]
         return response
+
+
+# ---- the Dagster side: the glue engine with its runs played by LocalGlueRunner ---------------------------
+
+# Metadata Pipes adds to what a Glue run reports (the local engine has no such entries).
+GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
+
+
+class LocalGlueEngine(GlueEngineResource):
+    """The Glue engine with job runs played locally (moto stores runs but does not execute them)."""
+
+    state_dir: str = ""
+    jvm_dir: str = ""
+    seconds_per_timeout_minute: float = 60.0
+    stay_running: bool = False
+
+    def glue_client(self):
+        return LocalGlueRunner(super().glue_client(), self.endpoint_url,
+                               Settings(state_dir=self.state_dir, jvm_dir=self.jvm_dir),
+                               self.seconds_per_timeout_minute, self.stay_running)
+
+
+def local_glue_resources(settings, **engine):
+    """The definitions' resources for `settings`, with LocalGlueEngine as `glue`; `engine` overrides its fields."""
+    base = GlueEngineResource.from_settings(settings)
+    fields = {k: getattr(base, k) for k in GlueEngineResource.model_fields}
+    fields.update(poll_seconds=0.2, state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
+    fields.update(engine)
+    return {**build_resources(settings), "glue": LocalGlueEngine(**fields)}
+
+
+def materialization_metadata(result) -> dict:
+    """name -> value of the first materialization of a `materialize` result."""
+    mat = result.get_asset_materialization_events()[0].materialization
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def step_failure(result) -> str:
+    """The description of a failed run's step failure (what the UI shows as the error)."""
+    event = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return event.step_failure_data.user_failure_data.description

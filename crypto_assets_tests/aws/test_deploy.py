@@ -12,7 +12,8 @@ from crypto_assets.transforms.bronze import BRONZE_COLUMNS
 from crypto_assets.transforms.silver import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
 from crypto_assets_tests.aws.conftest import glue_settings
 
-JOBS = ["silver-trades", "silver-ticker", "gold-features", "bronze-trades-stream", "bronze-ticker-stream"]
+JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
+        "bronze-trades-stream", "bronze-ticker-stream"]
 TABLES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "silver_ticker", "quarantine_trades",
           "quarantine_ticker", "gold_features"}
 
@@ -55,6 +56,22 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert stream["DefaultArguments"]["--topic"] == s.trades_topic
     assert stream["DefaultArguments"]["--kafka_bootstrap"] == s.kafka_bootstrap
     assert stream["DefaultArguments"]["--checkpoint_root"] == f"s3://{bucket}/glue-artifacts/checkpoints/"
+    assert stream["DefaultArguments"]["--allowed_lateness_days"] == "1"
+    # Bronze batch: the streaming job's Kafka arguments, kafka-python for the offset lookup, a batch job's settings.
+    batch = glue.get_job(JobName=f"{prefix}-bronze-ticker-batch")["Job"]
+    assert batch["Command"] == {"Name": "glueetl", "PythonVersion": "3",
+                                "ScriptLocation": f"s3://{bucket}/glue-artifacts/scripts/bronze_ticker_batch.py"}
+    assert (batch["GlueVersion"], batch["WorkerType"], batch["NumberOfWorkers"], batch["Timeout"]) == (
+        "5.1", "G.2X", 3, s.glue_timeout_minutes)
+    assert batch["DefaultArguments"] == {
+        **{k: v for k, v in args.items() if k != "--additional-python-modules"},
+        "--additional-python-modules": "dagster-pipes==1.13.27,kafka-python==3.0.12",
+        "--kafka_bootstrap": s.kafka_bootstrap, "--topic": s.ticker_topic,
+        "--kafka_security_protocol": "PLAINTEXT", "--kafka_sasl_mechanism": "SCRAM-SHA-512",
+        "--kafka_timestamp_skew_minutes": str(s.kafka_timestamp_skew_minutes),
+    }
+    stream_kafka = {k: v for k, v in stream["DefaultArguments"].items() if k.startswith("--kafka") or k == "--topic"}
+    assert stream_kafka.items() <= {**batch["DefaultArguments"], "--topic": s.trades_topic}.items()
     assert glue.get_tags(ResourceArn=f"arn:aws:glue:us-east-1:123456789012:job/{prefix}-silver-trades")["Tags"][
         "created_by"] == MADE_BY
 
@@ -126,3 +143,27 @@ def test_cli_deploy_errors_are_one_line(base_settings, moto_endpoint, bucket, mo
 def test_catalog_types_are_hive_types(table):
     allowed = ("string", "int", "bigint", "double", "boolean", "timestamp", "date", "binary", "array<")
     assert all(typ.startswith(allowed) for _, typ in table.columns + table.partition_keys)
+
+
+def test_bronze_jobs_get_the_secret_id_never_the_password(base_settings, moto_endpoint, bucket, wheel):
+    s = glue_settings(base_settings, bucket, moto_endpoint, kafka_security_protocol="SASL_SSL",
+                      kafka_sasl_secret_id="AmazonMSK_crypto")
+    glue, _ = _clients(moto_endpoint)
+    deploy(s, wheel)
+    for job in ("bronze-trades-batch", "bronze-trades-stream"):
+        args = glue.get_job(JobName=f"{s.glue_job_prefix}-{job}")["Job"]["DefaultArguments"]
+        assert (args["--kafka_security_protocol"], args["--kafka_sasl_secret_id"]) == ("SASL_SSL", "AmazonMSK_crypto")
+        assert not [k for k in args if "password" in k or "username" in k]
+    assert "--kafka_sasl_secret_id" not in glue.get_job(JobName=f"{s.glue_job_prefix}-silver-trades")["Job"][
+        "DefaultArguments"]
+    destroy(s)
+
+
+def test_modules_installed_in_glue_are_the_versions_the_tests_run():
+    from importlib.metadata import version
+
+    from crypto_assets.aws.deploy import KAFKA_CLIENT_MODULE, PIPES_MODULE
+
+    for pin in (PIPES_MODULE, KAFKA_CLIENT_MODULE):
+        name, _, pinned = pin.partition("==")
+        assert version(name) == pinned, pin

@@ -16,56 +16,27 @@ from crypto_assets.aws.catalog import catalog_partitions, table_for
 from crypto_assets.aws.deploy import deploy
 from crypto_assets.definitions import build_resources
 from crypto_assets.engines.glue import GlueEngineResource
-from crypto_assets.settings import Settings
 from crypto_assets.storage import Lake
 from crypto_assets_tests.aws.conftest import glue_settings
-from crypto_assets_tests.aws.local_glue import LocalGlueRunner
+from crypto_assets_tests.aws.local_glue import (
+    GLUE_ONLY_METADATA,
+    local_glue_resources,
+    materialization_metadata,
+    step_failure,
+)
 from crypto_assets_tests.helpers import send_records, trades_frame, ts
 
 D, D2 = "2026-04-01", "2026-04-02"
-GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
-
-
-class LocalGlueEngine(GlueEngineResource):
-    """The Glue engine with job runs played locally (moto stores runs but does not execute them)."""
-
-    state_dir: str = ""
-    jvm_dir: str = ""
-    seconds_per_timeout_minute: float = 60.0
-    stay_running: bool = False
-
-    def glue_client(self):
-        return LocalGlueRunner(super().glue_client(), self.endpoint_url,
-                               Settings(state_dir=self.state_dir, jvm_dir=self.jvm_dir),
-                               self.seconds_per_timeout_minute, self.stay_running)
-
-
-def _resources(settings, **engine):
-    base = GlueEngineResource.from_settings(settings)
-    fields = {k: getattr(base, k) for k in GlueEngineResource.model_fields}
-    fields.update(poll_seconds=0.2, state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
-    fields.update(engine)
-    return {**build_resources(settings), "glue": LocalGlueEngine(**fields)}
 
 
 def _key(day, product="BTC-USD"):
     return MultiPartitionKey({"event_date": day, "product_id": product})
 
 
-def _md(result):
-    mat = result.get_asset_materialization_events()[0].materialization
-    return {k: v.value for k, v in mat.metadata.items()}
-
-
 def _checks(result):
     """check -> (passed, metadata); the Glue run's own links, which Pipes adds to each result, left out."""
     return {c.check_name: (c.passed, {k: v.value for k, v in c.metadata.items() if k not in GLUE_ONLY_METADATA})
             for c in result.get_asset_check_evaluations()}
-
-
-def _failure(result) -> str:
-    event = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    return event.step_failure_data.user_failure_data.description
 
 
 def _rows(spark, path):
@@ -101,9 +72,9 @@ def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_l
     trades_asset = [a for a in silver_assets(local) if a.key.path[-1] == "silver_trades"]
     local_result = materialize(trades_asset, partition_key=_key(D), resources=build_resources(local), instance=instance)
     glue_assets = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
-    glue_result = materialize(glue_assets, partition_key=_key(D), resources=_resources(aws), instance=instance)
+    glue_result = materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance)
 
-    local_md, glue_md = _md(local_result), _md(glue_result)
+    local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
     assert glue_md["AWS Glue Job Name"] == f"{aws.glue_job_prefix}-silver-trades"
     assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
     assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
@@ -127,7 +98,7 @@ def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_l
         assert catalog_partitions(glue, aws.glue_database, table_for(layer, "trades")) == [
             dict(p) for p in lake.partitions(layer, "trades")] == [{"product_id": "BTC-USD", "event_date": D}]
     # Re-running is idempotent, in S3 and in the catalog.
-    assert materialize(glue_assets, partition_key=_key(D), resources=_resources(aws), instance=instance).success
+    assert materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance).success
     assert catalog_partitions(glue, aws.glue_database, table_for("silver", "trades")) == [
         {"product_id": "BTC-USD", "event_date": D}]
 
@@ -147,9 +118,9 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     instance.add_dynamic_partitions("product_id", ["BTC-USD"])
     local_result = materialize([build_gold_asset(local)], partition_key=_key(day), resources=build_resources(local),
                                instance=instance)
-    glue_result = materialize([build_gold_asset(aws)], partition_key=_key(day), resources=_resources(aws),
+    glue_result = materialize([build_gold_asset(aws)], partition_key=_key(day), resources=local_glue_resources(aws),
                               instance=instance)
-    local_md, glue_md = _md(local_result), _md(glue_result)
+    local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
     assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
     for k in local_md:
         if k != "path":
@@ -177,10 +148,10 @@ def deployed(base_settings, moto_endpoint, bucket, wheel, tmp_path):
 
 
 def _gold_failure(aws, instance, **engine) -> str:
-    result = materialize([build_gold_asset(aws)], partition_key=_key(D), resources=_resources(aws, **engine),
+    result = materialize([build_gold_asset(aws)], partition_key=_key(D), resources=local_glue_resources(aws, **engine),
                          instance=instance, raise_on_error=False)
     assert not result.success
-    message = _failure(result)
+    message = step_failure(result)
     assert "\n" not in message, message
     return message
 
@@ -188,8 +159,8 @@ def _gold_failure(aws, instance, **engine) -> str:
 def test_failed_glue_run_names_the_run_its_logs_and_the_cause(deployed):
     aws, instance = deployed
     silver = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
-    result = materialize(silver, partition_key=_key(D), resources=_resources(aws), instance=instance, raise_on_error=False)
-    message = _failure(result)
+    result = materialize(silver, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance, raise_on_error=False)
+    message = step_failure(result)
     assert "\n" not in message, message
     assert message.startswith(f"Glue job {aws.glue_job_prefix}-silver-trades run jr_") and " ended FAILED: " in message
     assert f"Bronze kafka_trades ingest_date={D} has not been written yet" in message

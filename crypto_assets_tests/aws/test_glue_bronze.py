@@ -1,0 +1,94 @@
+"""Bronze (batch) with CRYPTO_ENGINE=glue on moto: the real Glue entry script runs in a local subprocess against
+the real broker, reports through Dagster Pipes, and writes the rows the local engine writes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dagster import DagsterInstance, materialize
+
+from crypto_assets.assets.bronze import bronze_assets
+from crypto_assets.aws.catalog import catalog_partitions, table_for
+from crypto_assets.aws.deploy import deploy
+from crypto_assets.commits import list_commit_names, read_commit
+from crypto_assets.definitions import build_resources
+from crypto_assets.engines.glue import GlueEngineResource
+from crypto_assets.partitions import PRODUCTS
+from crypto_assets.storage import Lake
+from crypto_assets_tests.aws.conftest import glue_settings
+from crypto_assets_tests.aws.local_glue import (
+    GLUE_ONLY_METADATA,
+    local_glue_resources,
+    materialization_metadata,
+    step_failure,
+)
+from crypto_assets_tests.conftest import free_port
+from crypto_assets_tests.helpers import send_records, trades_frame, ts
+
+D = "2026-06-10"
+
+
+def _bronze_trades(settings):
+    return [a for a in bronze_assets(settings) if a.key.path[-1] == "bronze_trades"]
+
+
+def _rows(spark, path):
+    return sorted(spark.read.parquet(path).collect(), key=lambda r: (r["partition"], r["offset"]))
+
+
+def test_bronze_on_glue_reports_products_through_pipes_and_writes_what_local_writes(
+        fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
+    local = fresh_settings
+    aws = glue_settings(local, bucket, moto_endpoint)
+    deploy(aws, wheel)
+    send_records(local.kafka_bootstrap, [(local.trades_topic, key, value, ts(when)) for key, value, when in [
+        ("BTC-USD", trades_frame("BTC-USD", [1, 2], f"{D}T09:00:00Z"), f"{D}T09:00:00.5Z"),
+        ("SOL-USD", trades_frame("SOL-USD", [7], f"{D}T12:00:00Z", seq=2), f"{D}T12:00:00.5Z"),
+        ("BTC-USD", "{not json", f"{D}T13:00:00Z"),
+        ("BTC-USD", trades_frame("BTC-USD", [3], "2026-06-09T23:59:00Z"), "2026-06-09T23:59:00.5Z"),  # day before
+        ("BTC-USD", trades_frame("BTC-USD", [4], "2026-06-11T00:00:01Z"), "2026-06-11T00:00:01.5Z"),  # day after
+    ]])
+
+    local_result = materialize(_bronze_trades(local), partition_key=D, resources=build_resources(local),
+                               instance=DagsterInstance.ephemeral())
+    instance = DagsterInstance.ephemeral()
+    assert instance.get_dynamic_partitions(PRODUCTS.name) == []
+    glue_result = materialize(_bronze_trades(aws), partition_key=D, resources=local_glue_resources(aws),
+                              instance=instance)
+
+    local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
+    assert glue_md["AWS Glue Job Name"] == f"{aws.glue_job_prefix}-bronze-trades-batch"
+    assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
+    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
+    for k in local_md:
+        if k not in ("path", "commit"):
+            assert glue_md[k] == local_md[k], k
+    assert (glue_md["rows"], glue_md["malformed_by_reason"], glue_md["products"]) == (
+        3, {"not_json": 1}, ["BTC-USD", "SOL-USD"])
+    lake = Lake.from_settings(aws)
+    assert glue_md["path"] == lake.partition_path("bronze", "kafka_trades", ingest_date=D)
+    # The products the job saw are partitions of Silver and Gold now, as after a local Bronze run.
+    assert sorted(instance.get_dynamic_partitions(PRODUCTS.name)) == ["BTC-USD", "SOL-USD"]
+
+    assert _rows(s3_spark, glue_md["path"]) == _rows(s3_spark, local_md["path"]) and len(_rows(s3_spark, glue_md["path"])) == 3
+    # The Bronze sensor finds the job's commit in S3, naming the Silver partitions that gained data.
+    [name] = list_commit_names(lake, "trades")
+    assert name == glue_md["commit"]
+    assert read_commit(lake, "trades", name).partitions == [[D, "BTC-USD", 3], [D, "SOL-USD", 1]]
+    glue = GlueEngineResource.from_settings(aws).client("glue")
+    assert catalog_partitions(glue, aws.glue_database, table_for("bronze", "kafka_trades")) == [{"ingest_date": D}]
+
+
+def test_bronze_on_glue_with_kafka_unreachable_fails_with_one_line(base_settings, moto_endpoint, bucket, wheel, tmp_path):
+    aws = glue_settings(dataclasses.replace(base_settings, lake_root=str(tmp_path / "unused")), bucket, moto_endpoint,
+                        kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    deploy(aws, wheel)
+    result = materialize(_bronze_trades(aws), partition_key=D, resources=local_glue_resources(aws),
+                         instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    message = step_failure(result)
+    assert "\n" not in message, message
+    assert message.startswith(f"Glue job {aws.glue_job_prefix}-bronze-trades-batch run jr_") and " ended FAILED: " in message
+    assert f"Kafka broker not reachable at {aws.kafka_bootstrap}" in message
+    assert message.endswith(f"logs: CloudWatch /aws-glue/jobs/error and /aws-glue/jobs/output, stream "
+                            f"{message.split(' run ')[1].split()[0]}")
