@@ -198,7 +198,7 @@ SETTINGS_DOC: dict[str, str] = {
     "gold_freshness_minutes": "Freshness policy of Gold: fail when no partition was updated for this long (while data flows).",
     "aws_region": "AWS region of the S3 lake, Glue jobs, Glue Data Catalog and CloudWatch logs.",
     "s3_endpoint_url": "S3/Glue/CloudWatch endpoint override (a local S3 or moto server, http://host:port); empty = AWS.",
-    "engine": "Where Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
+    "engine": "Where Bronze (batch mode), Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
     "glue_job_prefix": "Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.",
     "glue_role_arn": "IAM role the Glue jobs run as (required by `aws deploy`).",
     "glue_worker_type": "Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).",
@@ -209,7 +209,7 @@ SETTINGS_DOC: dict[str, str] = {
     "glue_artifacts_root": "S3 folder for the deployed wheel, Glue scripts and Dagster Pipes context. Default: s3://<lake bucket>/<glue_job_prefix>-artifacts.",
     "kafka_security_protocol": "Kafka client security: PLAINTEXT (local broker), SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka, e.g. MSK).",
     "kafka_sasl_mechanism": "SASL mechanism when the protocol is SASL_*: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (user/password from CRYPTO_KAFKA_SASL_USERNAME/_PASSWORD, never logged) or AWS_MSK_IAM (AWS credentials).",
-    "kafka_sasl_secret_id": "Glue Bronze streaming jobs: Secrets Manager secret holding {\"username\", \"password\"} for SASL (no secret in job arguments).",
+    "kafka_sasl_secret_id": "Glue Bronze jobs (batch and streaming): Secrets Manager secret holding {\"username\", \"password\"} for SASL (no secret in job arguments).",
 }
 
 
