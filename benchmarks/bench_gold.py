@@ -211,9 +211,11 @@ def side_by_side(spark, lake, settings, args, summary) -> None:
     ours = spark.read.parquet(f"{settings.lake_root}/gold/features").where(F.col("event_date") == F.lit(DAY))
     inputs = trades.select("product_id", "trade_id", "trade_time", "price", "size", "side").toPandas()
     tick_pdf = tickers.toPandas()
+    groups = [(group, tick_pdf[tick_pdf["product_id"] == p]) for p, group in inputs.groupby("product_id")]
+    compute_features(*groups[0])  # warm: the first call pays imports and pandas' kernel setup
     clock = time.perf_counter()
-    for p, group in inputs.groupby("product_id"):
-        compute_features(group, tick_pdf[tick_pdf["product_id"] == p])
+    for group, ticks in groups:
+        compute_features(group, ticks)
     compute_only_s = time.perf_counter() - clock
     clock = time.perf_counter()
     gold_features(trades, tickers, DAY).write.format("noop").mode("overwrite").save()

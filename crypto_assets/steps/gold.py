@@ -7,8 +7,10 @@ one pass) call `build_gold`. Checks are measured on the written files.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -17,16 +19,16 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from crypto_assets.checks.gold_checks import LeakageResult, prefix_invariance, sample_trade_ids
-from crypto_assets.features.registry import FEATURES, gold_columns
+from crypto_assets.features.registry import FEATURES
 from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.transforms.gold import (
     LOOKBACK_SECONDS,
     LOOKBACK_TRADES,
     TICKER_FIELDS,
     TICKER_ORDER,
-    compute_features,
+    gold_arrow_schema,
     gold_features,
-    to_gold_rows,
+    gold_table,
     with_ticker_seq,
 )
 
@@ -97,7 +99,7 @@ def build_gold(
     leakage_samples: int = 16,
     engine: str = "arrow",
 ) -> dict[str, GoldStats]:
-    """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product, one product at a time.
+    """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product.
 
     A Gold partition is one product's sequential computation, so by default (`engine="arrow"`)
     it runs where the data is read: Silver with Arrow, `compute_features`, one Parquet file
@@ -105,67 +107,54 @@ def build_gold(
     Spark's Python workers (`gold_features`), which spreads many products over executors but
     pays to move 134 columns between the JVM and Python. The checks read with Arrow either way.
     """
-    stats = {}
-    for p in products:
-        clock = time.perf_counter()
-        s = stats[p] = GoldStats(
-            p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat())
+    def one(p: str) -> GoldStats:
+        s = GoldStats(p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat()))
+        _build_product(spark, lake, day, s, quote_join, leakage_samples, engine)
+        return s
+
+    if engine == "arrow" and len(products) > 1:
+        # Products are independent; Parquet I/O and most NumPy/pandas kernels release the GIL.
+        with ThreadPoolExecutor(max_workers=min(len(products), os.cpu_count() or 1)) as pool:
+            return dict(zip(products, pool.map(one, products)))
+    return {p: one(p) for p in products}
+
+
+def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_join: str, leakage_samples: int,
+                   engine: str) -> None:
+    p, clock = s.product_id, time.perf_counter()
+    trade_parts = _existing(lake, "trades", p, [day - timedelta(days=1), day, day + timedelta(days=1)])
+    ticker_parts = _existing(lake, "ticker", p, [day - timedelta(days=1), day])
+    s.silver_days = [d.isoformat() for d, _ in trade_parts]
+    s.ticker_days = [d.isoformat() for d, _ in ticker_parts]
+    if day.isoformat() not in s.silver_days:
+        s.empty_reason = f"Silver trades {p} {day} is missing or empty: nothing to compute"
+        lake.delete(s.path)
+        return
+    trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
+    trade_pdf["product_id"] = p
+    ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
+    if engine == "spark":
+        spark = spark() if callable(spark) else spark  # a session, or how to get one when needed
+        trades = _read(spark, lake, "trades", trade_parts)
+        tickers = (
+            _read(spark, lake, "ticker", ticker_parts) if ticker_parts else spark.createDataFrame([], _ticker_schema())
         )
-        trade_parts = _existing(lake, "trades", p, [day - timedelta(days=1), day, day + timedelta(days=1)])
-        ticker_parts = _existing(lake, "ticker", p, [day - timedelta(days=1), day])
-        s.silver_days = [d.isoformat() for d, _ in trade_parts]
-        s.ticker_days = [d.isoformat() for d, _ in ticker_parts]
-        if day.isoformat() not in s.silver_days:
-            s.empty_reason = f"Silver trades {p} {day} is missing or empty: nothing to compute"
-            lake.delete(s.path)
-            continue
-        trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
-        trade_pdf["product_id"] = p
-        ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
-        if engine == "spark":
-            spark = spark() if callable(spark) else spark  # a session, or how to get one when needed
-            trades = _read(spark, lake, "trades", trade_parts)
-            tickers = (
-                _read(spark, lake, "ticker", ticker_parts) if ticker_parts else spark.createDataFrame([], _ticker_schema())
-            )
-            gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
-            gold.write.mode("overwrite").parquet(s.path)
-        else:
-            rows = to_gold_rows(compute_features(trade_pdf, ticker_pdf, quote_join), day)
-            lake.replace_partition(_to_arrow(rows), s.path)
-        timings = {"compute_and_write": time.perf_counter() - clock}
+        gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
+        gold.write.mode("overwrite").parquet(s.path)
+    else:
+        lake.replace_partition(gold_table(trade_pdf, ticker_pdf, day, quote_join), s.path)
+    timings = {"compute_and_write": time.perf_counter() - clock}
 
-        clock = time.perf_counter()
-        s.tickers_in_input = len(ticker_pdf)
-        _reconcile(trade_pdf, day, s)
-        written = _measure(lake, s)
-        timings["checks"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        if s.rows and leakage_samples:
-            s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
-        timings["leakage"] = time.perf_counter() - clock
-        log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
-    return stats
-
-
-def _arrow_schema():
-    """The Gold file schema: the catalog's columns and types in Arrow (partition columns stay in the path)."""
-    import pyarrow as pa
-
-    types = {"double": pa.float64(), "int": pa.int32(), "bigint": pa.int64(), "string": pa.string(),
-             "boolean": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
-    return pa.schema(
-        [pa.field(name, types[typ]) for name, typ in gold_columns() if name not in ("product_id", "event_date")]
-    )
-
-
-def _to_arrow(rows: pd.DataFrame):
-    """Gold rows -> an Arrow table with exactly the catalog's types."""
-    import pyarrow as pa
-
-    data = rows.drop(columns=["product_id", "event_date"]).copy()
-    data["trade_time"] = data["trade_time"].dt.tz_localize("UTC")
-    return pa.Table.from_pandas(data, schema=_arrow_schema(), preserve_index=False)
+    clock = time.perf_counter()
+    s.tickers_in_input = len(ticker_pdf)
+    _reconcile(trade_pdf, day, s)
+    written = _measure(lake, s)
+    timings["checks"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    if s.rows and leakage_samples:
+        s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
+    timings["leakage"] = time.perf_counter() - clock
+    log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
 
 
 def _ticker_schema() -> str:
@@ -191,47 +180,57 @@ def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
     s.excluded_lookback = max(by_rank, by_time)
 
 
-def _measure(lake: LakeResource, s: GoldStats) -> pd.DataFrame | None:
+def _measure(lake: LakeResource, s: GoldStats):
     """Schema, keys, nulls, ranges and a preview, read back from the written files (Arrow, no Spark job).
 
-    Returns the written rows (naive UTC times, in trade order) for the leakage check to sample."""
+    Returns the written table and its row order by (trade_time, trade_id) for the leakage check."""
     if not lake.data_files(s.path):
         return None
     table = lake.read_table(s.path)
     actual = {f.name: f.type for f in table.schema}
     s.schema_problems = [
         f"{f.name}: expected {f.type}, found {actual.get(f.name, 'missing')}"
-        for f in _arrow_schema()
+        for f in gold_arrow_schema()
         if actual.get(f.name) != f.type
     ]
-    df = _naive_utc(table.to_pandas()).sort_values(["trade_time", "trade_id"], kind="mergesort")
-    s.rows = len(df)
-    s.duplicate_keys = int(df["trade_id"].duplicated().sum())
-    s.training_ready = int(df["is_training_ready"].sum())
-    s.rows_without_quote = int(df["best_bid"].isna().sum()) if "best_bid" in df else 0
+
+    def values(name: str) -> np.ndarray:  # nulls (and NaN, which the Spark engine may write) as NaN
+        return table.column(name).to_numpy(zero_copy_only=False).astype(float, copy=False)
+
+    s.rows = table.num_rows
+    trade_ids = table.column("trade_id").to_numpy(zero_copy_only=False)
+    times = table.column("trade_time").to_numpy(zero_copy_only=False)
+    order = np.lexsort((trade_ids, times))
+    s.duplicate_keys = int(s.rows - len(np.unique(trade_ids)))
+    s.training_ready = int(np.count_nonzero(table.column("is_training_ready").to_numpy(zero_copy_only=False)))
+    s.rows_without_quote = int(np.isnan(values("best_bid")).sum()) if "best_bid" in actual else 0
     if s.rows:
-        s.min_trade_time = df["trade_time"].min().tz_localize("UTC").isoformat()
-        s.max_trade_time = df["trade_time"].max().tz_localize("UTC").isoformat()
+        s.min_trade_time = pd.Timestamp(times[order[0]]).tz_localize("UTC").isoformat()
+        s.max_trade_time = pd.Timestamp(times[order[-1]]).tz_localize("UTC").isoformat()
     for f in FEATURES:
-        if f.name not in df:
+        if f.name not in actual:
             continue
-        col = df[f.name]
-        if f.never_null_when_full and (nulls := int(col.isna().sum())):
+        col = values(f.name)
+        missing = np.isnan(col)
+        if f.never_null_when_full and (nulls := int(missing.sum())):
             s.nulls_when_full[f.name] = nulls
-        values = col.to_numpy(dtype=float, na_value=np.nan)
-        if f.dtype == "double" and (bad := int(np.isinf(values).sum())):
+        if f.dtype == "double" and (bad := int(np.isinf(col).sum())):
             s.infinities[f.name] = bad
         if f.bounds:
-            outside = int(((values < f.bounds[0]) | (values > f.bounds[1])).sum())
+            with np.errstate(invalid="ignore"):
+                outside = int(((col < f.bounds[0]) | (col > f.bounds[1])).sum())
             if outside:
                 s.out_of_range[f.name] = outside
     cols = ["trade_time", "trade_id", "price", "size", "side", "ma_10_trades", "rsi_14", "vwap_50", "best_bid", "best_ask",
             "future_price_10", "is_training_ready"]
-    s.preview = df.head(5)[cols].to_dict("records")
-    return df
+    s.preview = _naive_utc(table.take(order[:5]).select(cols).to_pandas()).to_dict("records")
+    return table, order
 
 
-def _leakage(gold: pd.DataFrame, s: GoldStats, trades: pd.DataFrame, tickers: pd.DataFrame, quote_join: str,
+def _leakage(written, s: GoldStats, trades: pd.DataFrame, tickers: pd.DataFrame, quote_join: str,
              k: int) -> LeakageResult:
-    chosen = sample_trade_ids(gold["trade_id"].to_numpy(), k, seed=int(s.day.replace("-", "")))
-    return prefix_invariance(trades, tickers, gold[gold["trade_id"].isin(chosen)], quote_join)
+    table, order = written
+    ids = table.column("trade_id").to_numpy(zero_copy_only=False)[order]
+    chosen = sample_trade_ids(ids, k, seed=int(s.day.replace("-", "")))
+    rows = _naive_utc(table.take(order[np.isin(ids, chosen)]).to_pandas())
+    return prefix_invariance(trades, tickers, rows, quote_join)

@@ -8,6 +8,7 @@ was written, so the reconciliation check is a real check of the files.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -133,6 +134,12 @@ def build_silver(
             lake.delete(s.quarantine_path)
         return stats
 
+    timings, clock = {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name], clock = round(time.perf_counter() - clock, 2), time.perf_counter()
+
     bronze = bronze.where(owner_product().isin(products))
     items = "trades" if kind == TRADES else "tickers"
     window_counts = (
@@ -142,6 +149,7 @@ def build_silver(
     )
     for r in window_counts:
         stats[r["p"]].window_items = int(r["n"])
+    lap("window_count")
 
     marked = mark(bronze, kind, rules).persist()
     try:
@@ -150,7 +158,9 @@ def build_silver(
             silver_rows(mine, kind), silver_table,
             ["trade_time", "trade_id"] if kind == TRADES else ["event_time", "kafka_partition", "kafka_offset", "item_index"],
         )
+        lap("silver_write")
         _write_partitions(quarantine_rows(mine), quarantine_table, ["kafka_partition", "kafka_offset", "item_index"])
+        lap("quarantine_write")
         for r in (
             marked.groupBy("product_id", (F.col("event_date") == F.lit(day)).alias("mine"), "disposition")
             .count()
@@ -161,6 +171,7 @@ def build_silver(
                 s.other_partitions += r["count"]
             elif r["disposition"] == "duplicate":
                 s.duplicates = r["count"]
+        lap("counts")
         if kind == TRADES:
             # Duplicates are few: compare each with the copy kept, on the kept copy's key.
             content = ["price", "size", "side", "trade_time"]
@@ -177,6 +188,7 @@ def build_silver(
             )
             for r in conflicts:
                 stats[r["product_id"]].conflicting_duplicates = r["count"]
+            lap("conflicts")
     finally:
         marked.unpersist()
 
@@ -185,6 +197,8 @@ def build_silver(
             if not lake.data_files(path):
                 lake.delete(path)  # a partition that became empty must not keep old files
         _measure(lake, kind, s)
+    lap("measure")
+    log.info("silver %s %s %s timings (s): %s", kind, day, ",".join(products), timings)
     return stats
 
 

@@ -201,13 +201,24 @@ def type_ticker(bronze_ticker: DataFrame, rules: SilverRules) -> DataFrame:
         ("bad_quote", quote_bad),
     ]
     df = _assign_owner(df, rules, validity)
-    # Content = what the exchange said: envelope time and every ticker field as sent (not lineage).
-    content = F.to_json(F.struct(F.col("envelope_timestamp"), F.col("event_type"), F.col("item")))
-    return df.withColumn("content_hash", F.sha2(content, 256))
+    return df.withColumn("content_hash", content_hash(df))
+
+
+def content_hash(df: DataFrame) -> Column:
+    """SHA-256 of what the exchange said: the envelope time, the event type and every ticker field
+    as sent (not lineage). Fields are joined by \\x01 with \\x00 standing for null, so a missing
+    field never shifts the others (half the cost of hashing the item as JSON)."""
+    fields = [F.col("envelope_timestamp"), F.col("event_type")] + [
+        F.col(f"item.{name}") for name in df.schema["item"].dataType.names
+    ]
+    return F.sha2(F.concat_ws("\x01", *[F.coalesce(c.cast("string"), F.lit("\x00")) for c in fields]), 256)
 
 
 def dedup(typed: DataFrame, key: list[str]) -> DataFrame:
-    """Marks `is_duplicate` among valid rows: the earliest ingested copy of each key wins."""
+    """Marks `is_duplicate` among valid rows: the earliest ingested copy of each key wins.
+
+    (One window over every row measured faster than shuffling only the keys and joining the few
+    losing copies back, because that needs the typed rows cached first.)"""
     # Partitioning by reason too keeps quarantined copies from out-ranking a valid one.
     order = Window.partitionBy(*key, "reason").orderBy("ingest_time", "kafka_partition", "kafka_offset", "item_index")
     return typed.withColumn(

@@ -150,6 +150,22 @@ def test_ticker_typed_from_envelope_time_and_deduplicated_on_content(spark):
     assert df.where("disposition = 'duplicate'").count() == 1
 
 
+def test_ticker_content_hash_tells_a_missing_field_from_a_shifted_one(spark):
+    """Fields are hashed in schema order with a null marker: tickers that differ only in which
+    field is missing, or in which field a value sits, are different content, not duplicates."""
+    base = ticker_frame("BTC-USD", "2026-03-10T05:35:45Z")
+    # Without a null marker both would hash "...63454..." in the same position.
+    no_low = base.replace('"low_24_h":"63454",', "").replace('"high_24_h":"64727.27"', '"high_24_h":"63454"')
+    no_high = base.replace('"high_24_h":"64727.27",', "")
+    swapped = base.replace('"low_24_h":"63454"', '"low_24_h":"64727.27"').replace('"high_24_h":"64727.27"', '"high_24_h":"63454"')
+    df = mark(bronze(spark, [("BTC-USD", f, f"2026-03-10T05:35:45.{i}Z") for i, f in enumerate([base, no_low, no_high, swapped, base])],
+                     "ticker"), "ticker", RULES)
+    hashes = [r.content_hash for r in df.orderBy("ingest_time").collect()]
+    assert len(set(hashes[:4])) == 4 and hashes[4] == hashes[0]
+    assert all(len(h) == 64 for h in hashes)  # hex SHA-256
+    assert df.where("disposition = 'duplicate'").count() == 1
+
+
 def test_ticker_bad_quote_is_quarantined(spark):
     f = ticker_frame("BTC-USD", "2026-03-10T05:35:45Z").replace('"best_ask":"64281.71"', '"best_ask":"-1"')
     r = mark(bronze(spark, [("BTC-USD", f, "2026-03-10T05:35:45.5Z")], "ticker"), "ticker", RULES).collect()[0]
