@@ -11,6 +11,9 @@ RUNTIME_CONF = {
     # Plain microsecond timestamps (not legacy INT96): what Athena, Arrow and the catalog expect.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Silver caches its marked rows for a few passes within one run; compressing the in-memory
+    # columns cost more CPU than the passes saved (2M tickers: 38.6 s -> 30.4 s for the first write).
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
 
