@@ -146,7 +146,7 @@ class LakeStore:
             if "does not exist" not in str(exc) and "NotFound" not in str(exc) and "not found" not in str(exc).lower():
                 raise
 
-    def read_table(self, path: str):
+    def read_table(self, path: str, columns: list[str] | None = None):
         """A partition folder's Parquet files as one Arrow table (small reads beside Spark: checks, previews)."""
         import pyarrow.parquet as pq
 
@@ -155,7 +155,7 @@ class LakeStore:
             return None
         filesystem, _ = self._fs(path)
         inner = [self._fs(f)[1] for f in files]
-        return pq.ParquetDataset(inner, filesystem=filesystem).read()
+        return pq.ParquetDataset(inner, filesystem=filesystem).read(columns=columns)
 
     def replace_partition(self, table, path: str) -> None:
         """Writes an Arrow table as the whole content of a partition folder.
