@@ -13,11 +13,11 @@ from dagster import (
     AssetsDefinition,
     Failure,
     MaterializeResult,
-    MetadataValue,
     asset,
 )
 
 from crypto_assets.assets.kafka_topics import OWNER, topic_asset_key
+from crypto_assets.assets.reporting import metadata_values
 from crypto_assets.engines.glue import (
     GlueEngineResource,
     bronze_on_glue,
@@ -25,21 +25,14 @@ from crypto_assets.engines.glue import (
     reported_products,
 )
 from crypto_assets.partitions import PRODUCTS, ingest_date_partitions
+from crypto_assets.reports import bronze_report
 from crypto_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
 from crypto_assets.settings import Settings
-from crypto_assets.steps.bronze import BronzeDayStats, BronzeIntegrityError, bronze_metadata_values, build_bronze_day
+from crypto_assets.steps.bronze import BronzeIntegrityError, build_bronze_day
 from crypto_assets.transforms.bronze import BRONZE_TABLE, KINDS
 from crypto_assets.transforms.silver import SilverRules
-
-# The metadata types `bronze_metadata_values` uses (Dagster Pipes' names) -> Dagster's constructors.
-METADATA_VALUE = {"int": MetadataValue.int, "json": MetadataValue.json, "path": MetadataValue.path,
-                  "text": MetadataValue.text}
-
-
-def bronze_metadata(stats: BronzeDayStats) -> dict:
-    return {name: METADATA_VALUE[kind](value) for name, (kind, value) in bronze_metadata_values(stats).items()}
 
 
 def register_products(instance, products: list[str]) -> list[str]:
@@ -90,7 +83,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"{stats.bytes_written} bytes -> {stats.path}"
         )
         register_catalog_partitions(context, glue, lake, [("bronze", table)], written)
-        return MaterializeResult(metadata=bronze_metadata(stats))
+        return MaterializeResult(metadata=metadata_values(bronze_report(stats)))
 
     return _bronze
 

@@ -8,9 +8,6 @@ reconciliation, ranges and gaps are reported with their numbers as metadata.
 from datetime import date, timedelta
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
@@ -19,118 +16,25 @@ from dagster import (
     Failure,
     FreshnessPolicy,
     MaterializeResult,
-    MetadataValue,
     MultiToSingleDimensionPartitionMapping,
     asset,
 )
 
 from crypto_assets.assets.kafka_topics import OWNER
+from crypto_assets.assets.reporting import check_results, check_specs, metadata_values
 from crypto_assets.engines.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
 from crypto_assets.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
+from crypto_assets.reports import SILVER_CHECKS, silver_report
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
 from crypto_assets.settings import Settings
-from crypto_assets.steps.silver import BronzeMissingError, SilverStats, build_silver
+from crypto_assets.steps.silver import BronzeMissingError, build_silver
 from crypto_assets.transforms.bronze import TICKER, TRADES
 from crypto_assets.transforms.silver import SILVER_TABLE, SilverRules
-
-# check name -> (blocking, description)
-CHECKS = {
-    TRADES: {
-        "unique_trade_id": (True, "No two Silver rows share (product_id, trade_id)."),
-        "keys_not_null": (True, "product_id, trade_id, trade_time, price, size and side are never null."),
-        "reconciliation": (False, "Bronze items of the window = Silver + duplicates + quarantined + other partitions."),
-        "price_size_positive": (False, "Every price and size is > 0."),
-        "trade_id_gaps": (False, "Trade ids are dense per product; missing ids mean lost trades (warn)."),
-    },
-    TICKER: {
-        "unique_ticker_content": (True, "No two Silver rows carry the same ticker content."),
-        "keys_not_null": (True, "product_id, event_time and price are never null."),
-        "reconciliation": (False, "Bronze items of the window = Silver + duplicates + quarantined + other partitions."),
-        "price_positive": (False, "Every price is > 0."),
-        "quotes_not_crossed": (False, "best_bid <= best_ask (warn on crossed quotes)."),
-    },
-}
 
 
 def silver_asset_key(kind: str) -> AssetKey:
     return AssetKey(f"silver_{kind}")
-
-
-def _check_results(kind: str, s: SilverStats) -> list[AssetCheckResult]:
-    key = silver_asset_key(kind)
-    recon = {
-        "bronze_window_items": s.window_items, "silver_rows": s.rows, "duplicates": s.duplicates,
-        "quarantined": s.quarantined, "other_partitions": s.other_partitions,
-    }
-    recon_md = {k: MetadataValue.int(v) for k, v in recon.items()}
-    results = [
-        AssetCheckResult(
-            asset_key=key, check_name="keys_not_null", passed=not any(s.null_keys.values()),
-            metadata={"null_counts": MetadataValue.json(s.null_keys)},
-        ),
-        AssetCheckResult(
-            asset_key=key, check_name="reconciliation", passed=s.reconciles, metadata=recon_md,
-        ),
-    ]
-    if kind == TRADES:
-        results += [
-            AssetCheckResult(
-                asset_key=key, check_name="unique_trade_id", passed=s.duplicate_keys == 0,
-                metadata={"duplicate_rows": MetadataValue.int(s.duplicate_keys)},
-            ),
-            AssetCheckResult(
-                asset_key=key, check_name="price_size_positive", passed=not any(s.non_positive.values()),
-                metadata={"non_positive": MetadataValue.json(s.non_positive)},
-            ),
-            AssetCheckResult(
-                asset_key=key, check_name="trade_id_gaps", passed=not s.trade_id_gaps.get("missing_trade_ids"),
-                severity=AssetCheckSeverity.WARN, metadata={"trade_ids": MetadataValue.json(s.trade_id_gaps)},
-            ),
-        ]
-    else:
-        results += [
-            AssetCheckResult(
-                asset_key=key, check_name="unique_ticker_content", passed=s.duplicate_keys == 0,
-                metadata={"duplicate_rows": MetadataValue.int(s.duplicate_keys)},
-            ),
-            AssetCheckResult(
-                asset_key=key, check_name="price_positive", passed=not s.non_positive.get("price"),
-                metadata={"non_positive": MetadataValue.json(s.non_positive)},
-            ),
-            AssetCheckResult(
-                asset_key=key, check_name="quotes_not_crossed", passed=s.crossed_quotes == 0,
-                severity=AssetCheckSeverity.WARN, metadata={"crossed_quotes": MetadataValue.int(s.crossed_quotes)},
-            ),
-        ]
-    return results
-
-
-def preview_markdown(rows: list[dict]) -> str:
-    if not rows:
-        return "(no rows)"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def silver_metadata(s: SilverStats) -> dict:
-    return {
-        "rows": MetadataValue.int(s.rows),
-        "duplicates_removed": MetadataValue.int(s.duplicates),
-        "conflicting_duplicates": MetadataValue.int(s.conflicting_duplicates),
-        "quarantined": MetadataValue.int(s.quarantined),
-        "quarantined_by_reason": MetadataValue.json(s.quarantined_by_reason),
-        "bronze_items_in_window": MetadataValue.int(s.window_items),
-        "items_of_other_partitions": MetadataValue.int(s.other_partitions),
-        "bronze_days_read": MetadataValue.json(s.bronze_days),
-        "min_event_time": MetadataValue.text(s.min_event_time or ""),
-        "max_event_time": MetadataValue.text(s.max_event_time or ""),
-        "path": MetadataValue.path(s.path),
-        "quarantine_path": MetadataValue.path(s.quarantine_path),
-        "preview": MetadataValue.md(preview_markdown(s.preview)),
-    }
 
 
 def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str) -> bool:
@@ -168,10 +72,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
                 partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=EVENT_DATE),
             )
         ],
-        check_specs=[
-            AssetCheckSpec(name, asset=key, blocking=blocking, description=desc)
-            for name, (blocking, desc) in CHECKS[kind].items()
-        ],
+        check_specs=check_specs(key, SILVER_CHECKS[kind]),
     )
     def _silver(
         context: AssetExecutionContext, spark: SparkResource, lake: LakeResource, glue: GlueEngineResource
@@ -197,7 +98,8 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
         )
         register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
-        return MaterializeResult(metadata=silver_metadata(stats), check_results=_check_results(kind, stats))
+        metadata, checks = silver_report(kind, stats)
+        return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(key, checks))
 
     return _silver
 

@@ -2,8 +2,8 @@
 
 Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
 dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
-imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check results carry the same names, types and values as the
-local assets' (`assets/bronze.py`, `assets/silver.py`, `assets/gold.py`); tests compare both engines.
+imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check
+results come from `crypto_assets.reports`, as the local assets' do; tests compare both engines.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import sys
 from datetime import date
 
+from crypto_assets.reports import CheckReport, Metadata, bronze_report, gold_report, silver_report
 from crypto_assets.spark_conf import RUNTIME_CONF, apply_s3a_conf
 from crypto_assets.storage import Lake
 
@@ -107,134 +108,23 @@ def kafka_from_args(kind: str, args: dict[str, str]):
     )
 
 
-# ---- metadata in Pipes' raw form ---------------------------------------------------------------
-
-
-def _md(kind: str, value) -> dict:
-    return {"raw_value": value, "type": kind}
-
-
-def preview_markdown(rows: list[dict]) -> str:
-    if not rows:
-        return "(no rows)"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+# ---- reports in Pipes' raw form ---------------------------------------------------------------
 
 
 def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def silver_report(kind: str, s) -> tuple[dict, list[dict]]:
-    """(materialization metadata, check results) of a Silver partition, as the local asset reports them."""
-    metadata = {
-        "rows": _md("int", s.rows),
-        "duplicates_removed": _md("int", s.duplicates),
-        "conflicting_duplicates": _md("int", s.conflicting_duplicates),
-        "quarantined": _md("int", s.quarantined),
-        "quarantined_by_reason": _md("json", s.quarantined_by_reason),
-        "bronze_items_in_window": _md("int", s.window_items),
-        "items_of_other_partitions": _md("int", s.other_partitions),
-        "bronze_days_read": _md("json", s.bronze_days),
-        "min_event_time": _md("text", s.min_event_time or ""),
-        "max_event_time": _md("text", s.max_event_time or ""),
-        "path": _md("path", s.path),
-        "quarantine_path": _md("path", s.quarantine_path),
-        "preview": _md("md", preview_markdown(s.preview)),
-    }
-    recon = {
-        "bronze_window_items": s.window_items, "silver_rows": s.rows, "duplicates": s.duplicates,
-        "quarantined": s.quarantined, "other_partitions": s.other_partitions,
-    }
-    checks = [
-        _check("keys_not_null", not any(s.null_keys.values()), {"null_counts": _md("json", s.null_keys)}),
-        _check("reconciliation", s.reconciles, {k: _md("int", v) for k, v in recon.items()}),
-    ]
-    if kind == "trades":
-        checks += [
-            _check("unique_trade_id", s.duplicate_keys == 0, {"duplicate_rows": _md("int", s.duplicate_keys)}),
-            _check("price_size_positive", not any(s.non_positive.values()), {"non_positive": _md("json", s.non_positive)}),
-            _check("trade_id_gaps", not s.trade_id_gaps.get("missing_trade_ids"),
-                   {"trade_ids": _md("json", s.trade_id_gaps)}, severity="WARN"),
-        ]
-    else:
-        checks += [
-            _check("unique_ticker_content", s.duplicate_keys == 0, {"duplicate_rows": _md("int", s.duplicate_keys)}),
-            _check("price_positive", not s.non_positive.get("price"), {"non_positive": _md("json", s.non_positive)}),
-            _check("quotes_not_crossed", s.crossed_quotes == 0, {"crossed_quotes": _md("int", s.crossed_quotes)},
-                   severity="WARN"),
-        ]
-    return metadata, checks
+def pipes_metadata(metadata: Metadata) -> dict:
+    """A report's metadata in Pipes' raw form, JSON-safe (Pipes sends it as JSON)."""
+    return _jsonable({name: {"raw_value": value, "type": kind} for name, (kind, value) in metadata.items()})
 
 
-def gold_report(s) -> tuple[dict, list[dict]]:
-    """(materialization metadata, check results) of a Gold partition, as the local asset reports them."""
-    from crypto_assets.features.registry import FEATURES, TARGETS
-
-    metadata = {
-        "rows": _md("int", s.rows),
-        "training_ready_rows": _md("int", s.training_ready),
-        "rows_with_unknown_targets": _md("int", s.rows - s.training_ready),
-        "excluded_for_lookback": _md("int", s.excluded_lookback),
-        "silver_days_read": _md("json", s.silver_days),
-        "ticker_days_read": _md("json", s.ticker_days),
-        "tickers_in_input": _md("int", s.tickers_in_input),
-        "rows_without_quote": _md("int", s.rows_without_quote),
-        "min_trade_time": _md("text", s.min_trade_time or ""),
-        "max_trade_time": _md("text", s.max_trade_time or ""),
-        "features": _md("int", len(FEATURES)),
-        "targets": _md("int", len(TARGETS)),
-        "path": _md("path", s.path),
-        "preview": _md("md", preview_markdown(s.preview)),
-    }
-    notes = []
-    if s.empty_reason:
-        notes.append(s.empty_reason)
-    if s.rows and s.tickers_in_input == 0:
-        notes.append("no Silver tickers for this product: quote features are null; trade features are computed")
-    if (s.rows - s.training_ready) and s.rows:
-        notes.append("the last trades' targets need the next day's Silver; they fill in when Gold is re-run after it arrives")
-    metadata["notes"] = _md("md", "\n".join(f"- {n}" for n in notes) or "-")
-    leak = s.leakage
-    checks = [
-        _check("schema_matches_catalog", not s.schema_problems, {"problems": _md("json", s.schema_problems)}),
-        _check("unique_trade_id", s.duplicate_keys == 0, {"duplicate_rows": _md("int", s.duplicate_keys)}),
-        _check("not_null_when_full", not s.nulls_when_full, {"null_counts": _md("json", s.nulls_when_full)}),
-        _check("no_lookahead", leak.passed if leak else s.rows == 0, {
-            "sampled_rows": _md("int", leak.sampled if leak else 0),
-            "mismatched_rows": _md("int", leak.mismatched_rows if leak else 0),
-            "mismatched_features": _md("json", _jsonable(leak.mismatched_features) if leak else {}),
-            "examples": _md("json", _jsonable(leak.examples) if leak else []),
-        }),
-        _check("row_reconciliation", s.reconciles, {
-            "silver_trades_of_day": _md("int", s.silver_rows),
-            "gold_rows": _md("int", s.rows),
-            "excluded_for_lookback": _md("int", s.excluded_lookback),
-        }),
-        _check("ranges", not s.out_of_range and not s.infinities,
-               {"out_of_range": _md("json", s.out_of_range), "non_finite": _md("json", s.infinities)}),
-    ]
-    return metadata, checks
-
-
-def bronze_report(stats) -> dict:
-    """Materialization metadata of a Bronze day, the same entries as the local asset's."""
-    from crypto_assets.steps.bronze import bronze_metadata_values
-
-    return {name: _md(kind, value) for name, (kind, value) in bronze_metadata_values(stats).items()}
-
-
-def _check(name: str, passed: bool, metadata: dict, severity: str = "ERROR") -> dict:
-    return {"check_name": name, "passed": bool(passed), "metadata": metadata, "severity": severity}
-
-
-def _report(pipes, asset_key: str, metadata: dict, checks: list[dict]) -> None:
-    pipes.report_asset_materialization(metadata=_jsonable(metadata), asset_key=asset_key)
+def _report(pipes, asset_key: str, metadata: Metadata, checks: list[CheckReport]) -> None:
+    pipes.report_asset_materialization(metadata=pipes_metadata(metadata), asset_key=asset_key)
     for c in checks:
-        pipes.report_asset_check(check_name=c["check_name"], passed=c["passed"], severity=c["severity"],
-                                 metadata=_jsonable(c["metadata"]), asset_key=asset_key)
+        pipes.report_asset_check(check_name=c.name, passed=c.passed, severity=c.severity,
+                                 metadata=pipes_metadata(c.metadata), asset_key=asset_key)
 
 
 # ---- the jobs ----------------------------------------------------------------------------------
@@ -256,8 +146,7 @@ def silver_job(kind: str, argv: list[str] | None = None) -> None:
         s = build_silver(spark, lake, kind, day, [product], rules, require_bronze_day=require)[product]
         pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
                        f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
-        metadata, checks = silver_report(kind, s)
-        _report(pipes, f"silver_{kind}", metadata, checks)
+        _report(pipes, f"silver_{kind}", *silver_report(kind, s))
 
 
 def gold_job(argv: list[str] | None = None) -> None:
@@ -273,8 +162,7 @@ def gold_job(argv: list[str] | None = None) -> None:
         s = build_gold(spark, lake, day, [product])[product]
         pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
                        f"{s.excluded_lookback} excluded for lookback")
-        metadata, checks = gold_report(s)
-        _report(pipes, "gold_features", metadata, checks)
+        _report(pipes, "gold_features", *gold_report(s))
 
 
 def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """One Bronze day: read its Kafka records, map them with `transforms.bronze`, rewrite the partition.
 
 No Dagster here: the Bronze assets and the Glue batch script both call `build_bronze_day`,
-and get back the statistics they report.
+and get back the statistics they report (`crypto_assets.reports.bronze_report`).
 """
 
 from __future__ import annotations
@@ -42,25 +42,6 @@ class BronzeDayStats:
     kafka_window_records: int = 0
     new_rows: int = 0  # rows this run added to the partition (offsets beyond what it held)
     commit: str | None = None  # name of the Bronze commit written for them
-
-
-def bronze_metadata_values(stats: BronzeDayStats) -> dict[str, tuple[str, object]]:
-    """What a Bronze materialization reports, as name -> (metadata type, value). The Dagster asset wraps
-    them in `MetadataValue`s and the Glue job sends them through Pipes, so both engines report the same."""
-    return {
-        "rows": ("int", stats.rows),
-        "malformed_records": ("int", stats.malformed),
-        "malformed_by_reason": ("json", stats.malformed_by_reason),
-        "kafka_offsets": ("json", {str(p): {"first": lo, "last": hi} for p, (lo, hi) in stats.offsets.items()}),
-        "products": ("json", stats.products),
-        "files": ("int", stats.files),
-        "bytes_written": ("int", stats.bytes_written),
-        "path": ("path", stats.path),
-        "kafka_records_scanned": ("int", stats.kafka_window_records),
-        "rows_added": ("int", stats.new_rows),
-        "commit": ("text", stats.commit or ""),
-        "writer": ("text", "batch"),
-    }
 
 
 def read_kafka_window(spark: SparkSession, kafka: KafkaAccess, window: OffsetWindow) -> DataFrame:

@@ -12,9 +12,10 @@ from crypto_assets_tests.aws.local_glue import glue_script_env
 
 
 @pytest.mark.parametrize("module", ["crypto_assets.steps.bronze", "crypto_assets.steps.stream",
-                                    "crypto_assets.steps.silver", "crypto_assets.steps.gold"])
+                                    "crypto_assets.steps.silver", "crypto_assets.steps.gold",
+                                    "crypto_assets.reports", "crypto_assets.engines.glue_job"])
 def test_the_steps_glue_jobs_run_import_without_dagster(base_settings, module):
-    """Glue has dagster-pipes but no Dagster: the steps its jobs call must not need it."""
+    """Glue has dagster-pipes but no Dagster: the steps its jobs call, and what they report, must not need it."""
     code = f"import {module}, dagster_pipes\ntry:\n    import dagster\nexcept ModuleNotFoundError:\n    print('no dagster')"
     proc = subprocess.run([sys.executable, "-c", code], env=glue_script_env(base_settings), capture_output=True,
                           text=True, cwd=os.sep)
