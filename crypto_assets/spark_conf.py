@@ -16,6 +16,15 @@ RUNTIME_CONF = {
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
+# Local sessions and the local Spark Connect server only (not Glue, whose S3 listings gain from
+# Spark's parallel listing): Silver reads an exact list of Bronze files, a few hundred once the
+# stream has run a while, and above this many paths Spark lists them with a Spark job on every
+# analysis of every action. Listing them in the driver made small Silver runs on 300 streamed
+# files 2x faster through Spark Connect.
+LOCAL_CONF = {
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
+}
+
 
 def s3a_conf(endpoint_url: str = "", region: str = "") -> dict[str, str]:
     """Hadoop S3A options (without the `spark.hadoop.` prefix) for `s3a://` lake paths.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from crypto_assets.broker import _alive, _port_free, _port_open, _signal_group, _tail_text
 from crypto_assets.settings import Settings
-from crypto_assets.spark_conf import RUNTIME_CONF, s3a_conf
+from crypto_assets.spark_conf import LOCAL_CONF, RUNTIME_CONF, s3a_conf
 
 CONNECT_MAIN = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -75,6 +75,7 @@ class LocalSparkServer:
         warehouse = Path(self.settings.state_dir) / "spark-warehouse"
         conf = {
             **RUNTIME_CONF,
+            **LOCAL_CONF,
             "spark.sql.shuffle.partitions": str(self.settings.spark_shuffle_partitions),
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.driver.host": "127.0.0.1",

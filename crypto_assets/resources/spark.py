@@ -16,7 +16,7 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from crypto_assets.settings import Settings
-from crypto_assets.spark_conf import RUNTIME_CONF, apply_s3a_conf, s3a_conf  # shared with the Glue scripts
+from crypto_assets.spark_conf import LOCAL_CONF, RUNTIME_CONF, apply_s3a_conf, s3a_conf  # shared with the Glue scripts
 
 
 def build_spark_session(
@@ -33,7 +33,7 @@ def build_spark_session(
 ):
     from pyspark.sql import SparkSession
 
-    conf = dict(RUNTIME_CONF)
+    conf = {**RUNTIME_CONF, **LOCAL_CONF}
     conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     conf.update(extra_conf or {})
     if connect_url:

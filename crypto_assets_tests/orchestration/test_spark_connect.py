@@ -73,3 +73,21 @@ def test_spark_server_status_and_a_taken_port(spark_server, capsys):
     with pytest.raises(SparkServerError, match=f"port {spark_server.port} on 127.0.0.1 is already in use"):
         taken.up()
     assert main(["spark", "status"]) in (0, 3)  # the project's own server (default port): up or not, it answers
+
+
+def test_local_sessions_and_the_server_list_bronze_files_in_the_driver(spark, spark_server):
+    """Both local Spark flavours carry LOCAL_CONF (Silver's hundreds of pinned Bronze files are not
+    listed by a Spark job per action) and the uncompressed in-memory cache; Glue keeps Spark's default."""
+    from crypto_assets.spark_conf import LOCAL_CONF, RUNTIME_CONF
+
+    keys = ["spark.sql.sources.parallelPartitionDiscovery.threshold", "spark.sql.inMemoryColumnarStorage.compressed"]
+    expected = [LOCAL_CONF.get(k) or RUNTIME_CONF[k] for k in keys]
+    assert expected == ["100000", "false"]
+    assert [spark.conf.get(k) for k in keys] == expected
+    # A Spark Connect client cannot start in a process that has a classic session: ask from another one.
+    probe = ("import sys; from pyspark.sql import SparkSession; s = SparkSession.builder.remote(sys.argv[1]).getOrCreate(); "
+             f"print(','.join(s.conf.get(k) for k in {keys!r}))")
+    res = subprocess.run([sys.executable, "-c", probe, spark_server.url], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ",".join(expected)
+    assert "spark.sql.sources.parallelPartitionDiscovery.threshold" not in RUNTIME_CONF  # what Glue applies
