@@ -163,6 +163,17 @@ class LocalGlueRunner:
 GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
 
 
+def assert_reports_like_local(local_md: dict, glue_md: dict, job_name: str, may_differ: tuple[str, ...]) -> None:
+    """A Glue run's materialization metadata: the local engine's entries with the same values (except
+    `may_differ`, such as paths on another lake), plus the job name, its run id and where its logs are."""
+    assert glue_md["AWS Glue Job Name"] == job_name
+    assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
+    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
+    for k in local_md:
+        if k not in may_differ:
+            assert glue_md[k] == local_md[k], k
+
+
 class LocalGlueEngine(GlueEngineResource):
     """The Glue engine with job runs played locally (moto stores runs but does not execute them)."""
 

@@ -20,6 +20,7 @@ from crypto_assets.storage import Lake
 from crypto_assets_tests.aws.conftest import glue_settings
 from crypto_assets_tests.aws.local_glue import (
     GLUE_ONLY_METADATA,
+    assert_reports_like_local,
     local_glue_resources,
     materialization_metadata,
     step_failure,
@@ -75,12 +76,7 @@ def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_l
     glue_result = materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance)
 
     local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
-    assert glue_md["AWS Glue Job Name"] == f"{aws.glue_job_prefix}-silver-trades"
-    assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
-    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
-    for k in local_md:
-        if k not in ("path", "quarantine_path"):
-            assert glue_md[k] == local_md[k], k
+    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-silver-trades", ("path", "quarantine_path"))
     assert glue_md["path"] == f"s3a://{aws.lake_root[5:]}/silver/trades/product_id=BTC-USD/event_date={D}"
     assert (glue_md["rows"], glue_md["duplicates_removed"], glue_md["quarantined_by_reason"]) == (
         4, 2, {"non_positive_price": 1, "malformed_record": 1})
@@ -121,10 +117,7 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     glue_result = materialize([build_gold_asset(aws)], partition_key=_key(day), resources=local_glue_resources(aws),
                               instance=instance)
     local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
-    assert set(glue_md) - GLUE_ONLY_METADATA == set(local_md)
-    for k in local_md:
-        if k != "path":
-            assert glue_md[k] == local_md[k], k
+    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-gold-features", ("path",))
     assert glue_md["rows"] > 500 and glue_md["tickers_in_input"] > 0
     checks = _checks(glue_result)
     assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == 6
