@@ -102,8 +102,9 @@ def build_gold(
     """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product.
 
     A Gold partition is one product's sequential computation, so by default (`engine="arrow"`)
-    it runs where the data is read: Silver with Arrow, `compute_features`, one Parquet file
-    swapped into the partition folder. `engine="spark"` runs the same `compute_features` in
+    it runs where the data is read: Silver with Arrow, `gold_table` (the feature arrays as an Arrow
+    table), one Parquet file swapped into the partition folder, products on parallel threads.
+    `engine="spark"` runs the same core (`compute_features`) in
     Spark's Python workers (`gold_features`), which spreads many products over executors but
     pays to move 134 columns between the JVM and Python. The checks read with Arrow either way.
     """
