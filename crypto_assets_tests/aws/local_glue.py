@@ -163,6 +163,15 @@ class LocalGlueRunner:
 GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
 
 
+def assert_glue_failure_line(message: str, job_name: str, cause: str) -> None:
+    """A failed Glue run fails the Dagster step with one line: the job, its run id, the cause and its logs."""
+    assert "\n" not in message, message
+    assert message.startswith(f"Glue job {job_name} run jr_") and " ended FAILED: " in message
+    assert cause in message
+    assert message.endswith(f"logs: CloudWatch /aws-glue/jobs/error and /aws-glue/jobs/output, stream "
+                            f"{message.split(' run ')[1].split()[0]}")
+
+
 def assert_reports_like_local(local_md: dict, glue_md: dict, job_name: str, may_differ: tuple[str, ...]) -> None:
     """A Glue run's materialization metadata: the local engine's entries with the same values (except
     `may_differ`, such as paths on another lake), plus the job name, its run id and where its logs are."""

@@ -17,6 +17,7 @@ from crypto_assets.partitions import PRODUCTS
 from crypto_assets.storage import Lake
 from crypto_assets_tests.aws.conftest import glue_settings
 from crypto_assets_tests.aws.local_glue import (
+    assert_glue_failure_line,
     assert_reports_like_local,
     local_glue_resources,
     materialization_metadata,
@@ -82,8 +83,5 @@ def test_bronze_on_glue_with_kafka_unreachable_fails_with_one_line(base_settings
                          instance=DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
     message = step_failure(result)
-    assert "\n" not in message, message
-    assert message.startswith(f"Glue job {aws.glue_job_prefix}-bronze-trades-batch run jr_") and " ended FAILED: " in message
-    assert f"Kafka broker not reachable at {aws.kafka_bootstrap}" in message
-    assert message.endswith(f"logs: CloudWatch /aws-glue/jobs/error and /aws-glue/jobs/output, stream "
-                            f"{message.split(' run ')[1].split()[0]}")
+    assert_glue_failure_line(message, f"{aws.glue_job_prefix}-bronze-trades-batch",
+                             f"Kafka broker not reachable at {aws.kafka_bootstrap}")

@@ -20,6 +20,7 @@ from crypto_assets.storage import Lake
 from crypto_assets_tests.aws.conftest import glue_settings
 from crypto_assets_tests.aws.local_glue import (
     GLUE_ONLY_METADATA,
+    assert_glue_failure_line,
     assert_reports_like_local,
     local_glue_resources,
     materialization_metadata,
@@ -154,11 +155,8 @@ def test_failed_glue_run_names_the_run_its_logs_and_the_cause(deployed):
     silver = [a for a in silver_assets(aws) if a.key.path[-1] == "silver_trades"]
     result = materialize(silver, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance, raise_on_error=False)
     message = step_failure(result)
-    assert "\n" not in message, message
-    assert message.startswith(f"Glue job {aws.glue_job_prefix}-silver-trades run jr_") and " ended FAILED: " in message
-    assert f"Bronze kafka_trades ingest_date={D} has not been written yet" in message
-    assert message.endswith(f"logs: CloudWatch /aws-glue/jobs/error and /aws-glue/jobs/output, stream "
-                            f"{message.split(' run ')[1].split()[0]}")
+    assert_glue_failure_line(message, f"{aws.glue_job_prefix}-silver-trades",
+                             f"Bronze kafka_trades ingest_date={D} has not been written yet")
 
 
 def test_glue_run_timeout_is_one_line(deployed):
