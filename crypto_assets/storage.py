@@ -157,8 +157,38 @@ class LakeStore:
         inner = [self._fs(f)[1] for f in files]
         return pq.ParquetDataset(inner, filesystem=filesystem).read(columns=columns)
 
-    def replace_partition(self, table, path: str) -> None:
-        """Writes an Arrow table as the whole content of a partition folder.
+    def read_files(self, files: list[str], columns: list[str] | None = None):
+        """Parquet files (as `data_files` names them) as one Arrow table, rows in the order given."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        filesystem, _ = self._fs(files[0])
+        return pa.concat_tables([pq.read_table(self._fs(f)[1], columns=columns, filesystem=filesystem) for f in files])
+
+    def read_rows(self, file: str, column: str, rows):
+        """One column's values at the given row numbers of one Parquet file, reading only the row
+        groups that hold them."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        filesystem, inner = self._fs(file)
+        with filesystem.open_input_file(inner) as f:
+            pf = pq.ParquetFile(f)
+            ends = np.cumsum([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
+            rows = np.asarray(rows, dtype=np.int64)
+            groups = np.unique(np.searchsorted(ends, rows, side="right"))
+            values = pf.read_row_groups(groups.tolist(), columns=[column]).column(column)
+        starts = ends - [pf.metadata.row_group(i).num_rows for i in range(len(ends))]
+        # Row r of the file sits at (r - start of its group) + rows of the chosen groups before it.
+        before = np.cumsum([0] + [int(ends[g] - starts[g]) for g in groups[:-1]])
+        group_of = np.searchsorted(ends, rows, side="right")
+        at = rows - starts[group_of] + before[np.searchsorted(groups, group_of)]
+        return values.take(pa.array(at))
+
+    def replace_partition(self, table, path: str, plain: tuple[str, ...] = ()) -> None:
+        """Writes an Arrow table as the whole content of a partition folder (`plain`: string columns
+        of unique values, such as hashes, written without dictionary pages).
 
         Local: written beside it, then swapped in by renames, so readers never see half a partition.
         S3 has no rename: the new file is written first under a new name, then the old files are
@@ -168,7 +198,8 @@ class LakeStore:
 
         # Dictionary pages only for strings: on high-cardinality doubles (every Gold feature) they cost
         # 4x the write time and make larger files than plain encoding.
-        options = {"compression": "snappy", "use_dictionary": [f.name for f in table.schema if pa.types.is_string(f.type)]}
+        options = {"compression": "snappy",
+                   "use_dictionary": [f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in plain]}
         if is_s3(path):
             filesystem, inner = self._fs(path)
             old = [self._fs(f)[1] for f, _ in self.data_files(path)]

@@ -51,3 +51,14 @@ def send_records(bootstrap: str, records: list[tuple[str, str | None, bytes | st
     out = [(f.get(timeout=30).partition, f.get(timeout=30).offset) for f in futures]
     producer.close()
     return out
+
+
+def break_silver_dedup(monkeypatch) -> None:
+    """A deliberately broken dedup: every copy of a trade reaches Silver, so its blocking uniqueness
+    check must fail."""
+    import numpy as np
+
+    import crypto_assets.transforms.silver as silver_transforms
+
+    monkeypatch.setattr(silver_transforms, "duplicate_flags",
+                        lambda valid, key_ids, order: (np.zeros(len(valid), bool), np.full(len(valid), -1)))

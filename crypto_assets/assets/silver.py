@@ -59,7 +59,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="silver",
-        kinds={"spark", "parquet"},
+        kinds={"arrow", "spark", "parquet"},
         owners=[OWNER],
         tags={"layer": "silver"},
         freshness_policy=FreshnessPolicy.time_window(
@@ -85,14 +85,14 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
                                     _bronze_was_materialized(context, kind, day.isoformat()))
             register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
             return result
-        session = spark.get_session()
+        # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
         try:
-            stats = build_silver(session, lake, kind, day, [product], rules)[product]
+            stats = build_silver(spark.get_session, lake, kind, day, [product], rules)[product]
         except BronzeMissingError as exc:
             if not _bronze_was_materialized(context, kind, day.isoformat()):
                 raise Failure(description=str(exc), allow_retries=False) from None
             # Bronze ran for that day and found nothing: Silver is empty, not an error.
-            stats = build_silver(session, lake, kind, day, [product], rules, require_bronze_day=False)[product]
+            stats = build_silver(spark.get_session, lake, kind, day, [product], rules, require_bronze_day=False)[product]
         context.log.info(
             f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
             f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"

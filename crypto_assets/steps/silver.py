@@ -3,23 +3,42 @@
 No Dagster here: the Silver assets (one product per run) and the Glue/benchmark scripts
 (several products in one pass) call `build_silver`. Everything reported is measured on what
 was written, so the reconciliation check is a real check of the files.
+
+Two engines run the same rules (`transforms.silver.mark_table`): `arrow` (the default) reads
+Bronze with Arrow and writes each partition as one file, with no Spark at all; `spark` reads
+and writes with Spark and marks in its Python workers, for product sets too big for one process.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
-from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds, owner_product
-from crypto_assets.transforms.silver import SILVER_TABLE, SilverRules, mark, quarantine_rows, silver_rows
+from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds
+from crypto_assets.transforms.silver import (
+    BRONZE_INPUT,
+    ITEMS,
+    QUARANTINE_ORDER,
+    SILVER_ORDER,
+    SILVER_TABLE,
+    SilverRules,
+    mark,
+    mark_table,
+    owner_products,
+    quarantine_rows,
+    quarantine_table,
+    silver_rows,
+    silver_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +82,72 @@ def bronze_window_days(day: date, rules: SilverRules) -> list[date]:
     return [day + timedelta(days=i) for i in range(-1, rules.allowed_lateness_days + 1)]
 
 
-def read_bronze_window(
-    spark: SparkSession, lake: LakeResource, kind: str, day: date, rules: SilverRules
-) -> tuple[DataFrame | None, list[str]]:
-    table = BRONZE_TABLE[kind]
-    table_path = lake.table_path("bronze", table)
-    present, files = [], []
-    for d in bronze_window_days(day, rules):
-        path = lake.partition_path("bronze", table, ingest_date=d.isoformat())
-        found = lake.data_files(path)
-        if found:
-            present.append(d)
-            files += [f for f, _ in found]
-    if not present:
-        return None, []
-    # The files as listed now, not the folders: the streaming job keeps appending to today's folder,
-    # and every Spark action (each one re-plans under Spark Connect) must see the same snapshot, or
-    # the window count and the rows written would not reconcile.
-    df = spark.read.option("basePath", table_path).parquet(*files)
+def _earliest(day: date, rules: SilverRules):
+    """From D-1 only records ingested within the clock-skew allowance before midnight can belong to D."""
     start, _ = day_bounds(day)
-    # From D-1 only records ingested within the clock-skew allowance before midnight can belong to D.
-    earliest = start - timedelta(seconds=rules.max_future_skew_seconds)
-    df = df.where((F.col("ingest_date") >= F.lit(day)) | (F.col("kafka_timestamp") >= F.lit(earliest)))
-    return df, [d.isoformat() for d in present]
+    return start - timedelta(seconds=rules.max_future_skew_seconds)
 
 
-def _write_partitions(df: DataFrame, table_path: str, sort_cols: list[str]) -> None:
+def bronze_window_files(lake: LakeResource, kind: str, day: date, rules: SilverRules) -> list[tuple[date, list[str]]]:
+    """The Bronze files of the window, per ingest day that has any, as listed now: the streaming job
+    keeps appending to today's folder, and every read of one run must see the same snapshot, or the
+    window count and the rows written would not reconcile."""
+    out = []
+    for d in bronze_window_days(day, rules):
+        files = [f for f, _ in lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat()))]
+        if files:
+            out.append((d, files))
+    return out
+
+
+@dataclass
+class BronzeWindow:
+    """Bronze rows of the window owned by the run's products, read with Arrow, without the raw
+    `value` (most of Bronze's bytes): `values` reads it back for the few rows that need it."""
+
+    table: pa.Table
+    owner: pa.Array
+    _file: np.ndarray
+    _row: np.ndarray
+    _files: list[str]
+    _lake: LakeResource
+
+    def values(self, rows: np.ndarray) -> pa.Array:
+        out: list = [None] * len(rows)
+        for f in np.unique(self._file[rows]):
+            mine = np.flatnonzero(self._file[rows] == f)
+            got = self._lake.read_rows(self._files[f], "value", self._row[rows[mine]])
+            for i, v in zip(mine, got.to_pylist()):
+                out[i] = v
+        return pa.array(out, pa.binary())
+
+
+def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, products: list[str],
+                      window: list[tuple[date, list[str]]]) -> BronzeWindow:
+    columns = [c for c in BRONZE_INPUT if c != "ingest_date"] + [ITEMS[kind]]
+    files = [(d, f) for d, fs in window for f in fs]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # small streamed files: overlap their latencies
+        tables = list(pool.map(lambda df: lake.read_files([df[1]], columns), files))
+    earliest = pa.scalar(_earliest(day, rules), pa.timestamp("us", tz="UTC"))
+    parts, file_ix, row_ix = [], [], []
+    wanted = pa.array(products, pa.string())
+    for i, ((d, _), t) in enumerate(zip(files, tables)):
+        t = t.append_column("ingest_date", pa.array(np.full(t.num_rows, (d - date(1970, 1, 1)).days, np.int32)).cast(pa.date32()))
+        keep = pc.is_in(owner_products(t.column("product_id"), t.column("key")), value_set=wanted)
+        if d < day:
+            keep = pc.and_(keep, pc.greater_equal(t.column("kafka_timestamp"), earliest))
+        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+        if len(rows) < t.num_rows:
+            t = t.take(pa.array(rows))
+        parts.append(t)
+        file_ix.append(np.full(len(rows), i, dtype=np.int32))
+        row_ix.append(rows)
+    table = pa.concat_tables(parts).combine_chunks()
+    return BronzeWindow(table, owner_products(table.column("product_id"), table.column("key")),
+                        np.concatenate(file_ix), np.concatenate(row_ix), [f for _, f in files], lake)
+
+
+def _write_partitions(df, table_path: str, sort_cols: list[str]) -> None:
     # No repartition: each task writes its share of a partition, in a deterministic order, so the
     # write needs no second shuffle and keeps both cores busy even for a single product.
     (
@@ -100,18 +159,19 @@ def _write_partitions(df: DataFrame, table_path: str, sort_cols: list[str]) -> N
 
 
 def build_silver(
-    spark: SparkSession,
+    spark,
     lake: LakeResource,
     kind: str,
     day: date,
     products: list[str],
     rules: SilverRules,
     require_bronze_day: bool = True,
+    engine: str = "arrow",
 ) -> dict[str, SilverStats]:
-    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole."""
+    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole.
+
+    `spark` is a session, a function returning one, or None: only `engine="spark"` uses it."""
     table = SILVER_TABLE[kind]
-    silver_table = lake.table_path("silver", table)
-    quarantine_table = lake.table_path("quarantine", table)
     stats = {
         p: SilverStats(
             kind=kind, product_id=p, day=day.isoformat(),
@@ -120,7 +180,8 @@ def build_silver(
         )
         for p in products
     }
-    bronze, days = read_bronze_window(spark, lake, kind, day, rules)
+    window = bronze_window_files(lake, kind, day, rules)
+    days = [d.isoformat() for d, _ in window]
     if require_bronze_day and day.isoformat() not in days:
         raise BronzeMissingError(
             f"Bronze {BRONZE_TABLE[kind]} ingest_date={day} has not been written yet: materialize "
@@ -129,7 +190,7 @@ def build_silver(
         )
     for s in stats.values():
         s.bronze_days = days
-    if bronze is None:
+    if not window:
         for s in stats.values():
             lake.delete(s.path)
             lake.delete(s.quarantine_path)
@@ -141,57 +202,12 @@ def build_silver(
         nonlocal clock
         timings[name], clock = round(time.perf_counter() - clock, 2), time.perf_counter()
 
-    bronze = bronze.where(owner_product().isin(products))
-    items = "trades" if kind == TRADES else "tickers"
-    window_counts = (
-        bronze.groupBy(owner_product().alias("p"))
-        .agg(F.sum(F.greatest(F.coalesce(F.size(items), F.lit(0)), F.lit(1))).alias("n"))
-        .collect()
-    )
-    for r in window_counts:
-        stats[r["p"]].window_items = int(r["n"])
-    lap("window_count")
-
-    marked = mark(bronze, kind, rules).persist()
-    try:
-        mine = marked.where(F.col("event_date") == F.lit(day))
-        _write_partitions(
-            silver_rows(mine, kind), silver_table,
-            ["trade_time", "trade_id"] if kind == TRADES else ["event_time", "kafka_partition", "kafka_offset", "item_index"],
-        )
-        lap("silver_write")
-        _write_partitions(quarantine_rows(mine), quarantine_table, ["kafka_partition", "kafka_offset", "item_index"])
-        lap("quarantine_write")
-        for r in (
-            marked.groupBy("product_id", (F.col("event_date") == F.lit(day)).alias("mine"), "disposition")
-            .count()
-            .collect()
-        ):
-            s = stats[r["product_id"]]
-            if not r["mine"]:
-                s.other_partitions += r["count"]
-            elif r["disposition"] == "duplicate":
-                s.duplicates = r["count"]
-        lap("counts")
-        if kind == TRADES:
-            # Duplicates are few (a whole day re-sent would be ~100 MB): broadcast them to the kept copies.
-            content = ["price", "size", "side", "trade_time"]
-            dups = mine.where(F.col("disposition") == "duplicate").select(
-                "product_id", "trade_id", *[F.col(c).alias(f"dup_{c}") for c in content]
-            )
-            kept = mine.where(F.col("disposition") == "silver").select("product_id", "trade_id", *content)
-            differs = F.lit(False)
-            for c in content:
-                differs = differs | ~F.col(c).eqNullSafe(F.col(f"dup_{c}"))
-            conflicts = (
-                kept.join(F.broadcast(dups), ["product_id", "trade_id"]).where(differs)
-                .select("product_id", "trade_id").distinct().groupBy("product_id").count().collect()
-            )
-            for r in conflicts:
-                stats[r["product_id"]].conflicting_duplicates = r["count"]
-            lap("conflicts")
-    finally:
-        marked.unpersist()
+    if engine == "arrow":
+        _silver_arrow(lake, kind, day, rules, window, stats, lap)
+    elif engine == "spark":
+        _silver_spark(spark() if callable(spark) else spark, lake, kind, day, rules, window, stats, lap)
+    else:
+        raise ValueError(f"unknown Silver engine {engine!r}; expected 'arrow' or 'spark'")
 
     for s in stats.values():
         for path in (s.path, s.quarantine_path):
@@ -199,17 +215,95 @@ def build_silver(
                 lake.delete(path)  # a partition that became empty must not keep old files
         _measure(lake, kind, s)
     lap("measure")
-    log.info("silver %s %s %s timings (s): %s", kind, day, ",".join(products), timings)
+    log.info("silver %s %s %s (%s) timings (s): %s", kind, day, ",".join(products), engine, timings)
     return stats
+
+
+def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, window, stats: dict[str, SilverStats],
+                  lap: Callable[[str], None]) -> None:
+    products = list(stats)
+    bronze = read_bronze_arrow(lake, kind, day, rules, products, window)
+    # The independent count: Bronze items per product, each record at least one.
+    items = np.maximum(np.asarray(pc.fill_null(pc.list_value_length(bronze.table.column(ITEMS[kind])), 0)), 1)
+    at = np.asarray(pc.index_in(bronze.owner, value_set=pa.array(products, pa.string())))
+    for p, n in zip(products, np.bincount(at, weights=items, minlength=len(products))):
+        stats[p].window_items = int(n)
+    lap("read")
+
+    marked = mark_table(bronze.table, kind, rules, values=bronze.values)
+    lap("mark")
+    day_ix = (day - date(1970, 1, 1)).days
+    product = marked.column("product_id").to_numpy(zero_copy_only=False)
+    mine = np.asarray(pc.cast(marked.column("event_date"), pa.int32())) == day_ix
+    disposition = marked.column("disposition").to_numpy(zero_copy_only=False)
+    conflicting = np.asarray(marked.column("conflicting"))
+    for p, s in stats.items():
+        of_p = product == p
+        here = of_p & mine
+        s.other_partitions = int((of_p & ~mine).sum())
+        s.duplicates = int((here & (disposition == "duplicate")).sum())
+        s.conflicting_duplicates = int((here & conflicting).sum())
+        part = marked.filter(pa.array(here))
+        for path, rows in ((s.path, silver_table(part, kind, with_partition_columns=False)),
+                           (s.quarantine_path, quarantine_table(part, with_partition_columns=False))):
+            if rows.num_rows:
+                lake.replace_partition(rows, path, plain=("content_hash",))
+            else:
+                lake.delete(path)
+    lap("write")
+
+
+def _silver_spark(spark, lake: LakeResource, kind: str, day: date, rules: SilverRules, window,
+                  stats: dict[str, SilverStats], lap: Callable[[str], None]) -> None:
+    from pyspark.sql import functions as F
+
+    from crypto_assets.transforms.bronze import owner_product
+
+    products = list(stats)
+    bronze = spark.read.option("basePath", lake.table_path("bronze", BRONZE_TABLE[kind])).parquet(
+        *[f for _, files in window for f in files])
+    bronze = bronze.where((F.col("ingest_date") >= F.lit(day)) | (F.col("kafka_timestamp") >= F.lit(_earliest(day, rules))))
+    bronze = bronze.where(owner_product().isin(products))
+    items = ITEMS[kind]
+    for r in (
+        bronze.groupBy(owner_product().alias("p"))
+        .agg(F.sum(F.greatest(F.coalesce(F.size(items), F.lit(0)), F.lit(1))).alias("n"))
+        .collect()
+    ):
+        stats[r["p"]].window_items = int(r["n"])
+    lap("window_count")
+
+    marked = mark(bronze, kind, rules).persist()
+    try:
+        mine = marked.where(F.col("event_date") == F.lit(day))
+        _write_partitions(silver_rows(mine, kind), lake.table_path("silver", SILVER_TABLE[kind]), SILVER_ORDER[kind])
+        lap("silver_write")
+        _write_partitions(quarantine_rows(mine), lake.table_path("quarantine", SILVER_TABLE[kind]), QUARANTINE_ORDER)
+        lap("quarantine_write")
+        for r in (
+            marked.groupBy("product_id", (F.col("event_date") == F.lit(day)).alias("mine"), "disposition")
+            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("conflicting").cast("long")).alias("conflicting"))
+            .collect()
+        ):
+            s = stats[r["product_id"]]
+            if not r["mine"]:
+                s.other_partitions += r["n"]
+            elif r["disposition"] == "duplicate":
+                s.duplicates = r["n"]
+            elif r["disposition"] == "silver":
+                s.conflicting_duplicates = int(r["conflicting"] or 0)
+        lap("counts")
+    finally:
+        marked.unpersist()
 
 
 def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
     """Counts and checks read back from the written files (Arrow: no Spark job for a few columns)."""
     quarantine = lake.read_table(s.quarantine_path, columns=["reason"])
     if quarantine is not None:
-        reasons = quarantine.column("reason").to_pandas().value_counts()
-        s.quarantined_by_reason = {str(k): int(v) for k, v in reasons.items()}
-        s.quarantined = int(reasons.sum())
+        reasons = quarantine.column("reason").value_counts()
+        s.quarantined_by_reason = {str(r["values"]): int(r["counts"]) for r in reasons.to_pylist()}
+        s.quarantined = quarantine.num_rows
     time_col = "trade_time" if kind == TRADES else "event_time"
     key = "trade_id" if kind == TRADES else "content_hash"
     key_cols = [key, time_col, "price"] + (["size", "side"] if kind == TRADES else [])
@@ -221,18 +315,21 @@ def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
     table = lake.read_table(s.path, columns=list(dict.fromkeys(key_cols + preview_cols)))  # not the lineage strings
     if table is None:
         return
-    df = table.to_pandas()
-    s.rows = len(df)
+    s.rows = table.num_rows
     keys = table.column(key)  # Arrow's hash table: several times faster than pandas on 64-character hashes
     s.duplicate_keys = len(keys) - keys.null_count - pc.count_distinct(keys, mode="only_valid").as_py()
     if s.rows:
-        s.min_event_time = df[time_col].min().isoformat()
-        s.max_event_time = df[time_col].max().isoformat()
-    s.null_keys = {c: int(df[c].isna().sum()) for c in key_cols}
-    s.non_positive = {"price": int((df["price"] <= 0).sum())}
+        times = pc.min_max(table.column(time_col))
+        s.min_event_time, s.max_event_time = times["min"].as_py().isoformat(), times["max"].as_py().isoformat()
+    s.null_keys = {c: table.column(c).null_count for c in key_cols}
+
+    def count(flags) -> int:
+        return int(pc.sum(flags).as_py() or 0)
+
+    s.non_positive = {"price": count(pc.less_equal(table.column("price"), 0.0))}
     if kind == TRADES:
-        s.non_positive["size"] = int((df["size"] <= 0).sum())
-        ids = np.unique(df["trade_id"].dropna().to_numpy(dtype=np.int64))
+        s.non_positive["size"] = count(pc.less_equal(table.column("size"), 0.0))
+        ids = np.unique(table.column("trade_id").drop_null().to_numpy())
         if len(ids):
             steps = np.diff(ids)
             missing = int((steps - 1).sum())
@@ -243,5 +340,6 @@ def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
                     {"after_trade_id": int(ids[i]), "missing": int(steps[i] - 1)} for i in top if steps[i] > 1
                 ]
     else:
-        s.crossed_quotes = int((df["best_bid"] > df["best_ask"]).sum())
-    s.preview = df.sort_values([time_col]).head(5)[preview_cols].to_dict("records")
+        s.crossed_quotes = count(pc.greater(table.column("best_bid"), table.column("best_ask")))
+    first = pc.sort_indices(table.column(time_col))[:5]
+    s.preview = table.select(preview_cols).take(first).to_pylist()

@@ -67,7 +67,8 @@ BRONZE_COLUMNS = {
 }
 
 
-PRODUCT_ID_PATTERN = r"^[A-Z0-9]{1,15}(-[A-Z0-9]{1,15}){1,3}$"
+# `\z`, not `$`: Java's `$` (Spark) also matches before a final newline, RE2's (Arrow) does not.
+PRODUCT_ID_PATTERN = r"^[A-Z0-9]{1,15}(-[A-Z0-9]{1,15}){1,3}\z"
 UNKNOWN_PRODUCT = "UNKNOWN"
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
-from pyspark.sql import functions as F
 
 from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.assets.gold import build_gold_asset
 from crypto_assets.assets.silver import silver_assets
 from crypto_assets.definitions import build_definitions, build_resources
 from crypto_assets.sensors.inprocess import requested, tick
-from crypto_assets_tests.helpers import send_records, trades_frame, ts
+from crypto_assets_tests.helpers import break_silver_dedup, send_records, trades_frame, ts
 
 D1, D2 = "2026-08-01", "2026-08-02"
 
@@ -59,9 +58,7 @@ def test_gold_follows_silver_with_the_neighbours_in_use(landed):
 
 def test_failed_blocking_check_requests_no_gold(landed, monkeypatch):
     s, instance = landed
-    import crypto_assets.transforms.silver as silver_transforms
-
-    monkeypatch.setattr(silver_transforms, "dedup", lambda typed, key: typed.withColumn("is_duplicate", F.lit(False)))
+    break_silver_dedup(monkeypatch)
     result = _run(s, instance, silver_assets(s)[:1], D2, raise_on_error=False)
     assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()}["unique_trade_id"] is False
     assert requested(tick(_sensor(s), s, instance, None)) == []

@@ -6,13 +6,12 @@ import json
 
 import pytest
 from dagster import AssetKey, DagsterInstance, MultiPartitionKey, asset, materialize
-from pyspark.sql import functions as F
 
 from crypto_assets.assets.bronze import bronze_assets
 from crypto_assets.assets.silver import silver_assets
 from crypto_assets.definitions import build_resources
 from crypto_assets.partitions import event_date_product_partitions
-from crypto_assets_tests.helpers import send_records, ticker_frame, ts
+from crypto_assets_tests.helpers import break_silver_dedup, send_records, ticker_frame, ts
 
 D1, D2 = "2026-04-01", "2026-04-02"
 
@@ -114,10 +113,7 @@ def test_two_days_two_products_exact_counts_checks_and_idempotence(loaded, spark
 
 def test_failing_blocking_check_stops_downstream_in_the_same_run(loaded, monkeypatch):
     s, instance = loaded
-    import crypto_assets.transforms.silver as silver_transforms
-
-    # A deliberately broken dedup: duplicates reach Silver, so the blocking uniqueness check must fail.
-    monkeypatch.setattr(silver_transforms, "dedup", lambda typed, key: typed.withColumn("is_duplicate", F.lit(False)))
+    break_silver_dedup(monkeypatch)
     ran = []
 
     @asset(deps=[AssetKey("silver_trades")], partitions_def=event_date_product_partitions(s))

@@ -1,0 +1,116 @@
+"""The Arrow and the Spark Silver engines write the same Silver and quarantine and report the same counts,
+on Bronze made by the real Bronze transform from every kind of record Silver has a rule for."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from datetime import date
+
+import pytest
+
+from crypto_assets.steps.silver import build_silver
+from crypto_assets.storage import Lake
+from crypto_assets.transforms.silver import SilverRules
+from crypto_assets_tests.helpers import ticker_frame
+from crypto_assets_tests.silver.test_silver_transforms import bronze, frame, trade
+
+DAY = date(2026, 3, 10)
+RULES = SilverRules(allowed_lateness_days=1)
+
+
+def trade_records():
+    bad = [trade(tid="20", price="-1"), trade(tid="21", price="abc"), trade(tid="22", price="1e400"),
+           trade(tid="23", size="0"), trade(tid="24", size=None), trade(tid="25", side="HOLD"), trade(tid="0x1A"),
+           trade(tid="+42"), trade(tid="99999999999999999999"), trade(tid="26", time="yesterday"),
+           trade(tid="27", time="2014-01-01T00:00:00Z"), trade(tid="28", time="2026-03-10T12:30:00Z"),
+           trade(tid="29", time="2026-02-30T00:00:00Z")]
+    eth = [trade(pid="ETH-USD", tid=str(i), price="3500.5", time=f"2026-03-10T13:00:0{i}.123456789Z") for i in range(5)]
+    return [
+        ("BTC-USD", frame(trade(tid="3"), trade(tid="2"), trade(tid="1")), "2026-03-10T12:00:00.3Z"),
+        ("BTC-USD", frame(*bad), "2026-03-10T12:00:01Z"),
+        ("BTC-USD", frame(trade(tid="2"), trade(tid="1"), event_type="snapshot"), "2026-03-10T12:05:00Z"),  # replay
+        ("BTC-USD", frame(trade(tid="3", price="70000")), "2026-03-10T12:05:01Z"),  # conflicting duplicate
+        ("BTC-USD", frame(trade(tid="4", price=" 1e5 ", side=" sell ", time="2026-03-10T23:59:59.999999Z")),
+         "2026-03-11T00:00:30Z"),  # late, across midnight
+        ("BTC-USD", frame(trade(tid="5", time="2026-03-11T00:00:01Z")), "2026-03-10T23:59:58Z"),  # next day's
+        ("BTC-USD", frame(trade(tid="6", time="2026-03-10T00:00:01+01:00")), "2026-03-09T23:59:58Z"),  # D-1 file, day D-1
+        ("BTC-USD", frame(trade(tid="7", time="2026-03-10T00:00:02Z")), "2026-03-09T23:50:00Z"),  # D-1, before the allowance
+        ("BTC-USD", frame(trade(tid="8", time="2026-03-10T00:00:03Z")), "2026-03-09T23:59:00Z"),  # D-1, inside it
+        ("BTC-USD", frame(trade(tid="9", time="2026-03-07T10:00:00Z")), "2026-03-10T00:00:01Z"),  # too late
+        ("BTC-USD", "{not json", "2026-03-10T08:00:00Z"),
+        ("BTC-USD", '{"channel":"market_trades","timestamp":"2026-03-10T08:00:00Z","events":[]}', "2026-03-10T08:00:01Z"),
+        (None, "garbage", "2026-03-10T08:00:02Z"),
+        ("BTC-USD", frame(trade(pid="BTC-USD\n", tid="10", time="2026-03-10T08:00:00Z")), "2026-03-10T08:00:03Z"),
+        ("ETH-USD", frame(*eth), "2026-03-10T13:00:10Z"),
+        ("ETH-USD", frame(*eth[:2], event_type="snapshot"), "2026-03-10T13:10:00Z"),
+    ]
+
+
+def ticker_records():
+    base = ticker_frame("BTC-USD", "2026-03-10T05:35:45.435813533Z", seq=16)
+    return [
+        ("BTC-USD", base, "2026-03-10T05:35:45.5Z"),
+        ("BTC-USD", base.replace('"sequence_num":16', '"sequence_num":99'), "2026-03-10T05:35:45.6Z"),  # same content
+        ("BTC-USD", ticker_frame("BTC-USD", "2026-03-10T05:35:46Z", seq=17, price="64282"), "2026-03-10T05:35:46.1Z"),
+        ("BTC-USD", base.replace('"best_ask":"64281.71"', '"best_ask":"-1"'), "2026-03-10T05:35:47Z"),
+        ("BTC-USD", base.replace('"best_ask":"64281.71"', '"best_ask":"60000"'), "2026-03-10T05:35:48Z"),  # crossed
+        ("BTC-USD", base.replace('"low_24_h":"63454",', ""), "2026-03-10T05:35:49Z"),
+        ("BTC-USD", base.replace('"price":"64281.7"', '"price":"0"'), "2026-03-10T05:35:50Z"),
+        ("BTC-USD", ticker_frame("BTC-USD", "2026-03-10 23:59:59.9+00:00", seq=18), "2026-03-11T00:00:02Z"),
+        ("ETH-USD", ticker_frame("ETH-USD", "2026-03-10T05:35:45Z", seq=1, price="3500"), "2026-03-10T05:35:45.2Z"),
+        ("ETH-USD", '{"channel":"ticker","timestamp":"2026-03-10T05:35:46Z","events":[{"type":"update","tickers":[]}]}',
+         "2026-03-10T05:35:46.2Z"),
+    ]
+
+
+def _bronze_lake(spark, root, kind, records) -> Lake:
+    lake = Lake(str(root))
+    table = lake.table_path("bronze", "kafka_trades" if kind == "trades" else "kafka_ticker")
+    bronze(spark, records, kind).write.mode("overwrite").partitionBy("ingest_date").parquet(table)
+    return lake
+
+
+def _rows(lake: Lake, path: str):
+    table = lake.read_table(path)
+    if table is None:
+        return None, []
+    return table.schema, sorted(json.dumps(r, default=str, sort_keys=True) for r in table.to_pylist())
+
+
+@pytest.mark.parametrize("kind, records", [("trades", trade_records()), ("ticker", ticker_records())])
+def test_arrow_and_spark_engines_write_and_report_the_same(spark, tmp_path, kind, records):
+    products = ["BTC-USD", "ETH-USD", "UNKNOWN"]
+    arrow_lake = _bronze_lake(spark, tmp_path / "arrow", kind, records)
+    shutil.copytree(tmp_path / "arrow", tmp_path / "spark")
+    spark_lake = Lake(str(tmp_path / "spark"))
+    results = {}
+    for engine, lake in (("arrow", arrow_lake), ("spark", spark_lake)):
+        results[engine] = build_silver(spark, lake, kind, DAY, products, RULES, engine=engine)
+    for p in products:
+        a, s = results["arrow"][p], results["spark"][p]
+        assert a.reconciles and s.reconciles
+        ignore = {"path": "", "quarantine_path": ""}
+        assert dataclasses.replace(a, **ignore) == dataclasses.replace(s, **ignore), p
+        for path in ("path", "quarantine_path"):
+            arrow_schema, arrow_rows = _rows(arrow_lake, getattr(a, path))
+            spark_schema, spark_rows = _rows(spark_lake, getattr(s, path))
+            assert arrow_rows == spark_rows, (p, path)
+            if arrow_schema is not None:
+                assert [(f.name, f.type) for f in arrow_schema] == [(f.name, f.type) for f in spark_schema]
+    stats = results["arrow"]
+    if kind == "trades":
+        btc = stats["BTC-USD"]
+        assert (btc.rows, btc.duplicates, btc.conflicting_duplicates) == (6, 3, 1)  # 1-4, 8, 10 (6 is D-1 23:00 UTC)
+        assert btc.quarantined_by_reason == {
+            "non_positive_price": 1, "bad_price": 2, "non_positive_size": 1, "bad_size": 1, "unknown_side": 1,
+            "bad_trade_id": 3, "missing_event_time": 2, "event_time_before_listing": 1, "event_time_in_future": 1,
+            "too_late": 1, "malformed_record": 2}
+        assert (stats["ETH-USD"].rows, stats["ETH-USD"].duplicates) == (5, 2)
+        assert stats["UNKNOWN"].quarantined_by_reason == {"malformed_record": 1}
+    else:
+        btc = stats["BTC-USD"]
+        assert (btc.rows, btc.duplicates, btc.crossed_quotes) == (5, 1, 2)  # bid 64282 > ask 64281.71 too
+        assert btc.quarantined_by_reason == {"bad_quote": 1, "non_positive_price": 1}
+        assert stats["ETH-USD"].quarantined_by_reason == {"malformed_record": 1}
