@@ -120,13 +120,37 @@ def arrow_phase(settings) -> None:
     print("ARROW " + json.dumps(figures), flush=True)
 
 
+def bronze_phase(settings, n_trades: int, n_tickers: int) -> None:
+    from crypto_assets.resources.lake import LakeResource
+    from crypto_assets.resources.spark import build_spark_session
+
+    spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir,
+                                jvm_dir=settings.jvm_dir)
+    clock = time.perf_counter()
+    make_bronze(spark, LakeResource.from_settings(settings), n_trades, n_tickers)
+    print(f"Bronze built: {n_trades:,} trade and {n_tickers:,} ticker records (+1% re-sent trades) "
+          f"in {time.perf_counter() - clock:.1f} s", flush=True)
+    spark.stop()
+
+
+def phase(name: str, *extra: str) -> str:
+    """Runs one phase in a fresh process (so no JVM of another phase competes), echoing its output."""
+    out = subprocess.run([sys.executable, __file__, "--phase", name, *extra], stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    print("".join(line + "\n" for line in out.splitlines() if not line.startswith("ARROW ")), end="", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trades", type=int, default=2_000_000)
     ap.add_argument("--tickers", type=int, default=2_000_000)
-    ap.add_argument("--phase", choices=["all", "arrow"], default="all", help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=["all", "bronze", "arrow"], default="all", help=argparse.SUPPRESS)
     args = ap.parse_args()
     settings = bench_settings("bench_silver")
+    if args.phase == "bronze":
+        bronze_phase(settings, args.trades, args.tickers)
+        return
     if args.phase == "arrow":
         arrow_phase(settings)
         return
@@ -137,24 +161,19 @@ def main() -> None:
     reset_dir(settings.lake_root)
     info = machine_info()
     print(machine_line(info))
-    spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
-    lake = LakeResource.from_settings(settings)
-    clock = time.perf_counter()
-    make_bronze(spark, lake, args.trades, args.tickers)
-    print(f"Bronze built: {args.trades:,} trade and {args.tickers:,} ticker records (+1% re-sent trades) "
-          f"in {time.perf_counter() - clock:.1f} s", flush=True)
-
+    phase("bronze", "--trades", str(args.trades), "--tickers", str(args.tickers))
     print("arrow engine (a fresh process, no Spark):", flush=True)
-    out = subprocess.run([sys.executable, __file__, "--phase", "arrow"], stdout=subprocess.PIPE, text=True, check=True).stdout
-    print("".join(line + "\n" for line in out.splitlines() if not line.startswith("ARROW ")), end="")
+    out = phase("arrow")
     arrow = json.loads(next(line for line in out.splitlines() if line.startswith("ARROW "))[6:])
 
+    spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
+    lake = LakeResource.from_settings(settings)
     spark_figures = {}
     with TreeRssSampler() as rss:
-        # The first Silver jobs of a JVM pay its JIT warm-up for them; `make live` keeps one warm
-        # Spark Connect server, so both are reported.
+        # A fresh JVM pays its JIT warm-up in its first jobs; a long-lived session (or Spark Connect
+        # server) does not, so both are reported.
         for mode in ("first", "warm"):
-            print(f"spark engine, one pass ({mode} Silver jobs of the JVM):", flush=True)
+            print(f"spark engine, one pass ({'a fresh' if mode == 'first' else 'the now warm'} JVM):", flush=True)
             spark_figures[mode] = time_engine(lake, "spark", [PRODUCTS], spark)
     goal = 60.0
     records = args.trades * 1.01 + args.tickers
@@ -171,7 +190,7 @@ def main() -> None:
     }
     print(f"goal: under {goal:.0f} s on 2 cores -> arrow engine one pass {arrow['one_pass']} s, per product "
           f"{arrow['per_product']} s ({'PASS' if summary['goal_met'] else 'MISS'}), peak RSS {arrow['peak_rss_mib']} MiB; "
-          f"spark engine {spark_figures['first']} s (first jobs of the JVM) / {spark_figures['warm']} s (warm), "
+          f"spark engine {spark_figures['first']} s (fresh JVM) / {spark_figures['warm']} s (warm), "
           f"peak RSS (driver + Spark JVM + workers) {summary['spark_peak_rss_mib']} MiB; "
           f"arrow is {summary['speedup_vs_spark_warm']}x the warm spark engine")
     write_result("bench_silver", summary)
