@@ -165,7 +165,8 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     import pyarrow.parquet as pq
 
     deadline = time.monotonic() + seconds + args.drain_seconds
-    with C.CpuWindow() as cpu:
+    # CPU by role: the streaming job (its JVM) and the daemon with the runs it launched.
+    with C.CpuWindow({"stream": stream.pid, "daemon_and_runs": daemon.pid}) as cpu:
         while time.monotonic() < deadline:
             now = datetime.now(timezone.utc)
             for product in settings.products:
@@ -263,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup-minutes", type=float, default=6.0, help="latency: trades before this are not measured")
     ap.add_argument("--drain-seconds", type=float, default=120.0, help="latency: polling after the producer stops")
     ap.add_argument("--poll-seconds", type=float, default=1.0)
-    ap.add_argument("--no-warm-spark", dest="warm_spark", action="store_false",
-                    help="latency: each run starts its own Spark (default: runs attach to one Spark Connect server)")
+    ap.add_argument("--warm-spark", action="store_true",
+                    help="latency: runs attach to one Spark Connect server (Silver and Gold run on Arrow and use none)")
     args = ap.parse_args(argv)
     args.minutes = args.minutes or (11.0 if args.mode == "latency" else 10.0)
     args.rate = args.rate or (100.0 if args.mode == "latency" else 1000.0)

@@ -35,10 +35,10 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[*kafka_topic_specs(settings), *bronze, *silver, gold],
         schedules=[build_bronze_schedule(settings, bronze)],
-        sensors=[build_bronze_sensor(settings, silver), build_gold_sensor(settings, gold)],
+        sensors=[build_bronze_sensor(settings, silver, gold), build_gold_sensor(settings, gold)],
         resources=build_resources(settings),
-        # One process per run, not one more per step: each step would start its own Spark driver,
-        # and sensor-driven runs hold one asset each.
+        # One process per run, not one more per step: a sensor-driven run (Silver, then Gold, of one
+        # partition) is mostly the cost of starting a process.
         executor=in_process_executor,
     )
 

@@ -65,10 +65,13 @@ def run_demo(settings: Settings) -> int:
         written += run.rows
 
     defs = build_definitions(settings)
-    for step, (sensor, layer) in enumerate((("bronze_to_silver", "Silver"), ("silver_to_gold", "Gold")), 4):
+    for step, (sensor, what) in enumerate((
+        ("bronze_to_silver", "Silver and Gold: one run per partition, Gold after Silver's blocking checks"),
+        ("silver_to_gold", "Gold of the neighbouring days that read the new Silver (targets cross midnight)"),
+    ), 4):
         result = tick(defs.get_sensor_def(sensor), settings, instance, None)
         apply(result, instance)
-        print(f"{step}/5 {layer}: the `{sensor}` sensor requested {len(result.run_requests or [])} runs; running them ...")
+        print(f"{step}/5 {what}: the `{sensor}` sensor requested {len(result.run_requests or [])} runs; running them ...")
         for outcome in execute(result, settings, instance, run_config=quiet):
             for mat in outcome.get_asset_materialization_events():
                 md = mat.materialization.metadata

@@ -1,9 +1,9 @@
 """`crypto-pipeline live` / `make live`: the whole pipeline running continuously.
 
-Starts the local broker and the warm Spark Connect server that every run attaches to, then three
-processes: the producer (live Coinbase, or a paced synthetic market for machines without
-internet), the streaming Bronze job, and `dagster dev` with the sensors on and Bronze in
-streaming mode. Ctrl-C stops all three (the broker keeps running, like
+Starts the local broker, then three processes: the producer (live Coinbase, or a paced synthetic
+market for machines without internet), the streaming Bronze job, and `dagster dev` with the
+sensors on and Bronze in streaming mode. The sensor-driven Silver and Gold runs start no Spark
+(both run on their Arrow engine), so no shared Spark server is needed. Ctrl-C stops all three (the broker keeps running, like
 after `make demo`; `crypto-pipeline kafka down` stops it). A process that exits on its own
 stops the others, with one line naming it and its log.
 """
@@ -52,16 +52,9 @@ def live_commands(settings: Settings, source: str, ui_port: int) -> dict[str, li
 
 def run_live(settings: Settings, source: str = "coinbase", ui_port: int = 3000) -> int:
     from crypto_assets.broker import LocalBroker
-    from crypto_assets.spark_server import LocalSparkServer
 
     settings = replace(settings, automation="on", bronze_mode="stream")
     print(LocalBroker(settings).up().describe(), flush=True)
-    spark_server = None
-    if not settings.spark_connect_url:
-        # Every sensor-driven run attaches to one warm Spark instead of starting its own JVM.
-        spark_server = LocalSparkServer(settings)
-        print(spark_server.up().describe(), flush=True)
-        settings = replace(settings, spark_connect_url=spark_server.url)
     logs = Path(settings.state_dir) / "live"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**settings_env(settings), "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", settings.home)}
@@ -96,7 +89,5 @@ def run_live(settings: Settings, source: str = "coinbase", ui_port: int = 3000) 
                 p.wait(timeout=max(1.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        if spark_server is not None:
-            spark_server.down()
-        print("stopped producer, stream, dagster and the Spark server (the broker keeps running: crypto-pipeline kafka down)")
+        print("stopped producer, stream and dagster (the broker keeps running: crypto-pipeline kafka down)")
     return status

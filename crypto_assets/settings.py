@@ -180,7 +180,7 @@ SETTINGS_DOC: dict[str, str] = {
     "jvm_dir": "Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.",
     "spark_master": "Spark master for the local engine.",
     "spark_connect_url": "If set (sc://host:port), every run attaches to that Spark Connect server (for example the warm local one of `crypto-pipeline spark up`) instead of starting its own Spark.",
-    "spark_connect_port": "Port of the local Spark Connect server started by `crypto-pipeline spark up` (and `make live`), on 127.0.0.1.",
+    "spark_connect_port": "Port of the local Spark Connect server started by `crypto-pipeline spark up`, on 127.0.0.1.",
     "spark_shuffle_partitions": "spark.sql.shuffle.partitions, sized for a small machine.",
     "spark_driver_memory": "Driver memory of the local Spark session.",
     "first_date": "First day of the daily partitions (UTC).",

@@ -9,10 +9,10 @@ failure ends the Dagster step with one line naming the Glue run and where its lo
 
 from __future__ import annotations
 
+import functools
 import time
 
 from dagster import ConfigurableResource, Failure, MaterializeResult, MetadataValue
-from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient, PipesS3ContextInjector
 
 from crypto_assets.aws.jobs import bronze_batch_job, job_name
 from crypto_assets.settings import Settings
@@ -49,33 +49,41 @@ class _RecordingGlueClient:
         return getattr(self._client, name)
 
 
-class _PipesGlueClient(PipesGlueClient):
-    """PipesGlueClient that polls at our interval and stops waiting (and the run) at a deadline:
-    Glue ends a run at its own timeout, but a Dagster run must not hang if it never says so."""
+@functools.cache
+def _pipes_glue_client_class():
+    """Defined on first use: dagster-aws costs every run process ~0.4 s to import, and only the Glue
+    engine needs it."""
+    from dagster_aws.pipes import PipesGlueClient
 
-    def __init__(self, *args, poll_seconds: float, deadline_seconds: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.poll_seconds = poll_seconds
-        self.deadline_seconds = deadline_seconds
+    class _PipesGlueClient(PipesGlueClient):
+        """PipesGlueClient that polls at our interval and stops waiting (and the run) at a deadline:
+        Glue ends a run at its own timeout, but a Dagster run must not hang if it never says so."""
 
-    def _wait_for_job_run_completion(self, job_name: str, run_id: str):
-        deadline = time.monotonic() + self.deadline_seconds
-        while True:
-            response = self._client.get_job_run(JobName=job_name, RunId=run_id)
-            if response["JobRun"]["JobRunState"] in FINAL_STATES:
-                return response
-            if time.monotonic() > deadline:
-                try:
-                    self._client.batch_stop_job_run(JobName=job_name, JobRunIds=[run_id])
-                    stopping = "asked Glue to stop it"
-                except Exception as exc:  # noqa: BLE001 - the failure below must name the run either way
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                    stopping = f"could not ask Glue to stop it ({first})"
-                raise GlueRunError(
-                    f"no final state after {self.deadline_seconds:.0f} s (still "
-                    f"{response['JobRun']['JobRunState']}); {stopping}"
-                )
-            time.sleep(self.poll_seconds)
+        def __init__(self, *args, poll_seconds: float, deadline_seconds: float, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.poll_seconds = poll_seconds
+            self.deadline_seconds = deadline_seconds
+
+        def _wait_for_job_run_completion(self, job_name: str, run_id: str):
+            deadline = time.monotonic() + self.deadline_seconds
+            while True:
+                response = self._client.get_job_run(JobName=job_name, RunId=run_id)
+                if response["JobRun"]["JobRunState"] in FINAL_STATES:
+                    return response
+                if time.monotonic() > deadline:
+                    try:
+                        self._client.batch_stop_job_run(JobName=job_name, JobRunIds=[run_id])
+                        stopping = "asked Glue to stop it"
+                    except Exception as exc:  # noqa: BLE001 - the failure below must name the run either way
+                        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                        stopping = f"could not ask Glue to stop it ({first})"
+                    raise GlueRunError(
+                        f"no final state after {self.deadline_seconds:.0f} s (still "
+                        f"{response['JobRun']['JobRunState']}); {stopping}"
+                    )
+                time.sleep(self.poll_seconds)
+
+    return _PipesGlueClient
 
 
 class GlueEngineResource(ConfigurableResource):
@@ -139,8 +147,10 @@ def run_glue_job(context, glue: GlueEngineResource, lake, job: str, arguments: d
                        "s3:// CRYPTO_LAKE_ROOT so it defaults to the lake's bucket")
     name = job_name(glue.job_prefix, job)
     bucket, prefix = split_s3(glue.artifacts_root)
+    from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesS3ContextInjector
+
     recorder = _RecordingGlueClient(glue.glue_client())
-    pipes = _PipesGlueClient(
+    pipes = _pipes_glue_client_class()(
         client=recorder,
         context_injector=PipesS3ContextInjector(bucket=bucket, client=glue.client("s3"),
                                                 key_prefix=f"{prefix}/pipes".strip("/")),

@@ -3,8 +3,10 @@
 Each tick reads the Bronze commits (`crypto_assets.commits`) it has not seen, from either
 writer (batch materializations, the streaming job), on a local disk or S3, and returns:
 - run requests for each affected (event_date, product) of silver_trades / silver_ticker,
-  older dates touched by late data included; the run key names the newest commit, so a daemon
-  restarted without its cursor cannot launch the same run twice;
+  older dates touched by late data included, with Gold of the same partition in the same run
+  (after Silver, and only if Silver's blocking checks pass: blocking holds within a run); the
+  run key names the newest commit, so a daemon restarted without its cursor cannot launch the
+  same run twice;
 - dynamic-partition requests for products Bronze showed for the first time;
 - Bronze materializations for the streaming job's writes, so the UI shows Bronze partitions
   the same whichever writer landed them.
@@ -142,8 +144,9 @@ def _stream_materializations(commit: BronzeCommit) -> list[AssetMaterialization]
 
 def evaluate_bronze_commits(
     context: SensorEvaluationContext, lake: LakeResource, settings: Settings, kafka: KafkaResource | None = None,
-    now_ms: int | None = None,
+    now_ms: int | None = None, follow: list[AssetKey] = (),
 ) -> SensorResult:
+    """`follow`: assets of the same partition that run after Silver in its run (Gold)."""
     now_ms = now_ms or int(time.time() * 1000)
     cursor = CommitCursor.parse(context.cursor)
     if not cursor.last_landed_ms:
@@ -176,7 +179,8 @@ def evaluate_bronze_commits(
 
     instance = context.instance
     new_products = sorted(p for p in products if not instance.has_dynamic_partition(PRODUCTS.name, p))
-    # One run per Silver partition: trades and ticker together when both changed (one Spark driver).
+    # One run per Silver partition: trades and ticker together when both changed, and what follows them
+    # (Gold D) in the same run: one process instead of two, and no second sensor hop before Gold.
     by_partition: dict[tuple[str, str], dict[str, str]] = {}
     for (kind, event_date, product), newest in affected.items():
         by_partition.setdefault((event_date, product), {})[kind] = newest
@@ -186,6 +190,7 @@ def evaluate_bronze_commits(
         assets = [silver_key(k) for k in KINDS if k in kinds and not pending_run_exists(instance, silver_key(k), str(key))]
         if not assets:
             continue
+        assets += list(follow)
         names = ",".join(a.to_user_string() for a in assets)
         requests.append(RunRequest(
             run_key=f"{names}:{key}:{max(kinds.values())}",
@@ -207,18 +212,21 @@ def evaluate_bronze_commits(
     )
 
 
-def build_bronze_sensor(settings: Settings, silver_assets) -> SensorDefinition:
+def build_bronze_sensor(settings: Settings, silver_assets, gold_asset=None) -> SensorDefinition:
+    follow = [gold_asset.key] if gold_asset is not None else []
+
     @sensor(
         name="bronze_to_silver",
         description=(
             "Reads new Bronze commits (batch or streaming writes, local or S3) and requests the Silver "
-            "partitions they touched (late data included); adds new products; records streamed Bronze writes."
+            "partitions they touched (late data included), each run carrying Gold of its partition after "
+            "Silver's blocking checks; adds new products; records streamed Bronze writes."
         ),
         minimum_interval_seconds=settings.sensor_interval_seconds,
-        asset_selection=silver_assets,
+        asset_selection=[*silver_assets, *([gold_asset] if gold_asset is not None else [])],
         default_status=DefaultSensorStatus.RUNNING if settings.automation == "on" else DefaultSensorStatus.STOPPED,
     )
     def bronze_to_silver(context: SensorEvaluationContext, lake: LakeResource, kafka: KafkaResource):
-        return evaluate_bronze_commits(context, lake, settings, kafka)
+        return evaluate_bronze_commits(context, lake, settings, kafka, follow=follow)
 
     return bronze_to_silver

@@ -2,7 +2,9 @@
 
 Gold (D, P) reads Silver D-1..D+1, so a change to Silver D affects Gold D (its rows), Gold D-1
 (targets reach into D) and Gold D+1 (lookback reaches into D). The sensor requests Gold D, and
-D-1 / D+1 where they are in use (Silver trades D-1 materialized / Gold D+1 materialized). A
+D-1 / D+1 where they are in use (Silver trades D-1 materialized / Gold D+1 materialized), except
+where Gold already read that change (`gold_has_read`: the Bronze sensor's runs compute Gold D
+right after Silver D, so usually only the neighbours are left here). A
 Silver materialization whose blocking checks failed requests nothing: bad data stops there,
 the way it stops downstream assets inside one run. The cursor is the event-log storage id of
 the last Silver materialization handled; one whose run is still going is left for the next tick
@@ -50,6 +52,18 @@ def failed_blocking_checks(instance, record) -> list[str]:
     return failed
 
 
+def gold_has_read(instance, key: str, change) -> bool:
+    """Gold `key` was materialized after the Silver materialization `change` was written, so it read it:
+    in the same run (the Bronze sensor's runs carry Gold D after Silver D), or in a run started later."""
+    latest = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD, asset_partitions=[key]), limit=1).records
+    if not latest or latest[0].storage_id < change.storage_id:
+        return False
+    if latest[0].run_id == change.run_id:
+        return True
+    run = instance.get_run_record_by_id(latest[0].run_id)
+    return bool(run and run.start_time and run.start_time > change.timestamp)
+
+
 def _run_finished(instance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     return run is None or run.is_finished
@@ -67,7 +81,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
     if not records:
         return SensorResult(skip_reason=SkipReason("no new Silver materializations"), cursor=json.dumps({"after": after}))
 
-    changed: dict[tuple[str, str], int] = {}  # (event_date, product) -> newest storage id
+    changed: dict[tuple[str, str], object] = {}  # (event_date, product) -> newest Silver materialization
     blocked = []
     for rec in records[:BATCH]:
         if not _run_finished(instance, rec.run_id):
@@ -82,13 +96,14 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
             blocked.append(f"{rec.asset_key.to_user_string()} {rec.partition_key} ({', '.join(failed)})")
             continue
         slot = (dims[EVENT_DATE], dims[PRODUCT])
-        changed[slot] = max(changed.get(slot, 0), rec.storage_id)
+        if slot not in changed or rec.storage_id > changed[slot].storage_id:
+            changed[slot] = rec
 
     silver_trades = instance.get_materialized_partitions(silver_key(TRADES))
     gold_done = instance.get_materialized_partitions(GOLD)
     first = date.fromisoformat(settings.first_date)
-    wanted: dict[str, int] = {}
-    for (event_date, product), storage_id in changed.items():
+    wanted: dict[str, object] = {}  # Gold key -> the newest Silver change it must read
+    for (event_date, product), change in changed.items():
         d = date.fromisoformat(event_date)
         for day, needed in (
             (d - timedelta(days=1), silver_trades),
@@ -96,19 +111,19 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
             (d + timedelta(days=1), gold_done),
         ):
             key = str(partition_key(day.isoformat(), product))
-            if day >= first and key in needed:
-                wanted[key] = max(wanted.get(key, 0), storage_id)
+            if day >= first and key in needed and (key not in wanted or change.storage_id > wanted[key].storage_id):
+                wanted[key] = change
 
     requests = [
         RunRequest(
-            run_key=f"gold_features:{key}:{storage_id}",
+            run_key=f"gold_features:{key}:{change.storage_id}",
             partition_key=key,
             asset_selection=[GOLD],
             tags={ASSET_TAG: GOLD.to_user_string(), f"{ASSET_TAG}/{GOLD.to_user_string()}": "1",
                   "crypto/trigger": "gold_sensor"},
         )
-        for key, storage_id in sorted(wanted.items())
-        if not pending_run_exists(instance, GOLD, key)
+        for key, change in sorted(wanted.items())
+        if not gold_has_read(instance, key, change) and not pending_run_exists(instance, GOLD, key)
     ]
     if blocked:
         context.log.warning("Gold not requested for Silver with failed blocking checks: " + "; ".join(blocked))

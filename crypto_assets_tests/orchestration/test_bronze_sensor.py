@@ -50,12 +50,16 @@ def test_new_bronze_requests_exactly_the_touched_silver_partitions_once(fresh_se
     _bronze(s, instance, D1)
     first = tick(_sensor(s), s, instance, None)
     assert requested(first) == [
+        ("gold_features", f"{D1}|BTC-USD"),
+        ("gold_features", f"{D1}|ETH-USD"),
         ("silver_ticker", f"{D1}|BTC-USD"),
         ("silver_trades", f"{D1}|BTC-USD"),
         ("silver_trades", f"{D1}|ETH-USD"),
     ]
-    # One run per Silver partition: BTC's trades and ticker share a run (one Spark driver).
-    assert sorted(len(r.asset_selection) for r in first.run_requests) == [1, 2]
+    # One run per Silver partition: BTC's trades and ticker share a run, and Gold of the partition follows
+    # Silver in that run (one process, no second sensor hop).
+    assert sorted([k.to_user_string() for k in r.asset_selection] for r in first.run_requests) == [
+        ["silver_trades", "gold_features"], ["silver_trades", "silver_ticker", "gold_features"]]
     assert len({r.run_key for r in first.run_requests}) == 2
     assert not first.dynamic_partitions_requests  # the Bronze asset registered these products itself
     assert not first.asset_events  # batch writes are materializations of their own runs already
@@ -89,7 +93,7 @@ def test_late_data_requests_the_old_date_and_a_new_product_adds_a_partition(fres
     with temp_instance(tmp_path / "sensor-instance") as sensor_instance:
         sensor_instance.add_dynamic_partitions("product_id", ["BTC-USD"])
         result = tick(_sensor(s), s, sensor_instance, cursor)
-        assert requested(result) == [
+        assert [(k, p) for k, p in requested(result) if k.startswith("silver")] == [
             ("silver_trades", f"{D1}|BTC-USD"),  # the late trade's own day
             ("silver_trades", f"{D2}|BTC-USD"),
             ("silver_trades", f"{D2}|SOL-USD"),

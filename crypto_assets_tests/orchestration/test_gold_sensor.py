@@ -66,3 +66,19 @@ def test_failed_blocking_check_requests_no_gold(landed, monkeypatch):
     monkeypatch.undo()
     _run(s, instance, silver_assets(s)[:1], D2)  # fixed: the next materialization passes and Gold follows
     assert requested(tick(_sensor(s), s, instance, None)) == [("gold_features", f"{D2}|BTC-USD")]
+
+
+def test_gold_that_already_read_the_silver_change_is_not_requested_again(landed):
+    """The Bronze sensor's runs carry Gold D after Silver D; the neighbours are still this sensor's."""
+    s, instance = landed
+    trades, gold = silver_assets(s)[:1], build_gold_asset(s)
+    _run(s, instance, [*trades, gold], D1)  # Silver then Gold in one run
+    assert requested(tick(_sensor(s), s, instance, None)) == []
+
+    _run(s, instance, [*trades, gold], D2)
+    # Gold D2 read Silver D2 in its run; Gold D1 was built before Silver D2 existed: its targets need it.
+    assert requested(tick(_sensor(s), s, instance, None)) == [("gold_features", f"{D1}|BTC-USD")]
+
+    # A Gold run started after the Silver change (here: by hand) read it too.
+    _run(s, instance, [gold], D1)
+    assert requested(tick(_sensor(s), s, instance, None)) == []

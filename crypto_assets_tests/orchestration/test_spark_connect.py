@@ -37,7 +37,7 @@ def _lake_rows(spark, path):
     return sorted(map(str, spark.read.parquet(path).collect()))
 
 
-def test_silver_through_spark_connect_equals_the_local_session(fresh_settings, spark, spark_server, tmp_path):
+def test_backfill_through_spark_connect_equals_the_local_session(fresh_settings, spark, spark_server, tmp_path):
     s = fresh_settings
     send_records(s.kafka_bootstrap, [
         (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [1, 2], f"{D}T10:00:00Z"), ts(f"{D}T10:00:00.5Z")),
@@ -53,6 +53,7 @@ def test_silver_through_spark_connect_equals_the_local_session(fresh_settings, s
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
 
     # Through the shared server, from another process (as a Dagster run would be): the backfill command.
+    # Bronze runs on the server; Silver on its Arrow engine, whichever Spark is configured.
     remote = dataclasses.replace(s, lake_root=str(tmp_path / "remote-lake"), spark_connect_url=spark_server.url)
     home = tmp_path / "dagster-home"
     home.mkdir()
