@@ -66,6 +66,7 @@ class Settings:
     stream_trigger_seconds: int = 5
     stream_max_offsets_per_trigger: int = 500000
     stream_checkpoint_root: str = ""
+    stream_compact_files: int = 32
     stream_stall_seconds: int = 120
     sensor_interval_seconds: int = 10
     silver_freshness_minutes: int = 3
@@ -98,6 +99,8 @@ class Settings:
         _one_of("AUTOMATION", self.automation, ("off", "on"))
         if not self.kafka_bootstrap:
             object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
+        if self.stream_compact_files == 1 or self.stream_compact_files < 0:
+            raise SettingsError(f"{ENV_PREFIX}STREAM_COMPACT_FILES must be 0 (off) or >= 2, got {self.stream_compact_files}")
         if self.kafka_partitions < 1:
             raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be >= 1, got {self.kafka_partitions}")
         if not self.glue_artifacts_root and self.lake_root.startswith(("s3://", "s3a://")):
@@ -192,6 +195,7 @@ SETTINGS_DOC: dict[str, str] = {
     "stream_trigger_seconds": "Micro-batch trigger interval of the streaming Bronze job.",
     "stream_max_offsets_per_trigger": "Most Kafka records one streaming micro-batch takes (bounds catch-up batches after downtime).",
     "stream_checkpoint_root": "Checkpoints of the streaming Bronze job, one folder per table. Default: <lake_root>/_checkpoints.",
+    "stream_compact_files": "Streaming Bronze: once an ingest day holds this many committed micro-batches, their small files are merged into one (and this many merged files into one again), so readers open few files; 0 turns merging off.",
     "stream_stall_seconds": "Streaming mode: the Bronze sensor's tick fails (visible in the UI) when the stream has landed nothing for this long while Kafka holds newer records.",
     "sensor_interval_seconds": "Minimum interval between ticks of the Bronze and Gold sensors.",
     "silver_freshness_minutes": "Freshness policy of Silver: warn when no partition was updated for this long (while data flows).",

@@ -52,6 +52,12 @@ def _s3_filesystem(region: str, endpoint_url: str):
                            **kwargs)
 
 
+def _concat_tables(tables):
+    import pyarrow as pa
+
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
 class LakeStore:
     """Operations on the lake below `root`. Subclasses provide `root`, `s3_endpoint_url`, `aws_region`."""
 
@@ -185,6 +191,34 @@ class LakeStore:
         group_of = np.searchsorted(ends, rows, side="right")
         at = rows - starts[group_of] + before[np.searchsorted(groups, group_of)]
         return values.take(pa.array(at))
+
+    def concat_files(self, files: list[str], dst: str, row_group_rows: int) -> int:
+        """Writes the rows of Parquet files, in order, as one file (one input in memory at a time),
+        visible only once complete: renamed into place locally, a single upload on S3. Returns its rows."""
+        import pyarrow.parquet as pq
+
+        filesystem, inner = self._fs(dst)
+        tmp = inner if is_s3(dst) else str(Path(inner).with_name(f".{Path(inner).name}.tmp-{uuid.uuid4().hex[:8]}"))
+        writer, pending, rows = None, [], 0
+        try:
+            for f in files:
+                table = pq.read_table(self._fs(f)[1], filesystem=filesystem)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, filesystem=filesystem, compression="snappy")
+                pending.append(table.cast(writer.schema))
+                if sum(t.num_rows for t in pending) >= row_group_rows:
+                    writer.write_table(_concat_tables(pending), row_group_size=row_group_rows)
+                    rows += sum(t.num_rows for t in pending)
+                    pending = []
+            if pending:
+                writer.write_table(_concat_tables(pending), row_group_size=row_group_rows)
+                rows += sum(t.num_rows for t in pending)
+        finally:
+            if writer is not None:
+                writer.close()
+        if not is_s3(dst):
+            Path(tmp).replace(inner)
+        return rows
 
     def replace_partition(self, table, path: str, plain: tuple[str, ...] = ()) -> None:
         """Writes an Arrow table as the whole content of a partition folder (`plain`: string columns

@@ -54,6 +54,7 @@ def run_stream(
             spark, kafka, lake, kind, checkpoint_path(settings, kind), rules,
             trigger_seconds=settings.stream_trigger_seconds, available_now=once,
             max_offsets_per_trigger=settings.stream_max_offsets_per_trigger,
+            compact_fan_in=settings.stream_compact_files,
         )
         for kind in kinds
     }

@@ -130,6 +130,7 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
             args.update(_kafka_args(settings, kind))
         if streaming:
             args["--checkpoint_root"] = f"{artifacts}/checkpoints/"
+            args["--compact_fan_in"] = str(settings.stream_compact_files)
         elif kind:
             args["--additional-python-modules"] = f"{PIPES_MODULE},{KAFKA_CLIENT_MODULE}"
             args["--kafka_timestamp_skew_minutes"] = str(settings.kafka_timestamp_skew_minutes)

@@ -26,7 +26,7 @@ STREAM_ARGS = ["lake_root", "aws_region", "kafka_bootstrap", "topic", "checkpoin
 BRONZE_BATCH_ARGS = ["ingest_date", "lake_root", "aws_region", "kafka_bootstrap", "topic"]
 OPTIONAL_ARGS = ["s3_endpoint_url", "require_bronze_day", "kafka_security_protocol", "kafka_sasl_mechanism",
                  "kafka_sasl_secret_id", "kafka_timestamp_skew_minutes", "trigger_seconds", "run_seconds",
-                 "allowed_lateness_days"]
+                 "allowed_lateness_days", "compact_fan_in"]
 
 
 def resolve_args(argv: list[str], required: list[str]) -> dict[str, str]:
@@ -211,7 +211,8 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     table = lake.table_path("bronze", BRONZE_TABLE[kind])
     # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
     # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.
-    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1"))))
+    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1"))),
+                                    compact_fan_in=int(args.get("compact_fan_in", "32")))
 
     checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
     if checkpoint.startswith("s3://"):

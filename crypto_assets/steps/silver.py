@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crypto_assets.compaction import visible_paths
 from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds
 from crypto_assets.transforms.silver import (
@@ -94,7 +95,8 @@ def bronze_window_files(lake: LakeResource, kind: str, day: date, rules: SilverR
     window count and the rows written would not reconcile."""
     out = []
     for d in bronze_window_days(day, rules):
-        files = [f for f, _ in lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat()))]
+        listed = lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat()))
+        files = visible_paths([f for f, _ in listed])  # each streamed row once, merged or not yet
         if files:
             out.append((d, files))
     return out
@@ -222,16 +224,22 @@ def build_silver(
 def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, window, stats: dict[str, SilverStats],
                   lap: Callable[[str], None]) -> None:
     products = list(stats)
-    bronze = read_bronze_arrow(lake, kind, day, rules, products, window)
+    for attempt in range(3):
+        try:
+            bronze = read_bronze_arrow(lake, kind, day, rules, products, window)
+            marked = mark_table(bronze.table, kind, rules, values=bronze.values)  # reads `value` back
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            # The stream merged small files after they were listed: list again (the merged file holds their rows).
+            window = bronze_window_files(lake, kind, day, rules)
     # The independent count: Bronze items per product, each record at least one.
     items = np.maximum(np.asarray(pc.fill_null(pc.list_value_length(bronze.table.column(ITEMS[kind])), 0)), 1)
     at = np.asarray(pc.index_in(bronze.owner, value_set=pa.array(products, pa.string())))
     for p, n in zip(products, np.bincount(at, weights=items, minlength=len(products))):
         stats[p].window_items = int(n)
-    lap("read")
-
-    marked = mark_table(bronze.table, kind, rules, values=bronze.values)
-    lap("mark")
+    lap("read_and_mark")
     day_ix = (day - date(1970, 1, 1)).days
     product = marked.column("product_id").to_numpy(zero_copy_only=False)
     mine = np.asarray(pc.cast(marked.column("event_date"), pa.int32())) == day_ix

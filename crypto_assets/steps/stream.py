@@ -5,7 +5,8 @@ appended per micro-batch into `bronze/<table>/ingest_date=D/` as files named aft
 (`stream-b<batch id>-<n>.parquet`). Exactly once: the checkpoint fixes each batch's offsets
 before it runs, and a batch that runs again after a crash first removes the files its earlier
 attempt left, then writes the same rows under the same names. After its files are in place a
-batch appends a Bronze commit (`crypto_assets.commits`) for the sensors.
+batch appends a Bronze commit (`crypto_assets.commits`) for the sensors, then merges the small
+files of earlier batches where enough have gathered (`crypto_assets.compaction`).
 
 No Dagster here: `crypto-pipeline stream` and the Glue streaming scripts call it.
 """
@@ -19,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from crypto_assets.commits import commit_from_summary, write_commit
+from crypto_assets.compaction import compact_folder
 from crypto_assets.kafka_client import KafkaAccess
 from crypto_assets.storage import LakeStore
 from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
@@ -40,6 +42,7 @@ class BronzeBatchWriter:
     lake: LakeStore
     kind: str
     rules: SilverRules
+    compact_fan_in: int = 32  # 0: never merge
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         table = BRONZE_TABLE[self.kind]
@@ -72,6 +75,13 @@ class BronzeBatchWriter:
         write_commit(self.lake, commit)
         log.info("bronze %s stream batch %d: %d rows into %s (commit %s)", self.kind, batch_id, commit.rows,
                  ", ".join(commit.ingest_dates), commit.name)
+        if self.compact_fan_in:
+            for day in commit.ingest_dates:
+                folder = self.lake.partition_path("bronze", table, ingest_date=day)
+                try:
+                    compact_folder(self.lake, folder, before_batch=batch_id, fan_in=self.compact_fan_in)
+                except OSError as exc:  # only an optimization: the files stay readable, the next batch retries
+                    log.warning("bronze %s compaction of %s skipped: %s", self.kind, folder, str(exc).splitlines()[0])
 
 
 def start_bronze_stream(
@@ -85,6 +95,7 @@ def start_bronze_stream(
     available_now: bool = False,
     max_offsets_per_trigger: int | None = None,
     starting_offsets: str = "earliest",
+    compact_fan_in: int = 32,
 ) -> StreamingQuery:
     """Starts the Bronze stream of one kind; `available_now` processes what Kafka holds, then stops."""
     reader = (
@@ -101,7 +112,7 @@ def start_bronze_stream(
     bronze = kafka_to_bronze(reader.load(), kind)
     writer = (
         bronze.writeStream.queryName(f"bronze_{kind}")
-        .foreachBatch(BronzeBatchWriter(lake, kind, rules))
+        .foreachBatch(BronzeBatchWriter(lake, kind, rules, compact_fan_in))
         .option("checkpointLocation", checkpoint)
     )
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(

@@ -130,3 +130,30 @@ def test_a_stopped_stream_fails_the_sensor_tick_with_one_line_and_recovers(fresh
     result = tick_at(cursor, now + 620)
     assert [str(r.partition_key) for r in result.run_requests] == [f"{D1}|BTC-USD", f"{D1}|SOL-USD"]
     assert tick_at(result.cursor, now + 1200).skip_reason  # nothing pending in Kafka: idle is fine
+
+
+def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(fresh_settings, spark, tmp_path):
+    from crypto_assets.compaction import piece
+    from crypto_assets.steps.silver import build_silver
+
+    s = dataclasses.replace(fresh_settings, stream_compact_files=2)
+    for i in range(3):  # three runs, so three micro-batches: the third merges the first two
+        _send(s, [("trades", "BTC-USD", trades_frame("BTC-USD", [10 * i + 1, 10 * i + 2], f"{D1}T1{i}:00:00Z"),
+                   f"{D1}T1{i}:00:00.5Z"),
+                  ("trades", "ETH-USD", trades_frame("ETH-USD", [10 * i + 5], f"{D1}T1{i}:00:01Z"), f"{D1}T1{i}:00:01.5Z")])
+        run_stream(s, ("trades",), once=True, spark=spark)
+    lake = LakeResource.from_settings(s)
+    folder = f"{s.lake_root}/bronze/kafka_trades/ingest_date={D1}"
+    levels = sorted({piece(n).level for n in lake.list_names(folder)})
+    assert levels == [0, 1]  # the first two batches merged, the third's own files still there
+    bronze = spark.read.parquet(folder)
+    assert bronze.count() == 6 and bronze.select("partition", "offset").distinct().count() == 6
+
+    # Silver over the merged files equals Silver over the batch mode's files of the same records.
+    batch_settings = dataclasses.replace(s, lake_root=str(tmp_path / "batch-lake"))
+    batch_lake = LakeResource.from_settings(batch_settings)
+    build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1))
+    for target in (lake, batch_lake):
+        stats = build_silver(None, target, "trades", date.fromisoformat(D1), ["BTC-USD", "ETH-USD"], SilverRules())
+        assert [(p, st.rows, st.window_items) for p, st in stats.items()] == [("BTC-USD", 6, 6), ("ETH-USD", 3, 3)]
+    assert _rows(spark, f"{s.lake_root}/silver/trades") == _rows(spark, f"{batch_settings.lake_root}/silver/trades")
