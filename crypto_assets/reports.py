@@ -103,6 +103,8 @@ def silver_report(kind: str, s: SilverStats) -> tuple[Metadata, list[CheckReport
         "quarantine_path": ("path", s.quarantine_path),
         "preview": ("md", preview_markdown(s.preview)),
     }
+    if kind == TRADES:
+        metadata["head_fingerprint"] = ("text", s.head_fingerprint)
     recon = {
         "bronze_window_items": s.window_items, "silver_rows": s.rows, "duplicates": s.duplicates,
         "quarantined": s.quarantined, "other_partitions": s.other_partitions,
@@ -151,6 +153,7 @@ def gold_report(s: GoldStats) -> tuple[Metadata, list[CheckReport]]:
         "excluded_for_lookback": ("int", s.excluded_lookback),
         "silver_days_read": ("json", s.silver_days),
         "ticker_days_read": ("json", s.ticker_days),
+        "next_day_head": ("text", s.next_day_head),
         "tickers_in_input": ("int", s.tickers_in_input),
         "rows_without_quote": ("int", s.rows_without_quote),
         "min_trade_time": ("text", s.min_trade_time or ""),

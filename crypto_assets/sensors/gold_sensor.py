@@ -2,7 +2,9 @@
 
 Gold (D, P) reads Silver D-1..D+1, so a change to Silver D affects Gold D (its rows), Gold D-1
 (targets reach into D) and Gold D+1 (lookback reaches into D). The sensor requests Gold D, and
-D-1 / D+1 where they are in use (Silver trades D-1 materialized / Gold D+1 materialized), except
+D-1 / D+1 where they are in use (Silver trades D-1 materialized / Gold D+1 materialized); Gold D-1
+only when the first trades of Silver trades D (the only part its targets read) differ from the
+ones it read, so a day of updates to D does not recompute all of D-1 each time; none of them
 where Gold already read that change (`gold_has_read`: the Bronze sensor's runs compute Gold D
 right after Silver D, so usually only the neighbours are left here). A
 Silver materialization whose blocking checks failed requests nothing: bad data stops there,
@@ -64,6 +66,20 @@ def gold_has_read(instance, key: str, change) -> bool:
     return bool(run and run.start_time and run.start_time > change.timestamp)
 
 
+def _metadata_text(record, name: str) -> str | None:
+    value = record.asset_materialization.metadata.get(name) if record and record.asset_materialization else None
+    return None if value is None else str(value.value)
+
+
+def _head_moved(instance, day: date, product: str, change) -> bool:
+    """Whether the first trades of Silver `day` (its `head_fingerprint`) differ from the ones Gold `day`-1
+    read for its targets (`next_day_head`); unknown counts as moved."""
+    key = str(partition_key((day - timedelta(days=1)).isoformat(), product))
+    gold = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD, asset_partitions=[key]), limit=1).records
+    head = _metadata_text(change, "head_fingerprint")
+    return head is None or not gold or _metadata_text(gold[0], "next_day_head") != head
+
+
 def _run_finished(instance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     return run is None or run.is_finished
@@ -81,7 +97,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
     if not records:
         return SensorResult(skip_reason=SkipReason("no new Silver materializations"), cursor=json.dumps({"after": after}))
 
-    changed: dict[tuple[str, str], object] = {}  # (event_date, product) -> newest Silver materialization
+    changed: dict[tuple[str, str, str], object] = {}  # (kind, event_date, product) -> newest Silver materialization
     blocked = []
     for rec in records[:BATCH]:
         if not _run_finished(instance, rec.run_id):
@@ -95,7 +111,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
         if failed:
             blocked.append(f"{rec.asset_key.to_user_string()} {rec.partition_key} ({', '.join(failed)})")
             continue
-        slot = (dims[EVENT_DATE], dims[PRODUCT])
+        slot = (rec.asset_key.path[-1].split("_", 1)[1], dims[EVENT_DATE], dims[PRODUCT])
         if slot not in changed or rec.storage_id > changed[slot].storage_id:
             changed[slot] = rec
 
@@ -103,12 +119,13 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
     gold_done = instance.get_materialized_partitions(GOLD)
     first = date.fromisoformat(settings.first_date)
     wanted: dict[str, object] = {}  # Gold key -> the newest Silver change it must read
-    for (event_date, product), change in changed.items():
+    for (kind, event_date, product), change in changed.items():
         d = date.fromisoformat(event_date)
         for day, needed in (
-            (d - timedelta(days=1), silver_trades),
             (d, silver_trades),
-            (d + timedelta(days=1), gold_done),
+            # Gold D-1's targets read only the first trades of D: wanted when those differ from what it read.
+            (d - timedelta(days=1), silver_trades if kind == TRADES and _head_moved(instance, d, product, change) else ()),
+            (d + timedelta(days=1), gold_done),  # its lookback (and first quotes) read the end of D
         ):
             key = str(partition_key(day.isoformat(), product))
             if day >= first and key in needed and (key not in wanted or change.storage_id > wanted[key].storage_id):
@@ -127,7 +144,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
     ]
     if blocked:
         context.log.warning("Gold not requested for Silver with failed blocking checks: " + "; ".join(blocked))
-    context.log.info(f"{len(changed)} Silver partitions changed: {len(requests)} Gold runs requested")
+    context.log.info(f"{len({(d, p) for _, d, p in changed})} Silver partitions changed: {len(requests)} Gold runs requested")
     return SensorResult(run_requests=requests, cursor=json.dumps({"after": after}))
 
 

@@ -22,6 +22,7 @@ from crypto_assets.checks.gold_checks import LeakageResult, prefix_invariance, s
 from crypto_assets.features.registry import FEATURES
 from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.transforms.gold import (
+    LOOKAHEAD_TRADES,
     LOOKBACK_SECONDS,
     LOOKBACK_TRADES,
     TICKER_FIELDS,
@@ -31,6 +32,7 @@ from crypto_assets.transforms.gold import (
     gold_table,
     with_ticker_seq,
 )
+from crypto_assets.transforms.silver import head_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class GoldStats:
     path: str
     silver_days: list[str] = field(default_factory=list)
     ticker_days: list[str] = field(default_factory=list)
+    next_day_head: str = ""  # head_fingerprint of the Silver trades of D+1 read for the targets ("" if none)
     empty_reason: str | None = None
     silver_rows: int = 0  # Silver trades of the day
     excluded_lookback: int = 0  # computed independently of the writer
@@ -133,6 +136,10 @@ def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_joi
         return
     trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
     trade_pdf["product_id"] = p
+    times_us = trade_pdf["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    next_day = times_us >= (day + timedelta(days=1) - date(1970, 1, 1)).days * 86_400_000_000
+    s.next_day_head = head_fingerprint(trade_pdf["trade_id"].to_numpy()[next_day], times_us[next_day],
+                                       trade_pdf["price"].to_numpy()[next_day], LOOKAHEAD_TRADES)
     ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
     if engine == "spark":
         spark = spark() if callable(spark) else spark  # a session, or how to get one when needed

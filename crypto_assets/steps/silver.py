@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from crypto_assets.compaction import visible_paths
 from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds
+from crypto_assets.transforms.gold import LOOKAHEAD_TRADES
 from crypto_assets.transforms.silver import (
     BRONZE_INPUT,
     ITEMS,
@@ -32,6 +33,7 @@ from crypto_assets.transforms.silver import (
     SILVER_ORDER,
     SILVER_TABLE,
     SilverRules,
+    head_fingerprint,
     mark,
     mark_table,
     owner_products,
@@ -71,6 +73,7 @@ class SilverStats:
     non_positive: dict[str, int] = field(default_factory=dict)
     crossed_quotes: int = 0
     trade_id_gaps: dict = field(default_factory=dict)
+    head_fingerprint: str = ""  # trades: of the first trades, which the day before's Gold targets read
     preview: list[dict] = field(default_factory=list)
 
     @property
@@ -337,6 +340,9 @@ def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
     s.non_positive = {"price": count(pc.less_equal(table.column("price"), 0.0))}
     if kind == TRADES:
         s.non_positive["size"] = count(pc.less_equal(table.column("size"), 0.0))
+        s.head_fingerprint = head_fingerprint(
+            table.column("trade_id").to_numpy(), pc.cast(table.column("trade_time"), pa.int64()).to_numpy(),
+            table.column("price").to_numpy(), LOOKAHEAD_TRADES)
         ids = np.unique(table.column("trade_id").drop_null().to_numpy())
         if len(ids):
             steps = np.diff(ids)

@@ -27,6 +27,8 @@ from crypto_assets.features.registry import (
 
 LOOKBACK_TRADES = 499  # earlier trades a row needs (every 500-trade window full)
 LOOKBACK_SECONDS = 300  # minutes of earlier history a row needs
+TARGET_HORIZONS = (10, 50)  # the targets look this many trades ahead
+LOOKAHEAD_TRADES = max(TARGET_HORIZONS)  # so Gold D reads only the first 50 trades of D+1
 TICKER_FIELDS = (
     "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h", "price_percent_chg_24_h",
     "low_24_h", "high_24_h", "low_52_w", "high_52_w",
@@ -328,7 +330,7 @@ def feature_arrays(
     f["hour_sin"], f["hour_cos"] = np.sin(2 * np.pi * h / 24), np.cos(2 * np.pi * h / 24)
     f["dow_sin"], f["dow_cos"] = np.sin(2 * np.pi * (dow - 1) / 7), np.cos(2 * np.pi * (dow - 1) / 7)
 
-    for m in (10, 50):
+    for m in TARGET_HORIZONS:
         fut = _lead(p, m)
         f[f"future_price_{m}"] = fut
         tr = _div(fut - p, p) * 100

@@ -579,6 +579,16 @@ def quarantine_table(marked: pa.Table, with_partition_columns: bool = True) -> p
     return _sorted(rows, QUARANTINE_ORDER).select(quarantine_schema(with_partition_columns).names)
 
 
+def head_fingerprint(trade_id: np.ndarray, time_us: np.ndarray, price: np.ndarray, n: int) -> str:
+    """SHA-256 of the first `n` trades of a Silver trades partition in its order (trade_time, trade_id):
+    their ids, times and prices, all the day before's Gold reads of it. "" for no trades."""
+    if not len(trade_id):
+        return ""
+    first = np.lexsort((trade_id, time_us))[:n]
+    rows = zip(np.asarray(trade_id)[first].tolist(), np.asarray(time_us)[first].tolist(), np.asarray(price)[first].tolist())
+    return hashlib.sha256(";".join(f"{i}:{t}:{p.hex()}" for i, t, p in rows).encode()).hexdigest()
+
+
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
     """The table in `keys` order; no copy when it already is (Bronze mostly arrives in time order)."""
     if table.num_rows < 2:

@@ -82,3 +82,29 @@ def test_gold_that_already_read_the_silver_change_is_not_requested_again(landed)
     # A Gold run started after the Silver change (here: by hand) read it too.
     _run(s, instance, [gold], D1)
     assert requested(tick(_sensor(s), s, instance, None)) == []
+
+
+def test_the_day_before_is_recomputed_only_when_the_first_trades_of_the_day_change(landed):
+    """Gold D-1's targets read only the first 50 trades of D: other changes to D leave it alone."""
+    s, instance = landed
+    trades, ticker, gold = silver_assets(s)[0], silver_assets(s)[1], build_gold_asset(s)
+    for day in (D1, D2):
+        _run(s, instance, [trades, ticker, gold], day)
+    cursor = tick(_sensor(s), s, instance, None)
+    assert requested(cursor) == [("gold_features", f"{D1}|BTC-USD")]  # D2's first trades are new to Gold D1
+    _run(s, instance, [gold], D1)
+    cursor = tick(_sensor(s), s, instance, cursor.cursor)
+
+    # Silver D2 again with the same trades, and a ticker change: Gold D2 follows, Gold D1 does not.
+    _run(s, instance, [trades], D2)
+    _run(s, instance, [ticker], D2)
+    after_same = tick(_sensor(s), s, instance, cursor.cursor)
+    assert requested(after_same) == [("gold_features", f"{D2}|BTC-USD")]
+
+    # A trade lands early in D2 (late data): its first trades moved, so Gold D1 is wanted again.
+    send_records(s.kafka_bootstrap, [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [4], f"{D2}T00:00:01Z"),
+                                      ts(f"{D2}T00:00:01.5Z"))])
+    assert materialize(bronze_assets(s), partition_key=D2, resources=build_resources(s), instance=instance).success
+    _run(s, instance, [trades], D2)
+    assert requested(tick(_sensor(s), s, instance, after_same.cursor)) == [
+        ("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D2}|BTC-USD")]
