@@ -54,15 +54,20 @@ def failed_blocking_checks(instance, record) -> list[str]:
     return failed
 
 
+def _latest_gold(instance, key: str):
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD, asset_partitions=[key]), limit=1).records
+    return records[0] if records else None
+
+
 def gold_has_read(instance, key: str, change) -> bool:
     """Gold `key` was materialized after the Silver materialization `change` was written, so it read it:
     in the same run (the Bronze sensor's runs carry Gold D after Silver D), or in a run started later."""
-    latest = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD, asset_partitions=[key]), limit=1).records
-    if not latest or latest[0].storage_id < change.storage_id:
+    latest = _latest_gold(instance, key)
+    if latest is None or latest.storage_id < change.storage_id:
         return False
-    if latest[0].run_id == change.run_id:
+    if latest.run_id == change.run_id:
         return True
-    run = instance.get_run_record_by_id(latest[0].run_id)
+    run = instance.get_run_record_by_id(latest.run_id)
     return bool(run and run.start_time and run.start_time > change.timestamp)
 
 
@@ -71,13 +76,11 @@ def _metadata_text(record, name: str) -> str | None:
     return None if value is None else str(value.value)
 
 
-def _head_moved(instance, day: date, product: str, change) -> bool:
-    """Whether the first trades of Silver `day` (its `head_fingerprint`) differ from the ones Gold `day`-1
-    read for its targets (`next_day_head`); unknown counts as moved."""
-    key = str(partition_key((day - timedelta(days=1)).isoformat(), product))
-    gold = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD, asset_partitions=[key]), limit=1).records
+def _head_moved(instance, key: str, change) -> bool:
+    """Whether the first trades of a Silver trades day (`change`'s `head_fingerprint`) differ from the
+    ones Gold of the day before (`key`) read for its targets (`next_day_head`); unknown counts as moved."""
     head = _metadata_text(change, "head_fingerprint")
-    return head is None or not gold or _metadata_text(gold[0], "next_day_head") != head
+    return head is None or head != _metadata_text(_latest_gold(instance, key), "next_day_head")
 
 
 def _run_finished(instance, run_id: str) -> bool:
@@ -121,14 +124,14 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
     wanted: dict[str, object] = {}  # Gold key -> the newest Silver change it must read
     for (kind, event_date, product), change in changed.items():
         d = date.fromisoformat(event_date)
-        for day, needed in (
-            (d, silver_trades),
-            # Gold D-1's targets read only the first trades of D: wanted when those differ from what it read.
-            (d - timedelta(days=1), silver_trades if kind == TRADES and _head_moved(instance, d, product, change) else ()),
-            (d + timedelta(days=1), gold_done),  # its lookback (and first quotes) read the end of D
-        ):
+        candidates = [(d, silver_trades), (d + timedelta(days=1), gold_done)]  # D+1: its lookback reads D's end
+        if kind == TRADES:
+            candidates.append((d - timedelta(days=1), silver_trades))  # D-1: its targets read D's first trades
+        for day, needed in candidates:
             key = str(partition_key(day.isoformat(), product))
-            if day >= first and key in needed and (key not in wanted or change.storage_id > wanted[key].storage_id):
+            if day < first or key not in needed or (day < d and not _head_moved(instance, key, change)):
+                continue
+            if key not in wanted or change.storage_id > wanted[key].storage_id:
                 wanted[key] = change
 
     requests = [

@@ -313,10 +313,9 @@ def _explode(lists) -> _Items:
     position = flat_start[record] + item_index
     has = counts[record] > 0
     flat = pc.list_flatten(lists)
-    if has.all() and len(flat) == len(record):
-        return _Items(record, item_index, flat, len(record) == len(lists))  # one item per record: no gather
-    take = pa.array(np.where(has, position, 0), mask=~has) if len(record) else pa.array([], pa.int64())
-    return _Items(record, item_index, flat.take(take), len(record) == len(lists))
+    if not (has.all() and len(flat) == len(record)):  # else every record has exactly one item: no gather
+        flat = flat.take(pa.array(np.where(has, position, 0), mask=~has) if len(record) else pa.array([], pa.int64()))
+    return _Items(record, item_index, flat, len(record) == len(lists))
 
 
 @dataclass
@@ -327,11 +326,8 @@ class _Owned:
     owner: pa.Array  # per item
     event_time_raw: pa.Array
     event_time: pa.Array
-    event_us: np.ndarray
     has_time: np.ndarray
     ingest_us: np.ndarray
-    ingest_day: np.ndarray
-    record_sound: np.ndarray
     before_listing: np.ndarray
     in_future: np.ndarray
     late: np.ndarray
@@ -362,8 +358,8 @@ def _own(bronze: pa.Table, kind: str, rules: SilverRules) -> _Owned:
     in_future = has_time & (event_us > ingest_us + rules.max_future_skew_seconds * 1_000_000)
     late = has_time & (ingest_day > event_day + rules.allowed_lateness_days)
     usable = record_sound & has_time & ~before_listing & ~in_future & ~late
-    return _Owned(items, owner, raw, event_time, event_us, has_time, ingest_us, ingest_day, record_sound,
-                  before_listing, in_future, late, np.where(usable, event_day, ingest_day).astype(np.int32))
+    return _Owned(items, owner, raw, event_time, has_time, ingest_us, before_listing, in_future, late,
+                  np.where(usable, event_day, ingest_day).astype(np.int32))
 
 
 def owner_table(bronze: pa.Table, kind: str, rules: SilverRules) -> pa.Table:
