@@ -23,10 +23,12 @@ import logging
 import re
 from dataclasses import dataclass
 
+from crypto_assets.settings import Settings
 from crypto_assets.storage import LakeStore
 
 log = logging.getLogger(__name__)
 
+DEFAULT_FAN_IN = Settings.stream_compact_files  # the default of CRYPTO_STREAM_COMPACT_FILES
 MAX_LEVEL = 2
 ROW_GROUP_ROWS = 128 * 1024
 _STREAM = re.compile(r"^stream-b(\d{12})-\d{4}\.snappy\.parquet$")

@@ -189,6 +189,7 @@ def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
 def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
     in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
+    from crypto_assets.compaction import DEFAULT_FAN_IN
     from crypto_assets.kafka_security import spark_kafka_options
     from crypto_assets.steps.stream import BronzeBatchWriter
     from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
@@ -212,7 +213,7 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
     # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.
     write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1"))),
-                                    compact_fan_in=int(args.get("compact_fan_in", "32")))
+                                    compact_fan_in=int(args.get("compact_fan_in", DEFAULT_FAN_IN)))
 
     checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
     if checkpoint.startswith("s3://"):

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from crypto_assets.commits import commit_from_summary, write_commit
-from crypto_assets.compaction import compact_folder
+from crypto_assets.compaction import DEFAULT_FAN_IN, compact_folder
 from crypto_assets.kafka_client import KafkaAccess
 from crypto_assets.storage import LakeStore
 from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
@@ -42,7 +42,7 @@ class BronzeBatchWriter:
     lake: LakeStore
     kind: str
     rules: SilverRules
-    compact_fan_in: int = 32  # 0: never merge
+    compact_fan_in: int = DEFAULT_FAN_IN  # 0: never merge
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         table = BRONZE_TABLE[self.kind]
@@ -80,8 +80,11 @@ class BronzeBatchWriter:
                 folder = self.lake.partition_path("bronze", table, ingest_date=day)
                 try:
                     compact_folder(self.lake, folder, before_batch=batch_id, fan_in=self.compact_fan_in)
-                except OSError as exc:  # only an optimization: the files stay readable, the next batch retries
-                    log.warning("bronze %s compaction of %s skipped: %s", self.kind, folder, str(exc).splitlines()[0])
+                except Exception as exc:  # noqa: BLE001 - merging is an optimization: it must never stop ingestion
+                    # The files stay readable as they are; the next batch tries again.
+                    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    log.warning("bronze %s: merging the small files of %s failed (%s); they stay as they are",
+                                self.kind, folder, first)
 
 
 def start_bronze_stream(
@@ -95,7 +98,7 @@ def start_bronze_stream(
     available_now: bool = False,
     max_offsets_per_trigger: int | None = None,
     starting_offsets: str = "earliest",
-    compact_fan_in: int = 32,
+    compact_fan_in: int = DEFAULT_FAN_IN,
 ) -> StreamingQuery:
     """Starts the Bronze stream of one kind; `available_now` processes what Kafka holds, then stops."""
     reader = (

@@ -157,3 +157,22 @@ def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(
         stats = build_silver(None, target, "trades", date.fromisoformat(D1), ["BTC-USD", "ETH-USD"], SilverRules())
         assert [(p, st.rows, st.window_items) for p, st in stats.items()] == [("BTC-USD", 6, 6), ("ETH-USD", 3, 3)]
     assert _rows(spark, f"{s.lake_root}/silver/trades") == _rows(spark, f"{batch_settings.lake_root}/silver/trades")
+
+
+def test_a_failing_merge_never_stops_ingestion(fresh_settings, spark, monkeypatch, caplog):
+    import crypto_assets.steps.stream as stream_step
+
+    def broken(*args, **kwargs):
+        raise ValueError("schema mismatch\nand more")
+
+    monkeypatch.setattr(stream_step, "compact_folder", broken)
+    s = fresh_settings
+    _send(s, FIRST)
+    kafka = KafkaResource.from_settings(s)
+    window = kafka.offset_window(s.trades_topic, ts(f"{D1}T00:00:00Z"), ts(f"{D1}T23:59:59Z"))
+    batch = kafka_to_bronze(read_kafka_window(spark, kafka, window), "trades")
+    lake = LakeResource.from_settings(s)
+    BronzeBatchWriter(lake, "trades", SilverRules(), compact_fan_in=2)(batch, 3)
+    assert spark.read.parquet(f"{s.lake_root}/bronze/kafka_trades/ingest_date={D1}").count() == 3
+    assert [read_commit(lake, "trades", n).rows for n in list_commit_names(lake, "trades")] == [3]
+    assert "merging the small files of" in caplog.text and "failed (schema mismatch)" in caplog.text
