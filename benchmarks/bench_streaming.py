@@ -52,16 +52,31 @@ def market_for(base_products: tuple[str, ...], target_rate: float) -> tuple[tupl
     return products, m * target_rate / message_rate(products, m)
 
 
-def start_producer(settings, rate: float, seconds: float, stop: threading.Event) -> threading.Thread:
-    """Paced synthetic feed starting now: frame times are wall-clock times, as from the exchange."""
+def start_producer(settings, rate: float, seconds: float, stop: threading.Event, history_s: float = 0.0) -> threading.Thread:
+    """Paced synthetic feed starting now: frame times are wall-clock times, as from the exchange. With
+    `history_s`, the same market's preceding seconds (same trade id sequences) are published first, as
+    fast as possible, so the day's partitions already hold that much when the paced feed starts."""
+    import itertools
+
     from producer.run import TimedFrame, publish_frames
     from producer.synthetic import SyntheticConfig, generate_frames
 
     products, m = market_for(tuple(settings.products), rate)
     achieved = message_rate(products, m)
-    cfg = SyntheticConfig(products=products, seed=5, start=datetime.now(timezone.utc) + timedelta(seconds=2),
-                          duration_s=seconds, rate_multiplier=m)
+    now = datetime.now(timezone.utc) + timedelta(seconds=2)
+    cfg = SyntheticConfig(products=products, seed=5, start=now - timedelta(seconds=history_s),
+                          duration_s=history_s + seconds, rate_multiplier=m)
     frames = (TimedFrame(f.received_at, f.text, "bench") for f in generate_frames(cfg))
+    if history_s:
+        now_ms, history, first_live = int(now.timestamp() * 1000), [], []
+        for f in frames:
+            if f.received_at >= now_ms:
+                first_live = [f]
+                break
+            history.append(f)
+        summary = publish_frames(history, settings, "synthetic", speed=0.0)
+        print(f"producer: {history_s / 60:.0f} minutes of history published first: {summary}", flush=True)
+        frames = itertools.chain(first_live, frames)
     thread = threading.Thread(target=publish_frames, args=(frames, settings, "synthetic"),
                               kwargs={"speed": 1.0, "stop": stop}, daemon=True)
     thread.start()
@@ -156,8 +171,11 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     stream = start_stream(settings, root / "stream.log")
     stop = threading.Event()
     seconds = args.minutes * 60
-    t_start = datetime.now(timezone.utc)
-    producer = start_producer(settings, args.rate, seconds, stop)
+    since_midnight = (datetime.now(timezone.utc) - datetime.now(timezone.utc).replace(hour=0, minute=0, second=0,
+                                                                                        microsecond=0)).total_seconds()
+    args.history_minutes = min(args.history_minutes, max(0.0, since_midnight - 120) / 60)  # the same UTC day
+    producer = start_producer(settings, args.rate, seconds, stop, history_s=args.history_minutes * 60)
+    t_start = datetime.now(timezone.utc)  # the paced feed's start (after any history)
     # Gold rows need 5 minutes and 500 trades of history: measure trades after that warm-up.
     measure_from = t_start + timedelta(minutes=args.warmup_minutes)
     seen: dict[tuple[str, int], float] = {}
@@ -193,7 +211,7 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
         spark_server.down()
     runs = _run_durations(home)
     result = {
-        "warm_spark": args.warm_spark,
+        "warm_spark": args.warm_spark, "history_minutes": round(args.history_minutes, 1),
         "rate_msgs_per_s": args.rate, "minutes": args.minutes, "trades_measured": len(latencies),
         "p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 1) if latencies else None,
@@ -262,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, help="producer run time (latency 11, sustained 10)")
     ap.add_argument("--rate", type=float, help="messages/s (latency 100, sustained 1000)")
     ap.add_argument("--warmup-minutes", type=float, default=6.0, help="latency: trades before this are not measured")
+    ap.add_argument("--history-minutes", type=float, default=0.0,
+                    help="latency: publish this much of the market's past first (as fast as possible), so the day's "
+                         "partitions are that full when measuring starts (the day's own start, UTC, at most)")
     ap.add_argument("--drain-seconds", type=float, default=120.0, help="latency: polling after the producer stops")
     ap.add_argument("--poll-seconds", type=float, default=1.0)
     ap.add_argument("--warm-spark", action="store_true",

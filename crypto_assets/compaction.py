@@ -2,9 +2,11 @@
 
 The stream writes a few files per micro-batch (`stream-b<batch>-<n>.snappy.parquet`: 17,280 batches a
 day at a 5 s trigger). Once an ingest day holds `fan_in` micro-batches that the checkpoint has committed,
-their files are merged into one `compact-L1-b<first>-b<last>.snappy.parquet`; once it holds `fan_in`
-level-1 files, those are merged into one level-2 file. A day then ends with at most about
-3 x `fan_in` + 17,280 / `fan_in`^2 files, and each row is rewritten twice.
+their files are merged into one `compact-L1-b<first>-b<last>.snappy.parquet`, its rows ordered by
+their owning product, one row group per product; once it holds `fan_in` level-1 files, those are
+concatenated, row group by row group, into one level-2 file. A day then ends with at most about
+3 x `fan_in` + 17,280 / `fan_in`^2 files, each row is rewritten twice, and a reader of one product
+(a Silver run) reads only the row groups whose product_id / key statistics allow it.
 
 Exactly once for readers: a merged file is written whole (renamed into place locally, one upload on S3)
 before its inputs are deleted, and a file whose batch range lies inside a merged file's range is
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_FAN_IN = Settings.stream_compact_files  # the default of CRYPTO_STREAM_COMPACT_FILES
 MAX_LEVEL = 2
-ROW_GROUP_ROWS = 128 * 1024
 _STREAM = re.compile(r"^stream-b(\d{12})-\d{4}\.snappy\.parquet$")
 _MERGED = re.compile(r"^compact-L(\d+)-b(\d{12})-b(\d{12})\.snappy\.parquet$")
 
@@ -91,12 +92,34 @@ def compact_folder(lake: LakeStore, folder: str, before_batch: int, fan_in: int)
         group = sorted((p for p in pieces if p.level == level), key=lambda p: (p.first, p.name))
         if len({(p.first, p.last) for p in group}) < fan_in:
             continue
-        out = merged_name(level + 1, group[0].first, max(p.last for p in group))
-        rows = lake.concat_files([f"{folder}/{p.name}" for p in group], f"{folder}/{out}", ROW_GROUP_ROWS)
-        for p in group:
-            lake.delete_file(f"{folder}/{p.name}")
-        log.info("bronze compaction: %d files of batches %d..%d -> %s (%d rows)", len(group), group[0].first,
-                 max(p.last for p in group), out, rows)
-        pieces = [p for p in pieces if p not in group] + [Piece(out, level + 1, group[0].first, max(p.last for p in group))]
-        written.append(out)
+        merged = Piece(merged_name(level + 1, group[0].first, max(p.last for p in group)), level + 1, group[0].first,
+                       max(p.last for p in group))
+        files = [f"{folder}/{p.name}" for p in group]
+        groups = _by_product(lake.read_files(files)) if level == 0 else (g for f in files for g in lake.row_groups(f))
+        rows = lake.write_row_groups(groups, f"{folder}/{merged.name}")
+        for f in files:
+            lake.delete_file(f)
+        log.info("bronze compaction: %d files of batches %d..%d -> %s (%d rows)", len(group), merged.first,
+                 merged.last, merged.name, rows)
+        pieces = [p for p in pieces if p not in group] + [merged]
+        written.append(merged.name)
     return written
+
+
+def _by_product(table):
+    """The rows in (owning product, Kafka partition, offset) order, one table per product: the row
+    groups of a level-1 file, so its product_id / key statistics tell readers where each product is."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from crypto_assets.transforms.silver import owner_products
+
+    owner = owner_products(table.column("product_id"), table.column("key"))
+    table = table.append_column("_owner", owner)
+    table = table.take(pc.sort_indices(table, [("_owner", "ascending"), ("partition", "ascending"),
+                                               ("offset", "ascending")]))
+    owners = table.column("_owner").to_numpy(zero_copy_only=False)
+    table = table.drop_columns(["_owner"])
+    bounds = np.flatnonzero(owners[1:] != owners[:-1]) + 1
+    for lo, hi in zip([0, *bounds], [*bounds, len(owners)]):
+        yield table.slice(lo, hi - lo)

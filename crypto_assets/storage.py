@@ -52,10 +52,14 @@ def _s3_filesystem(region: str, endpoint_url: str):
                            **kwargs)
 
 
-def _concat_tables(tables):
-    import pyarrow as pa
-
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+def _may_hold(stats, values: list[str]) -> bool:
+    """Whether a column chunk with these statistics may hold one of `values` (yes when unknown)."""
+    if stats is None or not stats.has_min_max:
+        return True
+    lo, hi = stats.min, stats.max
+    if isinstance(lo, bytes):  # a binary column, or statistics written without the string type
+        values = [v.encode() for v in values]
+    return any(lo <= v <= hi for v in values)
 
 
 class LakeStore:
@@ -171,6 +175,27 @@ class LakeStore:
         filesystem, _ = self._fs(files[0])
         return pa.concat_tables([pq.read_table(self._fs(f)[1], columns=columns, filesystem=filesystem) for f in files])
 
+    def read_groups_holding(self, file: str, columns: list[str], values: list[str], in_columns: tuple[str, ...]):
+        """The row groups of one Parquet file whose min/max statistics say one of `in_columns` may hold
+        one of `values` (all of them where statistics are missing), as (table, their row numbers in the
+        file). A file whose rows are clustered by those columns is read only where it matters."""
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        filesystem, inner = self._fs(file)
+        with filesystem.open_input_file(inner) as f:
+            pf = pq.ParquetFile(f)
+            meta, names = pf.metadata, pf.schema_arrow.names
+            wanted, starts = [], 0
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                if any(_may_hold(group.column(names.index(c)).statistics, values) for c in in_columns):
+                    wanted.append((g, starts, group.num_rows))
+                starts += group.num_rows
+            table = pf.read_row_groups([g for g, _, _ in wanted], columns=columns)
+        rows = np.concatenate([np.arange(s, s + n) for _, s, n in wanted]) if wanted else np.zeros(0, np.int64)
+        return table, rows
+
     def read_rows(self, file: str, column: str, rows):
         """One column's values at the given row numbers of one Parquet file, reading only the row
         groups that hold them."""
@@ -192,31 +217,35 @@ class LakeStore:
         at = rows - starts[group_of] + before[np.searchsorted(groups, group_of)]
         return values.take(pa.array(at))
 
-    def concat_files(self, files: list[str], dst: str, row_group_rows: int) -> int:
-        """Writes the rows of Parquet files, in order, as one file (one input in memory at a time),
-        visible only once complete: renamed into place locally, a single upload on S3. Returns its rows."""
+    def row_groups(self, file: str):
+        """The row groups of one Parquet file, as tables, one at a time."""
+        import pyarrow.parquet as pq
+
+        filesystem, inner = self._fs(file)
+        with filesystem.open_input_file(inner) as f:
+            pf = pq.ParquetFile(f)
+            for g in range(pf.metadata.num_row_groups):
+                yield pf.read_row_group(g)
+
+    def write_row_groups(self, groups, dst: str) -> int:
+        """Writes tables (all of one schema, the first's) as one Parquet file, each table its own row
+        group, visible only once complete: renamed into place locally, a single upload on S3. Returns
+        the rows written."""
         import pyarrow.parquet as pq
 
         filesystem, inner = self._fs(dst)
         tmp = inner if is_s3(dst) else str(Path(inner).with_name(f".{Path(inner).name}.tmp-{uuid.uuid4().hex[:8]}"))
-        writer, pending, rows = None, [], 0
+        writer, rows = None, 0
         try:
-            for f in files:
-                table = pq.read_table(self._fs(f)[1], filesystem=filesystem)
+            for table in groups:
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema, filesystem=filesystem, compression="snappy")
-                pending.append(table.cast(writer.schema))
-                if sum(t.num_rows for t in pending) >= row_group_rows:
-                    writer.write_table(_concat_tables(pending), row_group_size=row_group_rows)
-                    rows += sum(t.num_rows for t in pending)
-                    pending = []
-            if pending:
-                writer.write_table(_concat_tables(pending), row_group_size=row_group_rows)
-                rows += sum(t.num_rows for t in pending)
+                writer.write_table(table.cast(writer.schema), row_group_size=max(1, table.num_rows))
+                rows += table.num_rows
         finally:
             if writer is not None:
                 writer.close()
-        if not is_s3(dst):
+        if not is_s3(dst) and writer is not None:
             Path(tmp).replace(inner)
         return rows
 

@@ -9,9 +9,15 @@ from crypto_assets.compaction import compact_folder, merged_name, piece, visible
 from crypto_assets.storage import Lake
 
 
+PRODUCTS = ["ETH-USD", "BTC-USD", "SOL-USD"]
+
+
 def _stream_file(folder, batch: int, n: int = 0, rows: int = 2):
+    """A micro-batch's file: its rows spread over products as the stream's are (interleaved)."""
+    products = [PRODUCTS[(batch + i) % len(PRODUCTS)] for i in range(rows)]
     table = pa.table({"partition": pa.array([n] * rows, pa.int32()),
-                      "offset": pa.array([batch * 100 + i for i in range(rows)], pa.int64())})
+                      "offset": pa.array([batch * 100 + i for i in range(rows)], pa.int64()),
+                      "product_id": pa.array(products), "key": pa.array(products)})
     pq.write_table(table, folder / f"stream-b{batch:012d}-{n:04d}.snappy.parquet")
 
 
@@ -77,3 +83,28 @@ def test_leftovers_of_a_crash_are_read_once_and_deleted_by_the_next_merge(tmp_pa
     assert _offsets(lake, folder) == expected
     compact_folder(lake, str(folder), before_batch=2, fan_in=2)
     assert lake.list_names(str(folder)) == [merged_name(1, 0, 1)]
+
+
+def test_merged_files_are_clustered_by_product_so_one_product_reads_only_its_row_groups(tmp_path):
+    lake, folder = Lake(str(tmp_path)), tmp_path / "d"
+    folder.mkdir()
+    for b in range(4):
+        _stream_file(folder, b, rows=6)
+    [l1] = compact_folder(lake, str(folder), before_batch=4, fan_in=4)
+    meta = pq.ParquetFile(folder / l1).metadata
+    assert meta.num_row_groups == 3  # one per product, in product order
+    ranges = [(meta.row_group(g).column(2).statistics.min, meta.row_group(g).column(2).statistics.max) for g in range(3)]
+    assert ranges == [("BTC-USD", "BTC-USD"), ("ETH-USD", "ETH-USD"), ("SOL-USD", "SOL-USD")]
+    table, rows = lake.read_groups_holding(str(folder / l1), None, ["ETH-USD"], ("product_id", "key"))
+    assert set(table.column("product_id").to_pylist()) == {"ETH-USD"} and table.num_rows == 8
+    assert lake.read_rows(str(folder / l1), "offset", rows).to_pylist() == table.column("offset").to_pylist()
+
+    # Level 2 keeps the row groups: still one product per row group.
+    for lo in (4, 8, 12):
+        for b in range(lo, lo + 4):
+            _stream_file(folder, b, rows=6)
+        compact_folder(lake, str(folder), before_batch=lo + 4, fan_in=4)
+    [l2] = lake.list_names(str(folder))
+    meta = pq.ParquetFile(folder / l2).metadata
+    assert meta.num_row_groups == 12 and all(
+        meta.row_group(g).column(2).statistics.min == meta.row_group(g).column(2).statistics.max for g in range(12))

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from crypto_assets.compaction import visible_paths
 from crypto_assets.storage import LakeStore as LakeResource  # the Dagster resource and Glue share it
-from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, day_bounds
+from crypto_assets.transforms.bronze import BRONZE_TABLE, TRADES, UNKNOWN_PRODUCT, day_bounds
 from crypto_assets.transforms.gold import LOOKAHEAD_TRADES
 from crypto_assets.transforms.silver import (
     BRONZE_INPUT,
@@ -131,12 +131,22 @@ def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRul
                       window: list[tuple[date, list[str]]]) -> BronzeWindow:
     columns = [c for c in BRONZE_INPUT if c != "ingest_date"] + [ITEMS[kind]]
     files = [(d, f) for d, fs in window for f in fs]
+
+    def read(file: str):
+        """(rows, their row numbers in the file). A row owned by product P has P as its product_id or its
+        key, so only row groups whose statistics allow that are read: the stream's merged files are
+        clustered by product. Garbage (UNKNOWN) can sit anywhere: then the whole file."""
+        if UNKNOWN_PRODUCT in products:
+            t = lake.read_files([file], columns)
+            return t, np.arange(t.num_rows)
+        return lake.read_groups_holding(file, columns, products, ("product_id", "key"))
+
     with ThreadPoolExecutor(max_workers=2) as pool:  # small streamed files: overlap their latencies
-        tables = list(pool.map(lambda df: lake.read_files([df[1]], columns), files))
+        tables = list(pool.map(lambda df: read(df[1]), files))
     earliest = pa.scalar(_earliest(day, rules), pa.timestamp("us", tz="UTC"))
     parts, file_ix, row_ix = [], [], []
     wanted = pa.array(products, pa.string())
-    for i, ((d, _), t) in enumerate(zip(files, tables)):
+    for i, ((d, _), (t, file_rows)) in enumerate(zip(files, tables)):
         t = t.append_column("ingest_date", pa.array(np.full(t.num_rows, (d - date(1970, 1, 1)).days, np.int32)).cast(pa.date32()))
         keep = pc.is_in(owner_products(t.column("product_id"), t.column("key")), value_set=wanted)
         if d < day:
@@ -146,7 +156,7 @@ def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRul
             t = t.take(pa.array(rows))
         parts.append(t)
         file_ix.append(np.full(len(rows), i, dtype=np.int32))
-        row_ix.append(rows)
+        row_ix.append(file_rows[rows])
     table = pa.concat_tables(parts).combine_chunks()
     return BronzeWindow(table, owner_products(table.column("product_id"), table.column("key")),
                         np.concatenate(file_ix), np.concatenate(row_ix), [f for _, f in files], lake)
