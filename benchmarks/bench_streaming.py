@@ -68,9 +68,9 @@ def start_producer(settings, rate: float, seconds: float, stop: threading.Event,
                           duration_s=history_s + seconds, rate_multiplier=m)
     frames = (TimedFrame(f.received_at, f.text, "bench") for f in generate_frames(cfg))
     if history_s:
-        now_ms, history, first_live = int(now.timestamp() * 1000), [], []
+        history, first_live = [], []
         for f in frames:
-            if f.received_at >= now_ms:
+            if f.received_at >= now:
                 first_live = [f]
                 break
             history.append(f)
