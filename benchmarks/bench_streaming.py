@@ -65,7 +65,7 @@ def start_producer(settings, rate: float, seconds: float, stop: threading.Event,
     achieved = message_rate(products, m)
     now = datetime.now(timezone.utc) + timedelta(seconds=2)
     cfg = SyntheticConfig(products=products, seed=5, start=now - timedelta(seconds=history_s),
-                          duration_s=history_s + seconds, rate_multiplier=m)
+                          duration_s=2 * history_s + seconds, rate_multiplier=m)  # room for the skipped while
     frames = (TimedFrame(f.received_at, f.text, "bench") for f in generate_frames(cfg))
     if history_s:
         history, first_live = [], []
@@ -76,7 +76,12 @@ def start_producer(settings, rate: float, seconds: float, stop: threading.Event,
             history.append(f)
         summary = publish_frames(history, settings, "synthetic", speed=0.0)
         print(f"producer: {history_s / 60:.0f} minutes of history published first: {summary}", flush=True)
-        frames = itertools.chain(first_live, frames)
+        # Publishing the history took a while: the market's frames of that while are skipped (a gap, as
+        # after a disconnect), so the paced feed's frame times are wall-clock times again.
+        live_from = datetime.now(timezone.utc)
+        live_until = live_from + timedelta(seconds=seconds)
+        frames = itertools.takewhile(lambda f: f.received_at < live_until, itertools.dropwhile(
+            lambda f: f.received_at < live_from, itertools.chain(first_live, frames)))
     thread = threading.Thread(target=publish_frames, args=(frames, settings, "synthetic"),
                               kwargs={"speed": 1.0, "stop": stop}, daemon=True)
     thread.start()
@@ -179,6 +184,7 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     # Gold rows need 5 minutes and 500 trades of history: measure trades after that warm-up.
     measure_from = t_start + timedelta(minutes=args.warmup_minutes)
     seen: dict[tuple[str, int], float] = {}
+    read_already: set[tuple[str, int, int]] = set()  # the poller reads each Gold file once, not every second
     latencies: list[float] = []
     import pyarrow.parquet as pq
 
@@ -190,11 +196,15 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
             for product in settings.products:
                 for day in {t_start.date(), now.date()}:
                     path = lake.partition_path("gold", "features", product_id=product, event_date=day.isoformat())
-                    for file, _ in lake.data_files(path):
+                    for file, size in lake.data_files(path):
                         try:
+                            version = (file, size, os.stat(file).st_mtime_ns)
+                            if version in read_already:
+                                continue  # read at an earlier poll: a rewrite is a new file or a new mtime
                             table = pq.read_table(file, columns=["trade_id", "trade_time"])
                         except (OSError, FileNotFoundError):
                             continue  # swapped while reading: next poll
+                        read_already.add(version)
                         for tid, tt in zip(table.column("trade_id").to_pylist(), table.column("trade_time").to_pylist()):
                             if (product, tid) in seen:
                                 continue
