@@ -59,10 +59,10 @@ def _latest_gold(instance, key: str):
     return records[0] if records else None
 
 
-def gold_has_read(instance, key: str, change) -> bool:
-    """Gold `key` was materialized after the Silver materialization `change` was written, so it read it:
-    in the same run (the Bronze sensor's runs carry Gold D after Silver D), or in a run started later."""
-    latest = _latest_gold(instance, key)
+def gold_has_read(instance, latest, change) -> bool:
+    """The Gold materialization `latest` (of the partition, or None) came after the Silver materialization
+    `change` was written, so it read it: in the same run (the Bronze sensor's runs carry Gold D after
+    Silver D), or in a run started later."""
     if latest is None or latest.storage_id < change.storage_id:
         return False
     if latest.run_id == change.run_id:
@@ -76,11 +76,11 @@ def _metadata_text(record, name: str) -> str | None:
     return None if value is None else str(value.value)
 
 
-def _head_moved(instance, key: str, change) -> bool:
+def _head_moved(change, latest) -> bool:
     """Whether the first trades of a Silver trades day (`change`'s `head_fingerprint`) differ from the
-    ones Gold of the day before (`key`) read for its targets (`next_day_head`); unknown counts as moved."""
+    ones the latest Gold of the day before read for its targets (`next_day_head`); unknown counts as moved."""
     head = _metadata_text(change, "head_fingerprint")
-    return head is None or head != _metadata_text(_latest_gold(instance, key), "next_day_head")
+    return head is None or head != _metadata_text(latest, "next_day_head")
 
 
 def _run_finished(instance, run_id: str) -> bool:
@@ -122,6 +122,13 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
     gold_done = instance.get_materialized_partitions(GOLD)
     first = date.fromisoformat(settings.first_date)
     wanted: dict[str, object] = {}  # Gold key -> the newest Silver change it must read
+    latest: dict[str, object] = {}  # Gold key -> its latest materialization, looked up once per tick
+
+    def latest_gold(key: str):
+        if key not in latest:
+            latest[key] = _latest_gold(instance, key)
+        return latest[key]
+
     for (kind, event_date, product), change in changed.items():
         d = date.fromisoformat(event_date)
         candidates = [(d, silver_trades), (d + timedelta(days=1), gold_done)]  # D+1: its lookback reads D's end
@@ -129,7 +136,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
             candidates.append((d - timedelta(days=1), silver_trades))  # D-1: its targets read D's first trades
         for day, needed in candidates:
             key = str(partition_key(day.isoformat(), product))
-            if day < first or key not in needed or (day < d and not _head_moved(instance, key, change)):
+            if day < first or key not in needed or (day < d and not _head_moved(change, latest_gold(key))):
                 continue
             if key not in wanted or change.storage_id > wanted[key].storage_id:
                 wanted[key] = change
@@ -143,7 +150,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
                   "crypto/trigger": "gold_sensor"},
         )
         for key, change in sorted(wanted.items())
-        if not gold_has_read(instance, key, change) and not pending_run_exists(instance, GOLD, key)
+        if not gold_has_read(instance, latest_gold(key), change) and not pending_run_exists(instance, GOLD, key)
     ]
     if blocked:
         context.log.warning("Gold not requested for Silver with failed blocking checks: " + "; ".join(blocked))
