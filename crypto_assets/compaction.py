@@ -92,8 +92,8 @@ def compact_folder(lake: LakeStore, folder: str, before_batch: int, fan_in: int)
         group = sorted((p for p in pieces if p.level == level), key=lambda p: (p.first, p.name))
         if len({(p.first, p.last) for p in group}) < fan_in:
             continue
-        merged = Piece(merged_name(level + 1, group[0].first, max(p.last for p in group)), level + 1, group[0].first,
-                       max(p.last for p in group))
+        first, last = group[0].first, max(p.last for p in group)
+        merged = Piece(merged_name(level + 1, first, last), level + 1, first, last)
         files = [f"{folder}/{p.name}" for p in group]
         groups = _by_product(lake.read_files(files)) if level == 0 else (g for f in files for g in lake.row_groups(f))
         rows = lake.write_row_groups(groups, f"{folder}/{merged.name}")

@@ -206,15 +206,15 @@ class LakeStore:
         filesystem, inner = self._fs(file)
         with filesystem.open_input_file(inner) as f:
             pf = pq.ParquetFile(f)
-            ends = np.cumsum([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)])
+            sizes = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)], np.int64)
+            ends = np.cumsum(sizes)
             rows = np.asarray(rows, dtype=np.int64)
-            groups = np.unique(np.searchsorted(ends, rows, side="right"))
+            group_of = np.searchsorted(ends, rows, side="right")
+            groups = np.unique(group_of)
             values = pf.read_row_groups(groups.tolist(), columns=[column]).column(column)
-        starts = ends - [pf.metadata.row_group(i).num_rows for i in range(len(ends))]
         # Row r of the file sits at (r - start of its group) + rows of the chosen groups before it.
-        before = np.cumsum([0] + [int(ends[g] - starts[g]) for g in groups[:-1]])
-        group_of = np.searchsorted(ends, rows, side="right")
-        at = rows - starts[group_of] + before[np.searchsorted(groups, group_of)]
+        before = np.concatenate([[0], np.cumsum(sizes[groups[:-1]])])
+        at = rows - (ends - sizes)[group_of] + before[np.searchsorted(groups, group_of)]
         return values.take(pa.array(at))
 
     def row_groups(self, file: str):
