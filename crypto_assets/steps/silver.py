@@ -144,21 +144,23 @@ def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRul
     with ThreadPoolExecutor(max_workers=2) as pool:  # small streamed files: overlap their latencies
         tables = list(pool.map(lambda df: read(df[1]), files))
     earliest = pa.scalar(_earliest(day, rules), pa.timestamp("us", tz="UTC"))
-    parts, file_ix, row_ix = [], [], []
+    parts, owners, file_ix, row_ix = [], [], [], []
     wanted = pa.array(products, pa.string())
     for i, ((d, _), (t, file_rows)) in enumerate(zip(files, tables)):
         t = t.append_column("ingest_date", pa.array(np.full(t.num_rows, (d - date(1970, 1, 1)).days, np.int32)).cast(pa.date32()))
-        keep = pc.is_in(owner_products(t.column("product_id"), t.column("key")), value_set=wanted)
+        owner = owner_products(t.column("product_id"), t.column("key"))
+        keep = pc.is_in(owner, value_set=wanted)
         if d < day:
             keep = pc.and_(keep, pc.greater_equal(t.column("kafka_timestamp"), earliest))
         rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
         if len(rows) < t.num_rows:
-            t = t.take(pa.array(rows))
+            t, owner = t.take(pa.array(rows)), owner.take(pa.array(rows))
         parts.append(t)
+        owners.append(owner)
         file_ix.append(np.full(len(rows), i, dtype=np.int32))
         row_ix.append(file_rows[rows])
     table = pa.concat_tables(parts).combine_chunks()
-    return BronzeWindow(table, owner_products(table.column("product_id"), table.column("key")),
+    return BronzeWindow(table, pa.concat_arrays(owners),
                         np.concatenate(file_ix), np.concatenate(row_ix), [f for _, f in files], lake)
 
 
