@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 from crypto_assets.compaction import compact_folder, merged_name, piece, visible, visible_paths
 from crypto_assets.storage import Lake
 
-
 PRODUCTS = ["ETH-USD", "BTC-USD", "SOL-USD"]
 
 

@@ -100,18 +100,18 @@ MARK_EXTRA = ["reason", "malformed_reason", "event_time_raw", "value", "item_jso
               "disposition"]
 
 
-def _schema(columns: list[str]) -> pa.Schema:
-    return pa.schema([pa.field(c, _TYPES[c]) for c in columns])
+def _schema(columns: list[str], with_partition_columns: bool = True) -> pa.Schema:
+    """`with_partition_columns=False`: without product_id and event_date, which the folder names hold."""
+    return pa.schema([pa.field(c, _TYPES[c]) for c in columns
+                      if with_partition_columns or c not in ("product_id", "event_date")])
 
 
 def silver_schema(kind: str, with_partition_columns: bool = True) -> pa.Schema:
-    cols = SILVER_COLUMNS[kind]
-    return _schema(cols if with_partition_columns else [c for c in cols if c not in ("product_id", "event_date")])
+    return _schema(SILVER_COLUMNS[kind], with_partition_columns)
 
 
 def quarantine_schema(with_partition_columns: bool = True) -> pa.Schema:
-    cols = QUARANTINE_COLUMNS
-    return _schema(cols if with_partition_columns else [c for c in cols if c not in ("product_id", "event_date")])
+    return _schema(QUARANTINE_COLUMNS, with_partition_columns)
 
 
 def marked_schema(kind: str) -> pa.Schema:
@@ -657,7 +657,6 @@ def silver_rows(marked, kind: str):
 def quarantine_rows(marked):
     from pyspark.sql import functions as F
 
-    detail = F.when(F.col("reason") == "malformed_record", F.col("malformed_reason"))
+    detail = F.when(F.col("reason") == "malformed_record", F.col("malformed_reason")).alias("detail")
     return marked.where(F.col("disposition") == "quarantined").select(
-        "product_id", "reason", detail.alias("detail"), "item_json", "value", "event_time_raw", *LINEAGE, "event_date",
-    )
+        *[detail if c == "detail" else c for c in QUARANTINE_COLUMNS])

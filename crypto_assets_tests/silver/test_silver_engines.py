@@ -114,3 +114,23 @@ def test_arrow_and_spark_engines_write_and_report_the_same(spark, tmp_path, kind
         assert (btc.rows, btc.duplicates, btc.crossed_quotes) == (5, 1, 2)  # bid 64282 > ask 64281.71 too
         assert btc.quarantined_by_reason == {"bad_quote": 1, "non_positive_price": 1}
         assert stats["ETH-USD"].quarantined_by_reason == {"malformed_record": 1}
+
+
+def test_spark_and_arrow_assign_the_same_owner_product(spark):
+    """The Spark engine filters and groups Bronze by `owner_product()` (a Spark column) before the
+    Arrow rules assign owners again with `owner_products`: a row the two disagree on would be read by
+    the wrong run, or its duplicates compared in different tasks."""
+    import pyarrow as pa
+
+    from crypto_assets.transforms.bronze import owner_product
+    from crypto_assets.transforms.silver import owner_products
+
+    cases = [("BTC-USD", "ETH-USD"), ("BTC-USD\n", "ETH-USD"), ("BTC-USD\n", "ETH-USD\n"), ("btc-usd", "SOL-USD"),
+             (None, "SOL-USD"), (None, None), ("", "garbage"), ("A-B-C-D", None), ("A-B-C-D-E", "X-Y"),
+             ("ABCDEFGHIJKLMNOP-USD", "ABCDEFGHIJKLMNO-USD"), (" BTC-USD", "BTC-USD "), ("BTC_USD", "BTC-USDC")]
+    got = [r["o"] for r in spark.createDataFrame(cases, "product_id string, key string")
+           .select(owner_product().alias("o")).collect()]
+    expected = owner_products(pa.array([p for p, _ in cases], pa.string()),
+                              pa.array([k for _, k in cases], pa.string())).to_pylist()
+    assert got == expected
+    assert expected[:3] == ["BTC-USD", "ETH-USD", "UNKNOWN"]
