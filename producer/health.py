@@ -2,9 +2,11 @@
 
 Knows the exchange's numbering, nothing about sockets or Kafka. `sequence_num` is one counter
 per WebSocket connection across all channels, so a jump means messages were lost and cannot
-be replayed. Per product, `trade_id` rises by exactly one per trade, across connections, so
-trades lost while disconnected (beyond what the next `market_trades` snapshot repeats) are
-counted too. Trades inside a message are newest first; they are checked in id order.
+be replayed; every message that carries one counts, whatever becomes of it (a dead-lettered
+level2 frame too: `observe_sequence`). Per product, `trade_id` rises by exactly one per trade,
+across connections, so trades lost while disconnected (beyond what the next `market_trades`
+snapshot repeats) are counted too. Trades inside a message are newest first; they are checked
+in id order.
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ class FeedHealth:
                 if isinstance(event, dict) and event.get("type") == "snapshot":
                     self.snapshots["ticker"] += 1
         return gaps
+
+    def observe_sequence(self, msg: dict) -> tuple[Gap, ...]:
+        """Checks only the sequence_num of a message tracked no further (a dead letter); returns the gap it revealed."""
+        seq = msg.get("sequence_num")
+        return _NO_GAPS if seq is None else self._sequence(seq)
 
     # ---- sequence_num --------------------------------------------------------------------
 

@@ -128,19 +128,22 @@ def metrics_port_arg(text: str) -> int | None:
 # ---- signals -------------------------------------------------------------------------------
 
 
-def install_stop_signals(stop: threading.Event):
+def install_stop_signals(stop: threading.Event, stopping: str = "stopping, flushing Kafka",
+                         aborting: str = "aborting without waiting for Kafka"):
     """SIGINT/SIGTERM set `stop` (the producer flushes and exits 0); a second one aborts at once.
 
-    Returns a function that restores the previous handlers.
+    `stopping` and `aborting` say what the command does on the first and on a second signal (the
+    log reads "SIGTERM received: <stopping>", "SIGTERM again: <aborting>"); the defaults are the
+    producer's. Returns a function that restores the previous handlers.
     """
     previous = {}
 
     def handler(signum, _frame):
         name = signal.Signals(signum).name
         if stop.is_set():
-            log.warning("%s again: aborting without waiting for Kafka", name)
+            log.warning("%s again: %s", name, aborting)
             raise KeyboardInterrupt
-        log.info("%s received: stopping, flushing Kafka", name)
+        log.info("%s received: %s", name, stopping)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -236,6 +239,7 @@ def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event
     recorder = None
     metrics = None
     housekeeper = None
+    pipeline = None
     try:
         recorder = Recorder(options.record) if options.record else None
         pipeline = FeedPipeline.from_settings(settings, sink, "coinbase", recorder)
@@ -264,6 +268,8 @@ def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event
     finally:
         if housekeeper is not None:
             housekeeper.stop()
+        if pipeline is not None:
+            pipeline.flush_log()
         sink.close(timeout_s=options.close_timeout_s)
         if recorder is not None:
             recorder.close()

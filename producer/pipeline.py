@@ -8,44 +8,79 @@ kept here feed the periodic status line and the Prometheus metrics.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 
 from producer.health import FeedHealth, Gap
 from producer.metrics import Family
-from producer.routing import Router
+from producer.routing import Routed, Router
 
 log = logging.getLogger(__name__)
 
+# Routed kinds whose messages are tracked in full (trade ids, heartbeats, acks); the others (dead
+# letters, Coinbase errors) only count their sequence_num.
+_OBSERVED_KINDS = frozenset({"data", "heartbeat", "subscriptions", "empty_snapshot"})
+
 
 class LogLimiter:
-    """At most `burst` lines per key and window, so a flood of bad input cannot flood the log."""
+    """At most `burst` lines per key and window, so a flood of bad input cannot flood the log.
 
-    def __init__(self, burst: int = 10, window_s: float = 10.0):
+    What it holds back is counted and always said, one line per key: when a window is over
+    (`report_expired`, called once a second, or the key's next line) and at the end (`report_all`).
+    """
+
+    def __init__(self, burst: int = 10, window_s: float = 10.0, clock=time.monotonic):
         self.burst = burst
         self.window_s = window_s
+        self.clock = clock
         self._windows: dict[str, list] = {}  # key -> [window start, lines, suppressed]
+        self._lock = threading.Lock()  # the feed thread asks, the housekeeping thread reports
 
     def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        w = self._windows.get(key)
-        if w is None or now - w[0] >= self.window_s:
-            if w is not None and w[2]:
-                log.warning("(%d more %s lines suppressed in the last %.0f s)", w[2], key, now - w[0])
-            self._windows[key] = [now, 1, 0]
-            return True
-        if w[1] < self.burst:
-            w[1] += 1
-            return True
-        w[2] += 1
-        return False
+        with self._lock:
+            now = self.clock()
+            w = self._windows.get(key)
+            if w is None or now - w[0] >= self.window_s:
+                if w is not None and w[2]:
+                    _report_suppressed(key, w[2], now - w[0])
+                self._windows[key] = [now, 1, 0]
+                return True
+            if w[1] < self.burst:
+                w[1] += 1
+                return True
+            w[2] += 1
+            return False
+
+    def report_expired(self) -> None:
+        """Says what was suppressed in every window that is over, and forgets those windows."""
+        with self._lock:
+            now = self.clock()
+            for key, w in list(self._windows.items()):
+                if now - w[0] >= self.window_s:
+                    if w[2]:
+                        _report_suppressed(key, w[2], now - w[0])
+                    del self._windows[key]
+
+    def report_all(self) -> None:
+        """Says what was suppressed so far in every window, over or not (at the end of a run)."""
+        with self._lock:
+            now = self.clock()
+            for key, w in self._windows.items():
+                if w[2]:
+                    _report_suppressed(key, w[2], now - w[0])
+                    w[2] = 0
+
+
+def _report_suppressed(key: str, count: int, seconds: float) -> None:
+    log.warning("(%d more %s lines suppressed in the last %d s)", count, key, max(1, round(seconds)))
 
 
 class FeedPipeline:
     """Implements the connection's listener interface (on_connect / on_frame / on_disconnect)."""
 
     def __init__(self, trades_topic: str, ticker_topic: str, deadletter_topic: str, sink, source: str,
-                 recorder=None):
+                 recorder=None, log_limiter: LogLimiter | None = None):
         self.router = Router(trades_topic, ticker_topic, deadletter_topic)
         self.health = FeedHealth()
         self.sink = sink
@@ -60,11 +95,12 @@ class FeedPipeline:
         self.deadletters: dict[str, int] = defaultdict(int)  # by reason
         self.coinbase_errors = 0
         self.processing_errors = 0
+        self.untimed = 0  # replayed lines without a usable time (dead-lettered)
         self.first_ts_ms: int | None = None
         self.last_ts_ms: int | None = None
         self.last_frame_mono: float | None = None
         self.started_mono = time.monotonic()
-        self._limit = LogLimiter()
+        self._limit = log_limiter or LogLimiter()
 
     @classmethod
     def from_settings(cls, settings, sink, source: str, recorder=None) -> FeedPipeline:
@@ -84,8 +120,14 @@ class FeedPipeline:
 
     # ---- the hot path ------------------------------------------------------------------------
 
-    def handle(self, frame: bytes | str, recv_ns: int, connection_id: str, t0_ns: int | None = None) -> None:
-        """Routes one frame received at `recv_ns` (epoch ns); `t0_ns` (monotonic) times it to the Kafka ack."""
+    def handle(self, frame: bytes | str, recv_ns: int, connection_id: str, t0_ns: int | None = None,
+               untimed: str | None = None) -> None:
+        """Routes one frame received at `recv_ns` (epoch ns); `t0_ns` (monotonic) times it to the Kafka ack.
+
+        `untimed` names why the frame's receive time is not known (a replayed line without a usable
+        time, `recv_ns` borrowed from its neighbour): it is dead-lettered with that reason, a
+        Coinbase error frame keeping its own; its sequence_num still counts.
+        """
         if connection_id != self.connection_id:
             self.on_connect(connection_id)
         if self.recorder is not None:
@@ -98,11 +140,9 @@ class FeedPipeline:
         try:
             routed = self.router.route(frame, ts_ms, self.source, connection_id)
         except Exception:  # a bug must not cost the frame: keep it as a dead letter
-            self.processing_errors += 1
-            raw = frame.encode("utf-8", "surrogateescape") if isinstance(frame, str) else bytes(frame)
-            routed = self.router.dead_letter(raw, ts_ms, self.source, connection_id, "processing_error")
-            if self._limit.allow("processing_error"):
-                log.exception("routing failed; frame kept as a dead letter")
+            routed = self._routing_failed(frame, ts_ms, connection_id)
+        if untimed is not None:
+            routed = self._untimed(routed, frame, ts_ms, connection_id, untimed)
         kind = routed.kind
         self.by_kind[kind] += 1
         msg = routed.message
@@ -114,16 +154,15 @@ class FeedPipeline:
             self.messages["subscriptions"] += 1
             if self._limit.allow("subscriptions"):
                 log.info("subscriptions acknowledged on %s: %s", connection_id, _subs_text(msg))
+        elif kind == "empty_snapshot":
+            self.messages["empty_snapshots"] += 1
         else:
             self._bad_frame(routed, frame, connection_id)
         if msg is not None:
-            try:
-                gaps = self.health.observe(msg)
+            try:  # sequence numbers of every message (shared by all channels); the rest only of non-dead letters
+                gaps = self.health.observe(msg) if kind in _OBSERVED_KINDS else self.health.observe_sequence(msg)
             except Exception:
-                self.processing_errors += 1
-                gaps = ()
-                if self._limit.allow("health_error"):
-                    log.exception("feed health check failed on a %s message", msg.get("channel"))
+                gaps = self._health_failed(msg)
             if gaps:
                 self._log_gaps(gaps)
         sink = self.sink
@@ -132,6 +171,24 @@ class FeedPipeline:
             self.records += 1
         if t0_ns is not None:
             self.last_frame_mono = t0_ns / 1e9
+
+    def _routing_failed(self, frame: bytes | str, ts_ms: int, connection_id: str) -> Routed:
+        self.processing_errors += 1
+        if self._limit.allow("processing_error"):
+            log.exception("routing failed; frame kept as a dead letter")
+        return self.router.dead_letter(_raw(frame), ts_ms, self.source, connection_id, "processing_error")
+
+    def _untimed(self, routed: Routed, frame: bytes | str, ts_ms: int, connection_id: str, reason: str) -> Routed:
+        self.untimed += 1
+        if routed.kind == "error":
+            return routed
+        return self.router.dead_letter(_raw(frame), ts_ms, self.source, connection_id, reason, routed.message)
+
+    def _health_failed(self, msg: dict) -> tuple:
+        self.processing_errors += 1
+        if self._limit.allow("health_error"):
+            log.exception("feed health check failed on a %s message", msg.get("channel"))
+        return ()
 
     def _bad_frame(self, routed, frame, connection_id: str) -> None:
         reason = routed.reason or "unknown"
@@ -156,10 +213,15 @@ class FeedPipeline:
     # ---- reporting -------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Once a second from the status loop: the sink's health logs, the recording's flush."""
+        """Once a second from the status loop: the sink's health logs, the recording's flush, suppressed log lines."""
         self.sink.poll()
         if self.recorder is not None:
             self.recorder.flush()
+        self._limit.report_expired()
+
+    def flush_log(self) -> None:
+        """At the end of a run: says how many log lines the rate limit held back."""
+        self._limit.report_all()
 
     def _reconnects(self) -> tuple[int, dict[str, int]]:
         conn = self.connection
@@ -170,7 +232,8 @@ class FeedPipeline:
     def status_line(self) -> str:
         stats = self.sink.stats
         h = self.health
-        order = ("market_trades", "ticker", "heartbeats", "subscriptions", "error", "invalid", "other")
+        order = ("market_trades", "ticker", "heartbeats", "subscriptions", "empty_snapshots", "error", "invalid",
+                 "other")
         msgs = " ".join(f"{c}={self.messages[c]:,}" for c in order if self.messages.get(c))
         reconnects, _ = self._reconnects()
         dead = sum(self.deadletters.values())
@@ -214,8 +277,9 @@ class FeedPipeline:
         h = self.health
         P = "crypto_producer_"
         fams = []
-        f = Family(P + "messages_total", "counter", "WebSocket messages received, by channel (error = Coinbase error "
-                   "messages, invalid = not routable, other = unknown channel)")
+        f = Family(P + "messages_total", "counter", "WebSocket messages received, by channel (empty_snapshots = "
+                   "snapshots without trades or tickers, error = Coinbase error messages, invalid = not routable, "
+                   "other = unknown channel)")
         for channel, n in sorted(self.messages.items()):
             f.add(n, source=self.source, channel=channel)
         fams.append(f)
@@ -292,6 +356,10 @@ class FeedPipeline:
             fam.samples = hist.samples(name)
             fams.append(fam)
         return fams
+
+
+def _raw(frame: bytes | str) -> bytes:
+    return frame.encode("utf-8", "surrogateescape") if isinstance(frame, str) else bytes(frame)
 
 
 def _subs_text(msg: dict | None) -> str:

@@ -1,6 +1,6 @@
 """`--record FILE`: the live stream saved as NDJSON, one received frame per line, for `replay`.
 
-Line format (read back by `producer.run.read_recording`):
+Line format (read back by `producer.replay.read_entries`):
 `{"received_at": RFC 3339 with nanoseconds, "connection_id": str, "frame": str}`; a frame that
 is not UTF-8 (it can only be garbage) is kept as base64 with `"frame_encoding": "base64"`.
 Every frame is recorded, heartbeats and garbage included, so a replay meets the same input.

@@ -10,7 +10,9 @@ The record contract (documented in README "Kafka record contract"):
 - timestamp: the producer's receive (ingest) time, in ms (CreateTime).
 - headers: `source` (coinbase | replay | synthetic), `connection_id` (one per WebSocket
   connection or replay session); dead letters also carry `reason`.
-Heartbeats and subscription acknowledgements are health signals, not market data.
+Heartbeats, subscription acknowledgements and empty snapshots (a `market_trades` or `ticker`
+snapshot without any trade or ticker) are health signals, not market data. A dead letter that
+parsed as a JSON object keeps it as `message`, so its sequence_num still counts.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ class KafkaRecord:
 class Routed:
     """What one frame turned into."""
 
-    kind: str  # "data" | "heartbeat" | "subscriptions" | "error" | "deadletter"
+    kind: str  # "data" | "heartbeat" | "subscriptions" | "empty_snapshot" | "error" | "deadletter"
     records: list[KafkaRecord] = field(default_factory=list)
-    message: dict | None = None  # the parsed frame, for health tracking (sequence numbers, trade ids)
+    message: dict | None = None  # the parsed JSON object, for health tracking (sequence numbers, trade ids)
     reason: str | None = None
 
 
@@ -79,9 +81,10 @@ class Router:
         cached = self._header_cache[(source, connection_id)] = tuple(headers)
         return cached
 
-    def dead_letter(self, raw: bytes, ts_ms: int, source: str, connection_id: str, reason: str) -> Routed:
+    def dead_letter(self, raw: bytes, ts_ms: int, source: str, connection_id: str, reason: str,
+                    message: dict | None = None) -> Routed:
         record = KafkaRecord(self.deadletter_topic, None, raw, ts_ms, self._headers(source, connection_id, reason))
-        return Routed("deadletter", [record], reason=reason)
+        return Routed("deadletter", [record], message=message, reason=reason)
 
     def route(self, frame: str | bytes, ts_ms: int, source: str, connection_id: str) -> Routed:
         try:
@@ -109,27 +112,29 @@ class Router:
             return Routed("subscriptions", message=msg)
         if channel not in DATA_CHANNELS:
             reason = "missing_channel" if channel is None else "unknown_channel"
-            return self.dead_letter(raw, ts_ms, source, connection_id, reason)
+            return self.dead_letter(raw, ts_ms, source, connection_id, reason, msg)
         return self._split(raw, msg, channel, ts_ms, source, connection_id)
 
     def _split(self, raw: bytes, msg: dict, channel: str, ts_ms: int, source: str, connection_id: str) -> Routed:
         items_key = DATA_CHANNELS[channel]
         events = msg.get("events")
         if not isinstance(events, list) or not events:
-            return self.dead_letter(raw, ts_ms, source, connection_id, "missing_events")
+            return self.dead_letter(raw, ts_ms, source, connection_id, "missing_events", msg)
         products: list[str] = []
         for event in events:
             items = event.get(items_key) if isinstance(event, dict) else None
             if not isinstance(items, list):
-                return self.dead_letter(raw, ts_ms, source, connection_id, f"missing_{items_key}")
+                return self.dead_letter(raw, ts_ms, source, connection_id, f"missing_{items_key}", msg)
             for item in items:
                 pid = item.get("product_id") if isinstance(item, dict) else None
                 if not isinstance(pid, str) or not pid:
-                    return self.dead_letter(raw, ts_ms, source, connection_id, "missing_product_id")
+                    return self.dead_letter(raw, ts_ms, source, connection_id, "missing_product_id", msg)
                 if pid not in products:
                     products.append(pid)
         if not products:
-            return self.dead_letter(raw, ts_ms, source, connection_id, f"no_{items_key}")
+            if all(event.get("type") == "snapshot" for event in events):  # nothing to report yet: health, not data
+                return Routed("empty_snapshot", message=msg)
+            return self.dead_letter(raw, ts_ms, source, connection_id, f"no_{items_key}", msg)
 
         topic = self.topics[channel]
         headers = self._headers(source, connection_id)

@@ -1,32 +1,30 @@
 """Offline sources into Kafka: a seeded synthetic market, or a replayed NDJSON recording.
 
-A recording line is either `{"received_at": RFC3339, "connection_id": str, "frame": str}`
-(what `--record` writes; `"frame_encoding": "base64"` marks a frame that was not UTF-8) or a
-bare Coinbase frame, whose envelope timestamp then stands in for the ingest time. Replay
-keeps each frame's ingest time as the Kafka timestamp, so a replayed session lands in the
-same Bronze partitions as the live run did. Both sources go through the same pipeline as
-the live feed (routing, gap counting, bounded buffer), with the sink waiting for room
-instead of dropping: an offline source can always slow down.
+`producer/replay.py` reads a recording (its line format, and what becomes of a line without a
+usable time). Replay keeps each frame's ingest time as the Kafka timestamp, so a replayed
+session lands in the same Bronze partitions as the live run did. Both sources go through the
+same pipeline as the live feed (routing, gap counting, bounded buffer), with the sink waiting
+for room instead of dropping: an offline source can always slow down.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from json.decoder import scanstring
 from pathlib import Path
 
 from crypto_assets.settings import Settings
 from producer.kafka_sink import KafkaSink
 from producer.pipeline import FeedPipeline
+from producer.replay import Entry, datetime_to_ms, parse_rfc3339, read_entries, rfc3339_to_ms
+
+__all__ = ["PublishSummary", "TimedFrame", "datetime_to_ms", "parse_rfc3339", "publish_entries", "publish_frames",
+           "read_recording", "rfc3339_to_ms", "run_offline_source", "synthetic_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +37,7 @@ class TimedFrame:
     received_at: datetime
     text: str | bytes
     connection_id: str = ""
+    problem: str | None = None  # why the line had no usable time (replay); the frame's dead-letter reason
 
 
 @dataclass
@@ -54,6 +53,7 @@ class PublishSummary:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     interrupted: bool = False
+    untimed: int = 0
     pipeline: FeedPipeline | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
@@ -63,124 +63,19 @@ class PublishSummary:
             f"{self.source}: {self.frames} frames -> {self.records} Kafka records in {self.seconds:.1f} s "
             f"({rate:,.0f} frames/s); kinds {self.by_kind}; dead letters {self.deadletters or 0}; "
             f"failed sends {self.failed}; lost {self.lost}; ingest times {span}"
+            f"{f'; untimed lines {self.untimed}' if self.untimed or self.source == 'replay' else ''}"
             f"{'; interrupted' if self.interrupted else ''}"
         )
 
 
-def parse_rfc3339(text: str) -> datetime:
-    """RFC 3339 with up to nanoseconds (Python keeps microseconds)."""
-    text = text.strip().replace(" ", "T")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    head, sep, tail = text.partition(".")
-    if sep:
-        digits = "".join(c for c in tail if c.isdigit())
-        zone = tail[len(digits):]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def datetime_to_ms(dt: datetime) -> int:
-    """Exact epoch milliseconds (float timestamps can be one ms off)."""
-    return (dt - _EPOCH) // _MS
-
-
-_SECOND_CACHE: dict[str, int] = {}
-
-
-def rfc3339_to_ms(text: str) -> int:
-    """Epoch ms of an RFC 3339 UTC time, exactly; fast for `...:SS[.fraction]Z`, the recorder's form."""
-    if len(text) >= 20 and text[-1] == "Z" and text[10] == "T" and (len(text) == 20 or text[19] == "."):
-        head = text[:19]
-        sec = _SECOND_CACHE.get(head)
-        if sec is None:
-            try:
-                sec = int(datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp())
-            except ValueError:
-                return datetime_to_ms(parse_rfc3339(text))
-            if len(_SECOND_CACHE) > 4096:
-                _SECOND_CACHE.clear()
-            _SECOND_CACHE[head] = sec
-        frac = text[20:-1]
-        if frac and not frac.isdigit():
-            return datetime_to_ms(parse_rfc3339(text))
-        return sec * 1000 + (int(frac[:3].ljust(3, "0")) if frac else 0)
-    return datetime_to_ms(parse_rfc3339(text))
-
-
-def _session_id(path: str | Path) -> str:
-    return f"replay-{uuid.uuid5(uuid.NAMESPACE_URL, str(Path(path).resolve()))}"
-
-
-_REC_HEAD = '{"received_at":"'
-_REC_CONN = '","connection_id":"'
-_REC_FRAME = '","frame":"'
-_REC_TAILS = ("}\n", "}")
-
-
-def _fast_line(line: str):
-    """(received_at, connection_id, frame) of a line exactly as the recorder writes it, else None.
-
-    Skips building a dict per line: the strings are decoded where they stand.
-    """
-    if not line.startswith(_REC_HEAD):
-        return None
-    try:
-        received, i = scanstring(line, 16)
-        if not line.startswith(_REC_CONN, i - 1):
-            return None
-        connection_id, i = scanstring(line, i + len(_REC_CONN) - 1)
-        if not line.startswith(_REC_FRAME, i - 1):
-            return None
-        frame, i = scanstring(line, i + len(_REC_FRAME) - 1)
-    except ValueError:
-        return None
-    return (received, connection_id, frame) if line[i:] in _REC_TAILS else None
-
-
-def _entries(path: str | Path) -> Iterator[tuple[int, str | bytes, str]]:
-    """(ingest epoch ms, frame, connection id) per recorded line; the replay hot path."""
-    session = _session_id(path)
-    loads = json.loads
-    fast = _fast_line
-    to_ms = rfc3339_to_ms
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            hit = fast(line)
-            if hit is not None:
-                yield to_ms(hit[0]), hit[2], hit[1] or session
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = loads(line)
-            except ValueError:
-                raise ValueError(f"{path}:{n}: not a JSON line; expected a recorded frame") from None
-            if not isinstance(obj, dict):
-                raise ValueError(  # noqa: TRY004 - bad file content, not a bad argument
-                    f"{path}:{n}: line has neither received_at+frame nor an envelope timestamp")
-            frame = obj.get("frame")
-            received = obj.get("received_at")
-            if isinstance(frame, str) and isinstance(received, str):
-                if obj.get("frame_encoding") == "base64":
-                    frame = base64.b64decode(frame)
-                yield rfc3339_to_ms(received), frame, obj.get("connection_id") or session
-            elif isinstance(obj.get("timestamp"), str):
-                yield rfc3339_to_ms(obj["timestamp"]), line.rstrip("\n"), session
-            else:
-                raise ValueError(  # noqa: TRY004 - bad file content, not a bad argument
-                    f"{path}:{n}: line has neither received_at+frame nor an envelope timestamp")
-
-
 def read_recording(path: str | Path) -> Iterator[TimedFrame]:
-    for ts_ms, frame, connection_id in _entries(path):
-        yield TimedFrame(_EPOCH + ts_ms * _MS, frame, connection_id)
+    for ts_ms, frame, connection_id, problem in read_entries(path):
+        yield TimedFrame(_EPOCH + ts_ms * _MS, frame, connection_id, problem)
 
 
-def _timed_entries(frames: Iterable[TimedFrame], source: str) -> Iterator[tuple[int, str | bytes, str]]:
+def _timed_entries(frames: Iterable[TimedFrame], source: str) -> Iterator[Entry]:
     for frame in frames:
-        yield datetime_to_ms(frame.received_at), frame.text, frame.connection_id or source
+        yield datetime_to_ms(frame.received_at), frame.text, frame.connection_id or source, frame.problem
 
 
 def publish_frames(
@@ -207,24 +102,30 @@ def auto_workers() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 0
 
 
+def _offline_sink(settings: Settings, workers: int) -> KafkaSink:
+    from crypto_assets.kafka_security import producer_config
+
+    topics = (settings.trades_topic, settings.ticker_topic, settings.deadletter_topic)
+    security = producer_config(settings)
+    if workers > 0:
+        from producer.parallel_sink import ParallelKafkaSink
+
+        return ParallelKafkaSink(settings.kafka_bootstrap, workers, topics=topics, **_OFFLINE_SINK, **security)
+    return KafkaSink(settings.kafka_bootstrap, topics=topics, when_full="block", **_OFFLINE_SINK, **security)
+
+
 def publish_entries(
-    entries: Iterable[tuple[int, str | bytes, str]], settings: Settings, source: str, speed: float = 0.0,
+    entries: Iterable[Entry], settings: Settings, source: str, speed: float = 0.0,
     sink: KafkaSink | None = None, stop: threading.Event | None = None, status_interval_s: float = 0.0,
     metrics_port: int | None = None, workers: int = 0,
 ) -> PublishSummary:
-    """Publishes (ingest ms, frame, connection id) entries; `workers` > 0 sends from that many processes."""
+    """Publishes (ingest ms, frame, connection id, problem) entries; `workers` > 0 sends from that many processes.
+
+    An entry with a `problem` (a replayed line without a usable time) is dead-lettered with it as the reason.
+    """
     own_sink = sink is None
     if sink is None:
-        from crypto_assets.kafka_security import producer_config
-
-        topics = (settings.trades_topic, settings.ticker_topic, settings.deadletter_topic)
-        security = producer_config(settings)
-        if workers > 0:
-            from producer.parallel_sink import ParallelKafkaSink
-
-            sink = ParallelKafkaSink(settings.kafka_bootstrap, workers, topics=topics, **_OFFLINE_SINK, **security)
-        else:
-            sink = KafkaSink(settings.kafka_bootstrap, topics=topics, when_full="block", **_OFFLINE_SINK, **security)
+        sink = _offline_sink(settings, workers)
     pipeline = FeedPipeline.from_settings(settings, sink, source)
     summary = PublishSummary(source=source, pipeline=pipeline)
     metrics = None
@@ -239,7 +140,7 @@ def publish_entries(
     handle = pipeline.handle
     closed = False
     try:
-        for i, (ts_ms, frame, connection_id) in enumerate(entries):
+        for i, (ts_ms, frame, connection_id, problem) in enumerate(entries):
             if speed > 0:
                 first_ms = ts_ms if first_ms is None else first_ms
                 lag = (ts_ms - first_ms) / 1000 / speed - (time.monotonic() - started)
@@ -250,7 +151,7 @@ def publish_entries(
                             break
                     else:
                         time.sleep(lag)
-            handle(frame, ts_ms * 1_000_000, connection_id)
+            handle(frame, ts_ms * 1_000_000, connection_id, None, problem)
             if not i & 1023:
                 if stop is not None and stop.is_set():
                     summary.interrupted = True
@@ -268,21 +169,27 @@ def publish_entries(
         else:
             sink.flush()
     finally:
+        pipeline.flush_log()
         if own_sink and not closed:
             sink.close(timeout_s=5)
         if metrics is not None:
             metrics.stop()
+    _fill(summary, pipeline, sink)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _fill(summary: PublishSummary, pipeline: FeedPipeline, sink: KafkaSink) -> None:
     summary.frames = pipeline.frames
     summary.records = pipeline.records
     summary.by_kind = dict(pipeline.by_kind)
     summary.deadletters = dict(pipeline.deadletters)
+    summary.untimed = pipeline.untimed
     summary.failed = sink.stats.failed
     summary.lost = sink.stats.lost
     if pipeline.first_ts_ms is not None:
         summary.first_ts = _EPOCH + pipeline.first_ts_ms * _MS
         summary.last_ts = _EPOCH + pipeline.last_ts_ms * _MS
-    summary.seconds = time.monotonic() - started
-    return summary
 
 
 def synthetic_frames(settings: Settings, seed: int, duration_s: float, start: datetime) -> Iterator[TimedFrame]:
@@ -304,9 +211,7 @@ def run_offline_source(
     if source == "replay":
         if not path:
             raise FileNotFoundError("replay needs a recording: crypto-pipeline produce --source replay FILE")
-        if not Path(path).exists():
-            raise FileNotFoundError(f"recording {path} not found")
-        entries = _entries(path)
+        entries = read_entries(path)  # OSError with a one-line message if the file cannot be read
     else:
         now = datetime.now(timezone.utc)
         # Synthetic data carries current times: as fast as possible, the session ends now; paced, it starts now.

@@ -123,6 +123,45 @@ def test_user_errors_are_one_line(argv, env, message, monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
 
+def _clean_env(monkeypatch, settings=None) -> None:
+    for k in list(os.environ):
+        if k.startswith(("CRYPTO_", "COINBASE_")):
+            monkeypatch.delenv(k)
+    for k, v in (_env(settings) if settings else {}).items():
+        if k.startswith("CRYPTO_"):
+            monkeypatch.setenv(k, v)
+
+
+@pytest.mark.parametrize("unreadable, message", [
+    ("directory", "is a directory: give the NDJSON file to replay"),
+    ("no_permission", "cannot be read (permission denied): check its permissions"),
+])
+def test_an_unreadable_recording_is_one_line(unreadable, message, tmp_path, monkeypatch, capsys):
+    path = tmp_path
+    if unreadable == "no_permission":
+        if os.geteuid() == 0:
+            pytest.skip("root reads any file")
+        path = tmp_path / "rec.ndjson"
+        path.write_text("{}\n")
+        path.chmod(0)
+    _clean_env(monkeypatch)
+    assert main(["produce", "--source", "replay", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: recording {path} {message}"]
+
+
+def test_replay_of_the_samples_file_does_not_stop_on_its_error_frame(fresh_settings, monkeypatch, capsys):
+    # The reproduction of issue #14 item 1: sample line 20 is an error frame without a timestamp.
+    _clean_env(monkeypatch, fresh_settings)
+    samples = REPO / "producer" / "samples" / "samples_advanced_trade.ndjson"
+    assert main(["produce", "--source", "replay", str(samples), "--workers", "0"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "untimed lines 1" in out[-2] and out[-1].startswith("summary: replay: 32 messages")
+    assert "dead letters 6 (coinbase_error 1, unknown_channel 5)" in out[-1]  # candles, status, 3 x l2_data
+    records, acked, lost = _summary_counts(out[-1])
+    assert records == acked and lost == 0
+
+
 def test_bad_metrics_port_is_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["produce", "--source", "coinbase", "--metrics-port", "abc"])

@@ -160,3 +160,17 @@ def test_trades_delivered_later_by_a_snapshot_are_recovered_not_missing():
     assert h.trades_missing["BTC-USD"] == 3 and h.trades_recovered["BTC-USD"] == 2  # 102, 103
     assert h.trades_still_missing == {"BTC-USD": 1}  # 101 never came
     assert h.snapshot_overlap["BTC-USD"] == 1  # 104 was already there
+
+
+def test_dead_letters_count_for_the_sequence_only():
+    h = FeedHealth()
+    h.start_connection("c1")
+    h.observe(trades("BTC-USD", [100], 0))
+    l2 = {"channel": "l2_data", "timestamp": WHEN, "sequence_num": 1, "events": []}
+    assert h.observe_sequence(l2) == ()
+    rejected = trades("BTC-USD", [900], 2)  # a market_trades frame the router dead-lettered
+    assert h.observe_sequence(rejected) == ()
+    assert h.observe_sequence({"type": "error", "message": "authentication failure"}) == ()  # no number
+    gaps = h.observe(trades("BTC-USD", [101], 4))
+    assert [(g.first_missing, g.last_missing) for g in gaps] == [(3, 3)]
+    assert h.last_trade_id == {"BTC-USD": 101} and h.trade_id_gap_count == 0  # trade 900 not tracked

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import signal
+import threading
 import time
 import urllib.request
 import uuid
@@ -26,6 +30,7 @@ from crypto_assets_tests.producer.ws_server import (
     FakeCoinbase,
     Market,
 )
+from producer.live import install_stop_signals
 from producer.run import run_offline_source
 
 
@@ -197,3 +202,35 @@ def test_client_id_may_be_absent(fresh_settings, absent):
     assert pipeline.deadletters == {}
     assert pipeline.records == sum(len(v) for v in expected_records(
         [(m, t) for _, m, t in server.sent_data_messages()], "t", "k").values())
+
+
+def test_a_live_shutdown_reports_the_log_lines_it_suppressed(fresh_settings, caplog):
+    market = Market(duration_s=8, seed=9)
+    plan = {0: [Action(5 + i, "garbage", f"not json {i}") for i in range(15)]}  # 15 dead letters, 10 logged
+    with caplog.at_level(logging.WARNING, logger="producer.pipeline"), FakeCoinbase(market, plan) as server:
+        run = LiveRun(fresh_settings, fast_options(server.url))
+        run.wait_for(_all_delivered(run, server), what="every message acknowledged by Kafka")
+        pipeline = run.stop()
+    assert pipeline.deadletters == {"not_json": 15}
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("dead letter (not_json)")]
+    suppressed = [r.getMessage() for r in caplog.records if "suppressed" in r.getMessage()]
+    assert len(logged) == 10
+    assert len(suppressed) == 1 and suppressed[0].startswith("(5 more deadletter lines suppressed in the last ")
+
+
+def test_stop_signals_say_what_stopping_means(caplog):
+    stop = threading.Event()
+    restore = install_stop_signals(stop, stopping="stopping the Bronze stream after its micro-batch",
+                                   aborting="aborting the Bronze stream (it resumes from its checkpoints)")
+    try:
+        with caplog.at_level(logging.INFO, logger="producer.live"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.wait(5)
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # the handler runs between bytecodes of this thread
+    finally:
+        restore()
+    assert [r.getMessage() for r in caplog.records] == [
+        "SIGTERM received: stopping the Bronze stream after its micro-batch",
+        "SIGTERM again: aborting the Bronze stream (it resumes from its checkpoints)"]

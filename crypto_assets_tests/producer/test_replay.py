@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+import re
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from crypto_assets.broker import LocalBroker
 from crypto_assets_tests.producer.live_support import consume_all
 from producer.recording import Recorder
-from producer.run import datetime_to_ms, run_offline_source
+from producer.run import datetime_to_ms, parse_rfc3339, run_offline_source
 from producer.synthetic import SyntheticConfig, generate_frames
 
 
@@ -97,3 +101,65 @@ def test_a_missing_topic_is_one_clear_error(fresh_settings):
 
     with pytest.raises(SinkUnavailableError, match=r"has no topic 'no.such.topic'.*crypto-pipeline kafka up"):
         KafkaSink(fresh_settings.kafka_bootstrap, topics=("no.such.topic",), max_block_ms=1000)
+
+
+DATA = Path(__file__).resolve().parent / "data" / "replay_level2_error.ndjson"  # see data/SOURCES.md
+SAMPLES = Path(__file__).resolve().parents[2] / "producer" / "samples" / "samples_advanced_trade.ndjson"
+
+
+def _value(row: tuple) -> bytes:
+    return row[2]
+
+
+def test_replay_of_real_captures_with_level2_and_an_error_frame(fresh_settings, caplog):
+    sample = SAMPLES.read_text().splitlines()
+    lines = DATA.read_text().splitlines()
+    # The file, by sample line: error 20; one connection (bare frames): 25-29, l2 32, 30, 31;
+    # another connection (recorder lines, frames verbatim): l2 21, acks 22, 23, heartbeat 24.
+    bare = [sample[n - 1] for n in (20, 25, 26, 27, 28, 29, 32, 30, 31)]
+    wrapped = [json.loads(line) for line in lines[9:]]
+    assert lines[:9] == bare and [w["frame"] for w in wrapped] == [sample[n - 1] for n in (21, 22, 23, 24)]
+
+    s = _topics(fresh_settings)
+    with caplog.at_level(logging.WARNING, logger="producer.pipeline"):
+        summary = run_offline_source(s, "replay", str(DATA), seed=0, duration_s=0, speed=0, workers=0)
+    assert (summary.frames, summary.untimed, summary.lost, summary.failed) == (13, 1, 0, 0)
+    assert summary.by_kind == {"error": 1, "data": 7, "deadletter": 2, "subscriptions": 2, "heartbeat": 1}
+    assert summary.deadletters == {"coinbase_error": 1, "unknown_channel": 2}
+    assert "untimed lines 1" in str(summary)
+
+    def ms(frame: str) -> int:
+        return datetime_to_ms(parse_rfc3339(json.loads(frame)["timestamp"]))
+
+    session = f"replay-{uuid.uuid5(uuid.NAMESPACE_URL, str(DATA.resolve()))}".encode()
+    other = b"capture-2026-07-16-level2"
+    records = consume_all(s.kafka_bootstrap, [s.trades_topic, s.ticker_topic, s.deadletter_topic])
+    got = [(r.topic, r.key, r.value, r.timestamp, r.header) for r in records]
+    trades = [(s.trades_topic, b"BTC-USD", line.encode(), ms(line), {"source": b"replay", "connection_id": session})
+              for line in bare if '"market_trades"' in line]
+    assert [g for g in got if g[0] == s.trades_topic] == trades  # one key, one partition: in file order
+    dead = [
+        # The error frame has no time: it takes the first usable one, sample line 25's.
+        (s.deadletter_topic, None, bare[0].encode(), ms(bare[1]),
+         {"source": b"replay", "connection_id": session, "reason": b"coinbase_error"}),
+        (s.deadletter_topic, None, bare[6].encode(), ms(bare[6]),
+         {"source": b"replay", "connection_id": session, "reason": b"unknown_channel"}),
+        (s.deadletter_topic, None, wrapped[0]["frame"].encode(), ms(wrapped[0]["frame"]),
+         {"source": b"replay", "connection_id": other, "reason": b"unknown_channel"}),
+    ]
+    # Dead letters have no key, so they spread over partitions: compared in value order.
+    assert sorted((g for g in got if g[0] == s.deadletter_topic), key=_value) == sorted(dead, key=_value)
+    assert len(got) == 10  # nothing on the ticker topic
+
+    # Sequence gaps, by hand from the sequence_num values (every frame that has one counts, l2 too):
+    #   session: (error: none) 165, 173, 180, 188, 191, 192 (l2), 193, 197
+    #            -> 166..172 (7), 174..179 (6), 181..187 (7), 189..190 (2), 194..196 (3): 5 gaps, 25 messages
+    #   capture-2026-07-16-level2: 1 (l2), 5, 6, 33 -> 2..4 (3), 7..32 (26): 2 gaps, 29 messages
+    # (Counting only routed frames would give a gap at 192 and none at 2..4: 52 messages.)
+    h = summary.pipeline.health
+    assert (h.sequence_gaps, h.sequence_missing, h.sequence_out_of_order) == (7, 54, 0)
+    assert (h.trade_id_gap_count, h.last_trade_id) == (0, {"BTC-USD": 1056309471})  # ids 61..71, dense
+    logged = [re.search(r"gap on connection (\S+): (\d+)\.\.(\d+) missing", r.getMessage()) for r in caplog.records]
+    assert [(m[1].encode(), int(m[2]), int(m[3])) for m in logged if m] == [
+        (session, 166, 172), (session, 174, 179), (session, 181, 187), (session, 189, 190), (session, 194, 196),
+        (other, 2, 4), (other, 7, 32)]

@@ -78,3 +78,20 @@ def test_unroutable_frames_go_to_dead_letter_with_reason(frame, reason):
 def test_error_sample_is_dead_lettered_as_error():
     routed = route(LINES[19])
     assert routed.kind == "error" and routed.records[0].topic == "dead"
+
+
+@pytest.mark.parametrize("channel, items", [("market_trades", "trades"), ("ticker", "tickers")])
+def test_an_empty_snapshot_is_a_health_frame(channel, items):
+    frame = json.dumps({"channel": channel, "timestamp": "2026-07-15T03:40:10Z", "sequence_num": 3,
+                        "events": [{"type": "snapshot", items: []}]})
+    routed = route(frame)
+    assert (routed.kind, routed.records, routed.reason) == ("empty_snapshot", [], None)
+    assert routed.message["sequence_num"] == 3
+    update = frame.replace('"snapshot"', '"update"')
+    assert route(update).reason == f"no_{items}"
+
+
+def test_dead_letters_keep_the_parsed_message_for_sequence_counting():
+    routed = route(LINES[31])  # l2_data, sequence_num 192
+    assert routed.reason == "unknown_channel" and routed.message["sequence_num"] == 192
+    assert route("[1, 2]").message is None
