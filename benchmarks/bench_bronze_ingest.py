@@ -212,8 +212,7 @@ def profile(spark, settings, day: date, n: int, groups: dict[str, int]) -> dict[
     raw = step.read_kafka_window(spark, kafka, window)
     # The Kafka source's minPartitions splits big Kafka partitions into several Spark tasks.
     split = raw.sparkSession.read.format("kafka")
-    for k, v in {**kafka.spark_options(), **window.spark_options(), "includeHeaders": "true",
-                 "failOnDataLoss": "true", "minPartitions": "4"}.items():
+    for k, v in {**kafka.spark_options(), **window.spark_options(), "minPartitions": "4"}.items():
         split = split.option(k, v)
     split = split.load()
     tmp = Path(settings.lake_root) / "_profile"

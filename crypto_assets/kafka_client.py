@@ -15,6 +15,11 @@ from datetime import datetime, timedelta
 
 log = logging.getLogger(__name__)
 
+# Every Spark read of a topic (batch Bronze, the local stream, the Glue stream) uses these: the
+# record headers (source, connection id), and a read that meets offsets already deleted by
+# retention (or lost by the broker) fails with Spark's data-loss error instead of skipping them.
+SPARK_READ_OPTIONS = {"includeHeaders": "true", "failOnDataLoss": "true"}
+
 
 class KafkaUnavailableError(RuntimeError):
     """The broker cannot be reached or a topic is missing; the message says what to do."""
@@ -63,10 +68,12 @@ class KafkaAccess:
         return {"trades": self.trades_topic, "ticker": self.ticker_topic}[kind]
 
     def spark_options(self) -> dict[str, str]:
-        """Connection options for Spark's Kafka source (with TLS/SASL options for a managed cluster)."""
+        """Options for Spark's Kafka source: the connection (with TLS/SASL options for a managed cluster)
+        and `SPARK_READ_OPTIONS`; the caller adds what to read (topic, offsets)."""
         from crypto_assets.kafka_security import spark_kafka_options
 
         return {
+            **SPARK_READ_OPTIONS,
             "kafka.bootstrap.servers": self.bootstrap_servers,
             **spark_kafka_options(self.security_protocol, self.sasl_mechanism, credentials=self.sasl_credentials()),
         }

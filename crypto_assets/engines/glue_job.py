@@ -190,7 +190,6 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
     in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
     from crypto_assets.compaction import DEFAULT_FAN_IN
-    from crypto_assets.kafka_security import spark_kafka_options
     from crypto_assets.steps.stream import BronzeBatchWriter
     from crypto_assets.transforms.bronze import BRONZE_TABLE, kafka_to_bronze
     from crypto_assets.transforms.silver import SilverRules
@@ -199,16 +198,8 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     args = resolve_args(argv, STREAM_ARGS)
     spark = glue_session(args)
     lake = lake_from_args(args)
-    protocol, mechanism, credentials = kafka_security_args(args)
-    options = {
-        "kafka.bootstrap.servers": args["kafka_bootstrap"],
-        "subscribe": args["topic"],
-        "startingOffsets": "earliest",
-        "includeHeaders": "true",
-        # Retention may delete records before the first run reads them; Bronze batch runs report such gaps.
-        "failOnDataLoss": "false",
-        **spark_kafka_options(protocol, mechanism, credentials=credentials),
-    }
+    # The batch job's Kafka access, so the stream reads with the same options as every other path.
+    options = {**kafka_from_args(kind, args).spark_options(), "subscribe": args["topic"], "startingOffsets": "earliest"}
     table = lake.table_path("bronze", BRONZE_TABLE[kind])
     # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
     # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.

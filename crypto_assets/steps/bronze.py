@@ -50,8 +50,6 @@ def read_kafka_window(spark: SparkSession, kafka: KafkaAccess, window: OffsetWin
     splits = 2 * (os.cpu_count() or 2)
     reader = (
         spark.read.format("kafka")
-        .option("includeHeaders", "true")
-        .option("failOnDataLoss", "true")
         .option("minPartitions", str(splits))
     )
     for k, v in {**kafka.spark_options(), **window.spark_options()}.items():

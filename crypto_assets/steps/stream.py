@@ -104,9 +104,7 @@ def start_bronze_stream(
     reader = (
         spark.readStream.format("kafka")
         .option("subscribe", kafka.topic_for(kind))
-        .option("includeHeaders", "true")
         .option("startingOffsets", starting_offsets)
-        .option("failOnDataLoss", "true")
     )
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))

@@ -19,12 +19,14 @@ COLUMNS = ["topic", "partition", "offset", "kafka_timestamp", "key", "value", "s
            "sequence_num", "event_type", "product_id", "is_malformed", "malformed_reason", "ingest_date"]
 
 
-def _run_stream(settings, lake_root, checkpoint_root) -> None:
+def _run_stream(settings, lake_root, checkpoint_root, check: bool = True) -> subprocess.CompletedProcess:
     argv = [sys.executable, str(REPO / "glue" / "bronze_trades_stream.py"), "--lake_root", lake_root,
             "--aws_region", "us-east-1", "--kafka_bootstrap", settings.kafka_bootstrap, "--topic", settings.trades_topic,
             "--checkpoint_root", checkpoint_root, "--trigger_seconds", "1", "--run_seconds", "5"]
     proc = subprocess.run(argv, env=glue_script_env(settings), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def _rows(spark, path):
@@ -53,3 +55,28 @@ def test_streaming_bronze_equals_batch_bronze_and_resumes_from_its_checkpoint(fr
     _run_stream(s, stream_lake, checkpoints)
     again = _rows(spark, f"{stream_lake}/bronze/kafka_trades")
     assert len(again) == 7 and len({(r[1], r[2]) for r in again}) == 7
+
+
+def test_streaming_bronze_on_glue_fails_when_kafka_deleted_unread_records(fresh_settings, tmp_path):
+    """Offsets lost to retention must stop the Glue stream, as they stop the local stream and batch Bronze
+    (`failOnDataLoss` true on every path), instead of being skipped without a word."""
+    from kafka import KafkaAdminClient, TopicPartition
+
+    s = fresh_settings
+    first = [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [i], f"{D}T10:00:0{i}Z"), ts(f"{D}T10:00:0{i}.5Z"))
+             for i in range(1, 3)]
+    send_records(s.kafka_bootstrap, first)
+    stream_lake, checkpoints = str(tmp_path / "stream-lake"), str(tmp_path / "checkpoints")
+    _run_stream(s, stream_lake, checkpoints)
+
+    later = [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [i], f"{D}T10:00:0{i}Z"), ts(f"{D}T10:00:0{i}.5Z"))
+             for i in range(3, 6)]
+    (partition, _), *_, (_, last) = send_records(s.kafka_bootstrap, later)
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    try:  # what retention does: the two oldest unread records are gone before the stream reads them
+        admin.delete_records({TopicPartition(s.trades_topic, partition): last})
+    finally:
+        admin.close()
+    proc = _run_stream(s, stream_lake, checkpoints, check=False)
+    assert proc.returncode != 0
+    assert "lost" in proc.stderr
