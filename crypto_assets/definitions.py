@@ -9,6 +9,7 @@ from crypto_assets.assets.gold import build_gold_asset
 from crypto_assets.assets.kafka_topics import kafka_topic_specs
 from crypto_assets.assets.silver import silver_assets
 from crypto_assets.engines.glue import GlueEngineResource
+from crypto_assets.partitions import with_first_day
 from crypto_assets.resources.kafka import KafkaResource
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
@@ -30,7 +31,7 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
-    settings = settings or Settings.from_env()
+    settings = with_first_day(settings or Settings.from_env())  # the sensors read settings.first_date too
     bronze, silver, gold = bronze_assets(settings), silver_assets(settings), build_gold_asset(settings)
     return Definitions(
         assets=[*kafka_topic_specs(settings), *bronze, *silver, gold],

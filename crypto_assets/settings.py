@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 
 ENV_PREFIX = "CRYPTO_"
@@ -57,7 +58,7 @@ class Settings:
     spark_connect_port: int = 15002
     spark_shuffle_partitions: int = 4
     spark_driver_memory: str = "4g"
-    first_date: str = "2024-01-01"
+    first_date: str = ""
     kafka_timestamp_skew_minutes: int = 60
     allowed_lateness_days: int = 1
     bronze_mode: str = "batch"
@@ -101,6 +102,14 @@ class Settings:
             object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
         if self.stream_compact_files == 1 or self.stream_compact_files < 0:
             raise SettingsError(f"{ENV_PREFIX}STREAM_COMPACT_FILES must be 0 (off) or >= 2, got {self.stream_compact_files}")
+        if self.first_date:
+            try:
+                date.fromisoformat(self.first_date)
+            except ValueError:
+                raise SettingsError(
+                    f"{ENV_PREFIX}FIRST_DATE={self.first_date!r} is not a date; expected YYYY-MM-DD, or empty for "
+                    f"the lake's first Bronze day"
+                ) from None
         if self.kafka_partitions < 1:
             raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be >= 1, got {self.kafka_partitions}")
         if not self.glue_artifacts_root and self.lake_root.startswith(("s3://", "s3a://")):
@@ -186,7 +195,7 @@ SETTINGS_DOC: dict[str, str] = {
     "spark_connect_port": "Port of the local Spark Connect server started by `crypto-pipeline spark up`, on 127.0.0.1.",
     "spark_shuffle_partitions": "spark.sql.shuffle.partitions, sized for a small machine.",
     "spark_driver_memory": "Driver memory of the local Spark session.",
-    "first_date": "First day of the daily partitions (UTC).",
+    "first_date": "First day of the daily partitions (UTC), YYYY-MM-DD. Empty: the lake's first Bronze ingest day, or today for a new lake (a backfill or the demo of earlier days moves it back to their first day).",
     "kafka_timestamp_skew_minutes": "How far out of order Kafka record timestamps may be; Bronze widens its offset lookup by this much and then filters exactly by day.",
     "allowed_lateness_days": "Days after its event day that a record may arrive and still reach its Silver partition.",
     "bronze_mode": "How Bronze lands: `batch` (a schedule re-materializes today's Bronze on `bronze_batch_cron`) or `stream` (`crypto-pipeline stream` appends through a checkpoint; the Bronze sensor records its writes as materializations).",

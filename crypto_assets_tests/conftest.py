@@ -41,6 +41,8 @@ def base_settings() -> Settings:
         lake_root=str(TEST_STATE / f"lake-{os.getpid()}"),
         # Tests write records with hand-picked timestamps; no skew widening needed beyond a minute.
         kafka_timestamp_skew_minutes=60,
+        # Tests materialize fixed days of their own in empty lakes: the partitions must reach back to them.
+        first_date="2024-01-01",
     )
 
 

@@ -69,6 +69,27 @@ def test_partitions_include_today_and_start_at_first_date():
     assert keys[-1] == datetime.now(timezone.utc).date().isoformat()
 
 
+def test_partitions_start_at_the_lakes_first_bronze_day_or_today(tmp_path):
+    """Not years of empty partitions: a new lake starts today, a lake with data at its first Bronze day."""
+    from datetime import datetime, timezone
+
+    settings = Settings.from_env(environ={}, lake_root=str(tmp_path / "lake"))
+    today = datetime.now(timezone.utc).date().isoformat()
+
+    def first_keys(s) -> tuple[str, str]:
+        graph = build_definitions(s).resolve_asset_graph()
+        bronze = graph.get(AssetKey("bronze_trades")).partitions_def.get_partition_keys()[0]
+        silver = graph.get(AssetKey("silver_trades")).partitions_def.get_partitions_def_for_dimension("event_date")
+        return bronze, silver.get_partition_keys()[0]
+
+    assert first_keys(settings) == (today, today)
+    (tmp_path / "lake" / "bronze" / "kafka_ticker" / "ingest_date=2026-11-20").mkdir(parents=True)
+    (tmp_path / "lake" / "bronze" / "kafka_trades" / "ingest_date=2026-11-22").mkdir(parents=True)
+    assert first_keys(settings) == ("2026-11-20", "2026-11-20")
+    assert first_keys(Settings.from_env(environ={"CRYPTO_FIRST_DATE": "2026-11-01"}, lake_root=str(tmp_path / "lake"))) \
+        == ("2026-11-01", "2026-11-01")
+
+
 def test_dagster_loads_the_workspace_from_the_repository_root():
     env = {**os.environ, "DAGSTER_HOME": str(REPO)}
     dagster = Path(sys.executable).parent / "dagster"

@@ -35,6 +35,7 @@ def test_explicit_bootstrap_wins_over_port():
     ({"CRYPTO_KAFKA_PARTITIONS": "0"}, "CRYPTO_KAFKA_PARTITIONS must be >= 1"),
     ({"CRYPTO_KAFKA_PORT": "9093"}, "must differ"),
     ({"CRYPTO_PRODUCTS": " , "}, "CRYPTO_PRODUCTS"),
+    ({"CRYPTO_FIRST_DATE": "2024-13-01"}, "CRYPTO_FIRST_DATE='2024-13-01' is not a date; expected YYYY-MM-DD"),
 ])
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(SettingsError, match=None) as err:
