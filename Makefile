@@ -73,4 +73,4 @@ lint: $(STAMP)
 
 clean:
 	-$(CLI) kafka down
-	rm -rf .state lake history schedules storage
+	rm -rf .state lake history schedules storage logs .telemetry

@@ -7,21 +7,11 @@ and a non-zero exit code.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
+from crypto_assets.console import setup_logging
 from crypto_assets.settings import Settings, SettingsError, settings_markdown
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Chatty libraries: kafka-python narrates every connection, alembic every schema check.
-    for name in ("kafka", "alembic", "py4j"):
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def cmd_kafka(args, settings: Settings) -> int:
@@ -159,7 +149,10 @@ def cmd_stream(args, settings: Settings) -> int:
     from producer.live import install_stop_signals
 
     stop = threading.Event()
-    restore = install_stop_signals(stop)
+    restore = install_stop_signals(
+        stop, stopping="stopping the Bronze stream (a restart resumes from its checkpoints)",
+        aborting="aborting the Bronze stream at once (a restart resumes from its checkpoints)",
+    )
     try:
         report = run_stream(settings, tuple(args.kinds.split(",")), once=args.once, stop=stop)
     except (KafkaUnavailableError, StreamError) as exc:
@@ -205,7 +198,7 @@ def cmd_demo(args, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crypto-pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug lines and every library's log lines (they always go to <state>/logs/crypto-pipeline.log)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     k = sub.add_parser("kafka", help="start, stop or inspect the local Kafka broker")
@@ -278,7 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
     from crypto_assets.broker import BrokerError
     from crypto_assets.jvm import SetupError
     from crypto_assets.spark_server import SparkServerError
@@ -286,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = Settings.from_env()
+        setup_logging(args.verbose, settings.state_dir)
         return args.func(args, settings)
     except (SettingsError, SetupError, BrokerError, SparkServerError, SinkUnavailableError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

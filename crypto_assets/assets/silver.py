@@ -5,7 +5,7 @@ and not-null are blocking (a failure stops downstream assets in the same run);
 reconciliation, ranges and gaps are reported with their numbers as metadata.
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from dagster import (
     AssetDep,
@@ -16,6 +16,7 @@ from dagster import (
     Failure,
     FreshnessPolicy,
     MaterializeResult,
+    MetadataValue,
     MultiToSingleDimensionPartitionMapping,
     asset,
 )
@@ -28,8 +29,8 @@ from crypto_assets.reports import SILVER_CHECKS, silver_report
 from crypto_assets.resources.lake import LakeResource
 from crypto_assets.resources.spark import SparkResource
 from crypto_assets.settings import Settings
-from crypto_assets.steps.silver import BronzeMissingError, build_silver
-from crypto_assets.transforms.bronze import TICKER, TRADES
+from crypto_assets.steps.silver import BronzeMissingError, bronze_window_days, build_silver
+from crypto_assets.transforms.bronze import BRONZE_TABLE, TICKER, TRADES
 from crypto_assets.transforms.silver import SILVER_TABLE, SilverRules
 
 
@@ -42,6 +43,34 @@ def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str
         AssetRecordsFilter(asset_key=AssetKey(f"bronze_{kind}"), asset_partitions=[day]), limit=1
     )
     return bool(records.records)
+
+
+def missing_bronze_days(context: AssetExecutionContext, lake: LakeResource, kind: str, day: date,
+                        rules: SilverRules) -> list[str]:
+    """The ingest days after `day` that Silver reads for late records, that have ended, hold no Bronze
+    files and were never materialized: late records of `day` may sit in Kafka for them, unread."""
+    today = datetime.now(timezone.utc).date()
+    missing = []
+    for d in bronze_window_days(day, rules):
+        if not day < d < today:
+            continue  # D itself is required (BronzeMissingError); D-1 is read for clock skew only; today is in progress
+        if lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat())):
+            continue
+        if not _bronze_was_materialized(context, kind, d.isoformat()):
+            missing.append(d.isoformat())
+    return missing
+
+
+def _report_missing_bronze_days(context: AssetExecutionContext, lake: LakeResource, kind: str, day: date,
+                                product: str, rules: SilverRules) -> None:
+    missing = missing_bronze_days(context, lake, kind, day, rules)
+    context.add_asset_metadata({"bronze_days_missing": MetadataValue.json(missing)})
+    if missing:
+        context.log.warning(
+            f"silver {kind} {day} {product}: Bronze {BRONZE_TABLE[kind]} was never materialized for ingest "
+            f"day(s) {', '.join(missing)}, so records of {day} that arrived late on them are not in this partition: "
+            f"materialize bronze_{kind} for {', '.join(missing)} (the Bronze sensor then updates this partition)"
+        )
 
 
 def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
@@ -84,6 +113,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             result = silver_on_glue(context, glue, lake, kind, day.isoformat(), product, rules.allowed_lateness_days,
                                     _bronze_was_materialized(context, kind, day.isoformat()))
             register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
+            _report_missing_bronze_days(context, lake, kind, day, product, rules)
             return result
         # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
         try:
@@ -98,6 +128,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
         )
         register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
+        _report_missing_bronze_days(context, lake, kind, day, product, rules)
         metadata, checks = silver_report(kind, stats)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(key, checks))
 

@@ -42,6 +42,7 @@ def build_spark_session(
             spark.conf.set(k, v)
         return spark
 
+    from crypto_assets.console import spark_log_options
     from crypto_assets.jvm import require_java, spark_kafka_jars, spark_s3_jars
 
     require_java()
@@ -63,7 +64,8 @@ def build_spark_session(
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dderby.system.home={warehouse}")
+        .config("spark.driver.extraJavaOptions",
+                f"-Duser.timezone=UTC -Dderby.system.home={warehouse} {spark_log_options(settings.state_dir)}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
     for k, v in conf.items():

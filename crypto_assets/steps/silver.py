@@ -86,6 +86,15 @@ def bronze_window_days(day: date, rules: SilverRules) -> list[date]:
     return [day + timedelta(days=i) for i in range(-1, rules.allowed_lateness_days + 1)]
 
 
+def bronze_products(lake: LakeResource, kind: str, days: list[date], rules: SilverRules) -> set[str]:
+    """The products owning the Bronze rows that Silver of `days` reads (two narrow columns per file)."""
+    files = sorted({f for day in days for _, fs in bronze_window_files(lake, kind, day, rules) for f in fs})
+    if not files:
+        return set()
+    t = lake.read_files(files, ["product_id", "key"])
+    return set(pc.unique(owner_products(t.column("product_id"), t.column("key"))).to_pylist())
+
+
 def _earliest(day: date, rules: SilverRules):
     """From D-1 only records ingested within the clock-skew allowance before midnight can belong to D."""
     start, _ = day_bounds(day)

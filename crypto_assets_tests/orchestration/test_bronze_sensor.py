@@ -37,7 +37,7 @@ def _bronze(settings, instance, day):
 
 
 def _sensor(settings):
-    return build_definitions(settings).get_sensor_def("bronze_to_silver")
+    return build_definitions(settings).resolve_sensor_def("bronze_to_silver")
 
 
 def test_new_bronze_requests_exactly_the_touched_silver_partitions_once(fresh_settings, instance):

@@ -63,3 +63,29 @@ def test_settings_copy_with_another_lake_gets_its_own_checkpoints():
     s = Settings.from_env(environ={}, lake_root="/a")
     assert s.checkpoint_root == "/a/_checkpoints"
     assert dataclasses.replace(s, lake_root="/b").checkpoint_root == "/b/_checkpoints"
+
+
+def test_a_backfill_prints_only_its_own_lines_and_logs_the_rest(tmp_path):
+    """No library warnings (Dagster's BetaWarning), run logs or tracebacks on the terminal: one line per run,
+    and a failed run's reason in one line; the log file keeps what the libraries said."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "dagster.yaml", home)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CRYPTO_STATE_DIR": str(state),
+           "CRYPTO_LAKE_ROOT": str(tmp_path / "lake"), "CRYPTO_FIRST_DATE": "2026-10-01"}
+    cli = Path(sys.executable).parent / "crypto-pipeline"
+    res = subprocess.run([str(cli), "backfill", "--from", "2026-10-05", "--layers", "silver,gold", "--products", "BTC-USD"],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 1
+    lines = (res.stdout + res.stderr).strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("[1/2] silver 2026-10-05|BTC-USD") and "FAILED" in lines[0]
+    assert lines[1].startswith("error: the silver run for 2026-10-05|BTC-USD failed: Bronze kafka_ticker "
+                               "ingest_date=2026-10-05 has not been written yet: materialize bronze_ticker"), lines[1]
+    assert "BetaWarning" in (state / "logs" / "crypto-pipeline.log").read_text()

@@ -63,7 +63,7 @@ def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(
     lake = LakeResource.from_settings(s)
     instance = DagsterInstance.ephemeral()
     defs = build_definitions(s)
-    to_silver, to_gold = defs.get_sensor_def("bronze_to_silver"), defs.get_sensor_def("silver_to_gold")
+    to_silver, to_gold = defs.resolve_sensor_def("bronze_to_silver"), defs.resolve_sensor_def("silver_to_gold")
     frames = list(synthetic_frames(s, 11, 600.0, START))
     half = len(frames) // 2
 

@@ -36,7 +36,7 @@ def _run(settings, instance, assets, day, raise_on_error=True):
 
 
 def _sensor(settings):
-    return build_definitions(settings).get_sensor_def("silver_to_gold")
+    return build_definitions(settings).resolve_sensor_def("silver_to_gold")
 
 
 def test_gold_follows_silver_with_the_neighbours_in_use(landed):

@@ -73,7 +73,7 @@ def test_stream_lands_the_batch_rows_exactly_once_across_a_restart(fresh_setting
 
     # The sensor records the streamed writes as Bronze materializations and adds the new products.
     instance = DagsterInstance.ephemeral()
-    result = tick(build_definitions(s).get_sensor_def("bronze_to_silver"), s, instance, None)
+    result = tick(build_definitions(s).resolve_sensor_def("bronze_to_silver"), s, instance, None)
     mats = [e for e in result.asset_events if e.asset_key == AssetKey("bronze_trades")]
     assert [(m.partition, m.metadata["rows_added"].value) for m in mats] == [(D1, 3), (D1, 2)]
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["BTC-USD", "ETH-USD", "SOL-USD"]
