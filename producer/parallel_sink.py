@@ -31,7 +31,9 @@ _BATCH, _FLUSH, _CLOSE = b"B", b"F", b"C"
 def _worker_main(commands, reports, bootstrap: str, sink_kwargs: dict) -> None:
     """One worker: records in, KafkaSink out, cumulative counts back every 50 ms or so."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    # kafka-python narrates every failed connection and retry of an outage; the parent's own lines
+    # (buffer, losses, reconnects) already say what happens to the records.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL + 1)
     from producer.kafka_sink import KafkaSink
 
     try:
