@@ -1,10 +1,11 @@
 """Silver -> Gold: the 120 per-trade features and 6 targets of the feature catalog.
 
 The core (`compute_features`) works on one product's trades and tickers as NumPy arrays and
-costs O(1) per row per feature: rolling sums, means and variances use pandas' online
-(add/remove, compensated) window kernels on prices re-centred on a reference (no global
-prefix sums of squares on raw prices), min/max use its monotonic-deque kernels, time windows
-use binary search plus prefix sums of counts and sizes. `gold_features` runs the core per
+costs O(1) per row per feature: rolling sums and means use pandas' online (add/remove,
+compensated) window kernels on prices re-centred on a reference, variances short per-block
+prefix sums with a bound on their rounding and a two-pass where the bound is too loose
+(`_rolling_std`: no day-long accumulation), min/max pandas' monotonic-deque kernels, time
+windows binary search plus prefix sums of counts and sizes. `gold_features` runs the core per
 product inside Spark (`cogroup().applyInPandas`), so local Spark and Glue run the same code.
 """
 
@@ -14,6 +15,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from crypto_assets.features.registry import (
     FEATURE_NAMES,
@@ -58,6 +60,59 @@ def _lead(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+_U = np.finfo(float).eps / 2  # unit roundoff of float64
+
+
+def _rolling_std(x: np.ndarray, n: int, block: int = 256, rel: float = 1e-8) -> np.ndarray:
+    """Sample sd of each trailing window of n rows, null until n rows exist, within rel / 2 of exact.
+
+    Per block of `block` windows: prefix sums of e = x - (the first row of the block's segment, so a
+    row never depends on later ones) and of e^2 over that segment only; M2 = S2 - S1^2 / n with a
+    rigorous bound on its rounding (sequential sums: 2(L+4)u per prefix, plus the cancellation).
+    Windows whose bound exceeds rel * M2 (a jump in the segment, an almost flat window far from the
+    reference) take a two-pass over their own n values; a window of n equal values is exactly 0.
+    """
+    size, out = len(x), np.full(len(x), np.nan)
+    if size < n or n < 2:
+        return out
+    finite = np.isfinite(x)
+    x = np.asarray(x, dtype=float) if finite.all() else np.where(finite, x, 0.0)  # those windows: null
+    m, seg_len = size - n + 1, block + n - 1
+    padded = np.concatenate([x, np.full(-m % block, x[-1])])
+    g = 2.1 * (seg_len + 4) * _U
+    m2, err = np.empty(len(padded) - n + 1), np.empty(len(padded) - n + 1)
+    step = 64 * block  # blocks per pass: bounded memory, cache-sized arrays
+    for a in range(0, len(m2), step):
+        seg = sliding_window_view(padded[a : a + step + n - 1], seg_len)[::block]
+        e = seg - seg[:, :1]
+        c1, c2 = np.zeros((len(seg), seg_len + 1)), np.zeros((len(seg), seg_len + 1))
+        np.cumsum(e, axis=1, out=c1[:, 1:])
+        np.cumsum(e * e, axis=1, out=c2[:, 1:])
+        s1 = c1[:, n:] - c1[:, :block]
+        m2_ = c2[:, n:] - c2[:, :block] - s1 * s1 / n
+        err_s1 = g * np.cumsum(np.abs(e), axis=1)[:, n - 1 :]
+        m2[a : a + m2_.size] = m2_.ravel()
+        err[a : a + m2_.size] = (g * c2[:, n:] + (2 * np.abs(s1) * err_s1 + 2 * err_s1 * err_s1 + 3 * _U * s1 * s1) / n
+                                 + _U * np.abs(m2_)).ravel()
+    m2, err = m2[:m], err[:m]
+    changes = np.concatenate([[0], np.cumsum(x[1:] != x[:-1])])
+    flat = changes[n - 1 :] == changes[:m]
+    redo = np.flatnonzero(~(err <= rel * m2) & ~flat)
+    for a in range(0, len(redo), 8192):  # two-pass (corrected) on the window's own values
+        rows = redo[a : a + 8192]
+        e = x[rows[:, None] + np.arange(n)]
+        e = e - e[:, -1:]
+        e -= (e.sum(axis=1) / n)[:, None]
+        c = e.sum(axis=1)
+        m2[rows] = np.einsum("ij,ij->i", e, e) - c * c / n
+    m2[flat] = 0.0
+    out[n - 1 :] = np.sqrt(np.maximum(m2, 0.0) / (n - 1))
+    if not finite.all():
+        bad = np.concatenate([[0], np.cumsum(~finite)])
+        out[n - 1 :][bad[n:] != bad[:m]] = np.nan
+    return out
+
+
 class _Windows:
     """Trailing windows of N trades (current included); null until N trades exist."""
 
@@ -73,17 +128,8 @@ class _Windows:
     def sum(self, n):
         return self.roll(n).sum().to_numpy()
 
-    def std(self, n, block: int = 4096):
-        """Sample sd, computed block by block: each block restarts the online kernel on values
-        re-centred on the block's first value, so rounding never accumulates over a whole day."""
-        x = self.s.to_numpy()
-        out = np.full(len(x), np.nan)
-        for start in range(0, len(x), block):
-            lo = max(0, start - n + 1)
-            seg = x[lo : start + block]
-            local = pd.Series(seg - seg[min(start - lo, len(seg) - 1)]).rolling(n, min_periods=n).std(ddof=1)
-            out[start : start + block] = local.to_numpy()[start - lo :]
-        return out
+    def std(self, n):
+        return _rolling_std(self.s.to_numpy(), n)
 
     def min(self, n):
         return self.roll(n).min().to_numpy()

@@ -327,6 +327,47 @@ def cross_midnight(seed: int = 7):
     return _finish(rng, [trades], tickers)
 
 
+def long_realistic_day(n: int = 240_000, seed: int = 8):
+    """A whole UTC day of BTC at 95,000 (precision stress for online window kernels, issue #14).
+
+    Ticks of 0.01 and tiny variance: trades bounce between bid and ask (one tick apart) around a
+    level that walks a few ticks at a time, with long flat stretches (level still: a window's sd
+    is 0 when every trade is on one side, else about half a tick) and a drift that carries the
+    price thousands of ticks away from the first price. Too long for the oracle's loop: tests
+    compare it with a vectorised two-pass reference (and the oracle on short slices).
+    """
+    rng = np.random.default_rng(seed)
+    start = _us("2024-03-18 00:00:00")
+    gaps = rng.exponential(86_000 / (0.8 * n) * US_PER_SECOND, n).astype("int64")
+    gaps[rng.random(n) < 0.2] = 0  # fills of one order share a timestamp
+    times = start + np.cumsum(gaps) - gaps[0]
+    # The level in ticks: stretches of 20..5,000 trades, flat or walking +-1..3 ticks; some
+    # open with a sweep of the book (a jump of 10 to 80 dollars), as news moves BTC.
+    steps = np.zeros(n, dtype=np.int64)
+    at = 0
+    while at < n:
+        length = int(rng.integers(20, 5_000))
+        if rng.random() < 0.5:  # walking: a step on ~40% of trades, upward more often (drift)
+            moves = rng.integers(1, 4, length) * np.where(rng.random(length) < 0.62, 1, -1)
+            steps[at : at + length] = np.where(rng.random(length) < 0.4, moves, 0)[: n - at]
+        if at and rng.random() < 0.2:
+            steps[at] = int(rng.integers(1_000, 8_000)) * (1 if rng.random() < 0.6 else -1)
+        at += length
+    level = 9_500_000 + np.cumsum(steps)
+    buy = np.empty(n, dtype=bool)
+    buy[0] = True
+    flips = rng.random(n) < np.where(steps == 0, 0.008, 0.5)
+    for k in range(1, n):  # sides persist, and flip rarely in flat stretches
+        buy[k] = (not buy[k - 1]) if flips[k] else buy[k - 1]
+    ticks = level + buy  # a buy lifts the ask, a sell hits the bid
+    prices = ticks / 100.0  # what float("95000.01") gives
+    trades = _trades_frame("BTC-USD", np.arange(77_000_000, 77_000_000 + n), times, prices,
+                           _sizes(rng, n), np.where(buy, "BUY", "SELL"))
+    first, last = _span_us(trades)
+    tickers = _tickers_for(rng, trades, first - 10 * US_PER_SECOND, last, 5.0)
+    return _finish(rng, [trades], [tickers])
+
+
 ALL_DATASETS = {
     "prices_near_100k": prices_near_100k,
     "equal_timestamps": equal_timestamps,
@@ -335,4 +376,9 @@ ALL_DATASETS = {
     "small_day": small_day,
     "two_products_with_tickers": two_products_with_tickers,
     "cross_midnight": cross_midnight,
+}
+
+# Too long for the oracle's per-trade loop: compared with vectorised two-pass references instead.
+LONG_DATASETS = {
+    "long_realistic_day": long_realistic_day,
 }
