@@ -41,7 +41,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "crypto-pipeline=crypto_assets.cli:main",
+            "crypto-pipeline=crypto_assets.tools.cli:main",
         ],
     },
 )

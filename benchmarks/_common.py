@@ -38,7 +38,7 @@ def free_port(avoid: tuple[int, ...] = ()) -> int:
 
 def bench_settings(name: str, **overrides):
     """Settings of one benchmark: own state dir and lake under .state/bench/<name>/, free ports."""
-    from crypto_assets.settings import Settings
+    from crypto_assets.contracts.settings import Settings
 
     kafka_port = free_port()
     controller_port = free_port(avoid=(kafka_port,))

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
-    from crypto_assets.broker import LocalBroker
+    from crypto_assets.tools.broker import LocalBroker
 
     info = C.machine_info()
     print(f"== {NAME}: Kafka broker start until ready (cold + {args.runs} warm)")

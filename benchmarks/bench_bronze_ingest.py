@@ -166,9 +166,9 @@ class PhaseTimer:
 def run_bronze(spark, settings, day: date, groups: dict[str, int]):
     from pyspark.sql.readwriter import DataFrameWriter
 
-    import crypto_assets.steps.bronze as step
-    from crypto_assets.resources.kafka import KafkaResource
-    from crypto_assets.resources.lake import LakeResource
+    import crypto_assets.bronze.build as step
+    from crypto_assets.orchestration.resources.kafka import KafkaResource
+    from crypto_assets.orchestration.resources.lake import LakeResource
 
     kafka = KafkaResource.from_settings(settings)
     lake = LakeResource.from_settings(settings)
@@ -197,14 +197,14 @@ def profile(spark, settings, day: date, n: int, groups: dict[str, int]) -> dict[
     """Diagnostic jobs after the measurement (warm JVM): where does read+transform+write go?"""
     from pyspark.sql import functions as F
 
-    import crypto_assets.steps.bronze as step
-    from crypto_assets.resources.kafka import KafkaResource
-    from crypto_assets.transforms.bronze import (
+    import crypto_assets.bronze.build as step
+    from crypto_assets.bronze.transforms import (
         ENVELOPE_SCHEMA,
         day_bounds,
         filter_ingest_day,
         kafka_to_bronze,
     )
+    from crypto_assets.orchestration.resources.kafka import KafkaResource
 
     kafka = KafkaResource.from_settings(settings)
     start, end = day_bounds(day)
@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.ERROR)
     C.quiet_spark_progress()
 
-    from crypto_assets.broker import LocalBroker
-    from crypto_assets.resources.spark import build_spark_session
+    from crypto_assets.orchestration.resources.spark import build_spark_session
+    from crypto_assets.tools.broker import LocalBroker
 
     info = C.machine_info()
     print(f"== {NAME}: {n:,} trade records in Kafka -> one Bronze day ({day})")

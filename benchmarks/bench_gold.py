@@ -39,7 +39,7 @@ def write_silver_day(spark, lake_root: str, n_trades: int, n_tickers: int, day: 
     """A synthetic busy day straight into Silver's layout and schema (two products, alternating)."""
     from pyspark.sql import functions as F
 
-    from crypto_assets.transforms.silver import (
+    from crypto_assets.silver.transforms import (
         SILVER_TICKER_COLUMNS,
         SILVER_TRADE_COLUMNS,
     )
@@ -155,8 +155,8 @@ def main() -> None:
     ap.add_argument("--only-long-day", action="store_true", help="only the accuracy day (no Spark)")
     args = ap.parse_args()
 
-    from crypto_assets.resources.lake import LakeResource
-    from crypto_assets.resources.spark import build_spark_session
+    from crypto_assets.orchestration.resources.lake import LakeResource
+    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     info = machine_info()
     print(machine_line(info))
@@ -211,7 +211,7 @@ def long_day_accuracy(n: int, summary: dict) -> None:
 
 
 def busy_day(spark, lake, settings, args, summary) -> None:
-    from crypto_assets.steps.gold import build_gold
+    from crypto_assets.gold.build import build_gold
 
     clock = time.perf_counter()
     write_silver_day(spark, settings.lake_root, args.trades, args.tickers)
@@ -236,9 +236,9 @@ def busy_day(spark, lake, settings, args, summary) -> None:
 def side_by_side(spark, lake, settings, args, summary) -> None:
     from pyspark.sql import functions as F
 
-    from crypto_assets.features.registry import FEATURES
-    from crypto_assets.steps.gold import build_gold
-    from crypto_assets.transforms.gold import compute_features, gold_features
+    from crypto_assets.contracts.gold_features import FEATURES
+    from crypto_assets.gold.build import build_gold
+    from crypto_assets.gold.transforms import compute_features, gold_features
 
     n = args.side_by_side
     reset_dir(settings.lake_root)

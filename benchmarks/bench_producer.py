@@ -68,7 +68,7 @@ def write_recording(path: Path, frames: int, seed: int = 7) -> Path:
 
 
 def fresh_topics(settings, label: str):
-    from crypto_assets.broker import LocalBroker
+    from crypto_assets.tools.broker import LocalBroker
 
     tag = uuid.uuid4().hex[:6]
     s = dataclasses.replace(settings, trades_topic=f"{label}{tag}.trades", ticker_topic=f"{label}{tag}.ticker",
@@ -162,7 +162,7 @@ def bench_memory(settings, path: Path, broker_pid: int, workers: int | None) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTO_")}
     env.update(CRYPTO_KAFKA_BOOTSTRAP=s.kafka_bootstrap, CRYPTO_TRADES_TOPIC=s.trades_topic,
                CRYPTO_TICKER_TOPIC=s.ticker_topic, CRYPTO_DEADLETTER_TOPIC=s.deadletter_topic)
-    cmd = [sys.executable, "-m", "crypto_assets.cli", "produce", "--source", "replay", str(path)]
+    cmd = [sys.executable, "-m", "crypto_assets.tools.cli", "produce", "--source", "replay", str(path)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     with C.TreeRssSampler(interval_s=0.1, exclude_pids=(broker_pid,)) as rss, \
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
-    from crypto_assets.broker import LocalBroker
+    from crypto_assets.tools.broker import LocalBroker
     from producer.run import auto_workers
 
     info = C.machine_info()

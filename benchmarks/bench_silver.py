@@ -30,7 +30,7 @@ PRODUCTS = ["BTC-USD", "ETH-USD"]
 def make_bronze(spark, lake, n_trades: int, n_tickers: int) -> None:
     from pyspark.sql import functions as F
 
-    from crypto_assets.transforms.bronze import kafka_to_bronze
+    from crypto_assets.bronze.transforms import kafka_to_bronze
 
     day_start = f"{DAY.isoformat()} 00:00:00"
 
@@ -90,8 +90,8 @@ def make_bronze(spark, lake, n_trades: int, n_tickers: int) -> None:
 
 def time_engine(lake, engine: str, groups: list[list[str]], spark=None) -> float:
     """Seconds for trades + ticker over the product groups; every partition must reconcile."""
-    from crypto_assets.steps.silver import build_silver
-    from crypto_assets.transforms.silver import SilverRules
+    from crypto_assets.silver.build import build_silver
+    from crypto_assets.silver.transforms import SilverRules
 
     total = 0.0
     for kind in ("trades", "ticker"):
@@ -111,7 +111,7 @@ def arrow_phase(settings) -> None:
     """Run in a process of its own (no JVM), so its peak RSS is the Arrow engine's alone."""
     import resource
 
-    from crypto_assets.resources.lake import LakeResource
+    from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
     figures = {"one_pass": time_engine(lake, "arrow", [PRODUCTS]),
@@ -121,8 +121,8 @@ def arrow_phase(settings) -> None:
 
 
 def bronze_phase(settings, n_trades: int, n_tickers: int) -> None:
-    from crypto_assets.resources.lake import LakeResource
-    from crypto_assets.resources.spark import build_spark_session
+    from crypto_assets.orchestration.resources.lake import LakeResource
+    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir,
                                 jvm_dir=settings.jvm_dir)
@@ -155,8 +155,8 @@ def main() -> None:
         arrow_phase(settings)
         return
 
-    from crypto_assets.resources.lake import LakeResource
-    from crypto_assets.resources.spark import build_spark_session
+    from crypto_assets.orchestration.resources.lake import LakeResource
+    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     reset_dir(settings.lake_root)
     info = machine_info()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import _common as C
 
-from crypto_assets.live import local_spark_env, settings_env
+from crypto_assets.tools.live import local_spark_env, settings_env
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -105,7 +105,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> None:
 
 
 def kafka_end_total(settings) -> int:
-    from crypto_assets.resources.kafka import KafkaResource
+    from crypto_assets.orchestration.resources.kafka import KafkaResource
 
     kafka = KafkaResource.from_settings(settings)
     far = datetime(2100, 1, 1, tzinfo=timezone.utc)
@@ -114,7 +114,7 @@ def kafka_end_total(settings) -> int:
 
 
 def bronze_committed(lake) -> int:
-    from crypto_assets.commits import list_commit_names, read_commit
+    from crypto_assets.lake.commits import list_commit_names, read_commit
 
     return sum(read_commit(lake, k, n).rows for k in ("trades", "ticker") for n in list_commit_names(lake, k))
 
@@ -156,7 +156,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_latency(args, settings, root: Path, info: dict) -> dict:
-    from crypto_assets.resources.lake import LakeResource
+    from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
     home = dagster_home(root, settings)
@@ -164,7 +164,7 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     if args.warm_spark:
         from dataclasses import replace
 
-        from crypto_assets.spark_server import LocalSparkServer
+        from crypto_assets.tools.spark_server import LocalSparkServer
 
         spark_server = LocalSparkServer(settings)
         spark_server.up()
@@ -246,7 +246,7 @@ def _run_durations(home: Path) -> dict:
 
 
 def run_sustained(args, settings, root: Path, info: dict) -> dict:
-    from crypto_assets.resources.lake import LakeResource
+    from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
     stream = start_stream(settings, root / "stream.log")
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
-    from crypto_assets.broker import LocalBroker
+    from crypto_assets.tools.broker import LocalBroker
 
     name = f"streaming_{args.mode}"
     info = C.machine_info()

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from crypto_assets.features.registry import FEATURES, TARGETS
-from crypto_assets.transforms.bronze import TICKER, TRADES
+from crypto_assets.bronze.transforms import TICKER, TRADES
+from crypto_assets.contracts.gold_features import FEATURES, TARGETS
 
 if TYPE_CHECKING:
-    from crypto_assets.steps.bronze import BronzeDayStats
-    from crypto_assets.steps.gold import GoldStats
-    from crypto_assets.steps.silver import SilverStats
+    from crypto_assets.bronze.build import BronzeDayStats
+    from crypto_assets.gold.build import GoldStats
+    from crypto_assets.silver.build import SilverStats
 
 # name -> (metadata type, value); the types are Dagster Pipes' names ("int", "json", "md", ...).
 Metadata = dict[str, tuple[str, object]]

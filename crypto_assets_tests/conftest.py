@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets.settings import Settings
+from crypto_assets.contracts.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_STATE = REPO / ".state" / "test"
@@ -48,7 +48,7 @@ def base_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def kafka_broker(base_settings):
-    from crypto_assets.broker import LocalBroker
+    from crypto_assets.tools.broker import LocalBroker
 
     broker = LocalBroker(base_settings)
     broker.up()
@@ -58,7 +58,7 @@ def kafka_broker(base_settings):
 
 @pytest.fixture(scope="session")
 def spark(base_settings):
-    from crypto_assets.resources.spark import build_spark_session
+    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     session = build_spark_session(
         master="local[2]", shuffle_partitions=2, driver_memory="2g",
@@ -71,7 +71,7 @@ def spark(base_settings):
 @pytest.fixture
 def fresh_settings(base_settings, kafka_broker, tmp_path) -> Settings:
     """Settings with topics of their own (created on the session broker) and a lake of their own."""
-    from crypto_assets.broker import LocalBroker
+    from crypto_assets.tools.broker import LocalBroker
 
     tag = uuid.uuid4().hex[:8]
     settings = dataclasses.replace(

@@ -58,7 +58,7 @@ def break_silver_dedup(monkeypatch) -> None:
     check must fail."""
     import numpy as np
 
-    import crypto_assets.transforms.silver as silver_transforms
+    import crypto_assets.silver.transforms as silver_transforms
 
     monkeypatch.setattr(silver_transforms, "duplicate_flags",
                         lambda valid, key_ids, order: (np.zeros(len(valid), bool), np.full(len(valid), -1)))

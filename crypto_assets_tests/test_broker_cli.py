@@ -12,7 +12,7 @@ import pytest
 
 from crypto_assets_tests.conftest import REPO, free_port
 
-CLI = [sys.executable, "-m", "crypto_assets.cli"]
+CLI = [sys.executable, "-m", "crypto_assets.tools.cli"]
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_missing_java_says_what_to_install(cli_env):
 
 
 def test_cluster_ids_never_look_like_an_option():
-    from crypto_assets.broker import new_cluster_id
+    from crypto_assets.tools.broker import new_cluster_id
 
     # With plain random ids about 1 in 64 starts with '-' and the storage format fails.
     ids = [new_cluster_id() for _ in range(2000)]

@@ -6,8 +6,8 @@ import dataclasses
 
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.definitions import build_resources
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
 
 DAY = "2026-03-10"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from crypto_assets.compaction import compact_folder, merged_name, piece, visible, visible_paths
-from crypto_assets.storage import Lake
+from crypto_assets.lake.compaction import compact_folder, merged_name, piece, visible, visible_paths
+from crypto_assets.lake.store import Lake
 
 PRODUCTS = ["ETH-USD", "BTC-USD", "SOL-USD"]
 

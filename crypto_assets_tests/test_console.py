@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from crypto_assets.console import setup_logging
+from crypto_assets.tools.console import setup_logging
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def project_logging():
     """`setup_logging` for one test; its handlers are removed afterwards (pytest's stay)."""
     yield setup_logging
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if type(h).__module__ == "crypto_assets.console"]:
+    for handler in [h for h in root.handlers if type(h).__module__ == "crypto_assets.tools.console"]:
         root.removeHandler(handler)
         handler.close()
     logging.captureWarnings(False)
@@ -26,8 +26,8 @@ def test_library_records_and_warnings_go_to_the_log_file_only(tmp_path, capfd, p
     logging.getLogger("kafka.conn").error("Connect attempt to <BrokerConnection> returned error 111")
     logging.getLogger("kafka.client").warning("Node 1 connection failed -- refreshing metadata")
     logging.getLogger("producer.kafka_sink").warning("Kafka unreachable: buffering (12 records)")
-    logging.getLogger("crypto_assets.steps.silver").info("silver trades timings (s): {}")
-    logging.getLogger("crypto_assets.steps.silver").warning("a step's warning")
+    logging.getLogger("crypto_assets.silver.build").info("silver trades timings (s): {}")
+    logging.getLogger("crypto_assets.silver.build").warning("a step's warning")
     warnings.warn("Class `X` is currently in beta", UserWarning, stacklevel=1)
     err = capfd.readouterr().err
     assert "Kafka unreachable: buffering" in err and "a step's warning" in err

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from dagster import AssetKey, DailyPartitionsDefinition, MultiPartitionsDefinition
 
-from crypto_assets.definitions import build_definitions
-from crypto_assets.settings import Settings
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.orchestration.definitions import build_definitions
 from crypto_assets_tests.conftest import REPO
 
 # Snapshot of the asset graph: a rename shows up here in review.
@@ -101,7 +101,7 @@ def test_dagster_loads_the_workspace_from_the_repository_root():
 
 
 def test_feature_catalog_doc_is_generated_from_the_registry():
-    from crypto_assets.features.registry import catalog_markdown
+    from crypto_assets.contracts.gold_features import catalog_markdown
 
     doc = (REPO / "docs" / "feature_catalog.md").read_text()
     assert doc == catalog_markdown(), "regenerate with: crypto-pipeline docs"
@@ -129,7 +129,7 @@ def test_automation_is_declared_and_follows_the_automation_setting():
 def test_batch_schedule_closes_yesterday_just_after_midnight():
     from datetime import datetime, timezone
 
-    from crypto_assets.sensors.bronze_schedule import bronze_days_due
+    from crypto_assets.orchestration.bronze_schedule import bronze_days_due
 
     assert bronze_days_due(datetime(2026, 3, 2, 0, 5, tzinfo=timezone.utc)) == ["2026-03-01", "2026-03-02"]
     assert bronze_days_due(datetime(2026, 3, 2, 0, 20, tzinfo=timezone.utc)) == ["2026-03-02"]

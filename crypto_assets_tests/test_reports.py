@@ -7,15 +7,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from crypto_assets.engines import glue_job
 from dagster import AssetCheckResult, AssetKey, MaterializeResult, PipesMessageHandler
 
-from crypto_assets.assets.reporting import check_results, metadata_values
-from crypto_assets.checks.gold_checks import LeakageResult
-from crypto_assets.engines import glue_job
+from crypto_assets.bronze.build import BronzeDayStats
+from crypto_assets.gold.build import GoldStats
+from crypto_assets.gold.checks import LeakageResult
+from crypto_assets.orchestration.reporting import check_results, metadata_values
 from crypto_assets.reports import GOLD_CHECKS, SILVER_CHECKS, bronze_report, gold_report, silver_report
-from crypto_assets.steps.bronze import BronzeDayStats
-from crypto_assets.steps.gold import GoldStats
-from crypto_assets.steps.silver import SilverStats
+from crypto_assets.silver.build import SilverStats
 
 D = "2026-04-01"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_assets.settings import Settings, SettingsError, settings_markdown
+from crypto_assets.contracts.settings import Settings, SettingsError, settings_markdown
 
 
 def test_defaults_are_local_and_derived():

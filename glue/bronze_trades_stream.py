@@ -2,11 +2,11 @@
 
 Arguments: --lake_root --aws_region --kafka_bootstrap --topic --checkpoint_root
 [--kafka_security_protocol --kafka_sasl_mechanism --kafka_sasl_secret_id --trigger_seconds --run_seconds
---s3_endpoint_url]. Each micro-batch goes through `crypto_assets.transforms.bronze.kafka_to_bronze`,
+--s3_endpoint_url]. Each micro-batch goes through `crypto_assets.bronze.transforms.kafka_to_bronze`,
 the same mapping the Bronze assets use.
 """
 
-from crypto_assets.engines.glue_job import bronze_stream_job
+from crypto_assets.glue_jobs.jobs import bronze_stream_job
 
 if __name__ == "__main__":
     bronze_stream_job("trades")

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from crypto_assets.settings import Settings
+from crypto_assets.contracts.settings import Settings
 from producer.coinbase import (
     DEFAULT_WS_URL,
     Credentials,
@@ -219,7 +219,7 @@ def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event
     `on_ready(pipeline, metrics_server)` is called once everything is set up (tests, benchmarks);
     `keep_latency_samples` keeps every receive-to-ack time in `pipeline.sink.latency_samples_ns`.
     """
-    from crypto_assets.kafka_security import producer_config
+    from crypto_assets.contracts.kafka_security import producer_config
     from producer.metrics import MetricsServer
     from producer.recording import Recorder
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from crypto_assets.settings import Settings
+from crypto_assets.contracts.settings import Settings
 from producer.kafka_sink import KafkaSink
 from producer.pipeline import FeedPipeline
 from producer.replay import Entry, datetime_to_ms, parse_rfc3339, read_entries, rfc3339_to_ms
@@ -103,7 +103,7 @@ def auto_workers() -> int:
 
 
 def _offline_sink(settings: Settings, workers: int) -> KafkaSink:
-    from crypto_assets.kafka_security import producer_config
+    from crypto_assets.contracts.kafka_security import producer_config
 
     topics = (settings.trades_topic, settings.ticker_topic, settings.deadletter_topic)
     security = producer_config(settings)

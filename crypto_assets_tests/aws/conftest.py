@@ -72,7 +72,7 @@ def s3_settings(base_settings, moto_endpoint, bucket):
 def s3_spark(spark, moto_endpoint, aws_env):
     """The session's Spark, pointed at moto for s3a:// paths (credentials set in Hadoop's configuration,
     since the JVM may have started before the dummy credentials were in the environment)."""
-    from crypto_assets.spark_conf import apply_s3a_conf
+    from crypto_assets.lake.spark_conf import apply_s3a_conf
 
     apply_s3a_conf(spark, moto_endpoint, "us-east-1")
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
@@ -85,7 +85,7 @@ def s3_spark(spark, moto_endpoint, aws_env):
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory):
     """The project's wheel, built once per session the way `aws deploy` builds it."""
-    from crypto_assets.aws.deploy import build_wheel
+    from crypto_assets.tools.aws_deploy import build_wheel
 
     return build_wheel(tmp_path_factory.mktemp("wheel"))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from crypto_assets.aws.catalog import catalog_tables
-from crypto_assets.aws.deploy import MADE_BY, deploy, destroy
-from crypto_assets.features.registry import gold_columns
-from crypto_assets.transforms.bronze import BRONZE_COLUMNS
-from crypto_assets.transforms.silver import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
+from crypto_assets.bronze.transforms import BRONZE_COLUMNS
+from crypto_assets.contracts.gold_features import gold_columns
+from crypto_assets.lake.glue_catalog import catalog_tables
+from crypto_assets.silver.transforms import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
+from crypto_assets.tools.aws_deploy import MADE_BY, deploy, destroy
 from crypto_assets_tests.aws.conftest import glue_settings
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
@@ -124,7 +124,7 @@ def test_destroy_keeps_a_database_that_holds_other_tables(base_settings, moto_en
 
 
 def test_cli_deploy_errors_are_one_line(base_settings, moto_endpoint, bucket, monkeypatch, capsys):
-    from crypto_assets.cli import main
+    from crypto_assets.tools.cli import main
 
     monkeypatch.setenv("CRYPTO_LAKE_ROOT", f"s3://{bucket}/lake")
     monkeypatch.setenv("CRYPTO_S3_ENDPOINT_URL", moto_endpoint)
@@ -162,7 +162,7 @@ def test_bronze_jobs_get_the_secret_id_never_the_password(base_settings, moto_en
 def test_modules_installed_in_glue_are_the_versions_the_tests_run():
     from importlib.metadata import version
 
-    from crypto_assets.aws.deploy import KAFKA_CLIENT_MODULE, PIPES_MODULE
+    from crypto_assets.tools.aws_deploy import KAFKA_CLIENT_MODULE, PIPES_MODULE
 
     for pin in (PIPES_MODULE, KAFKA_CLIENT_MODULE):
         name, _, pinned = pin.partition("==")

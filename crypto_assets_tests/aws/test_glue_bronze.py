@@ -7,14 +7,14 @@ import dataclasses
 
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.aws.catalog import catalog_partitions, table_for
-from crypto_assets.aws.deploy import deploy
-from crypto_assets.commits import list_commit_names, read_commit
-from crypto_assets.definitions import build_resources
-from crypto_assets.engines.glue import GlueEngineResource
-from crypto_assets.partitions import PRODUCTS
-from crypto_assets.storage import Lake
+from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.lake.glue_catalog import catalog_partitions, table_for
+from crypto_assets.lake.store import Lake
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.glue import GlueEngineResource
+from crypto_assets.orchestration.partitions import PRODUCTS
+from crypto_assets.tools.aws_deploy import deploy
 from crypto_assets_tests.aws.conftest import glue_settings
 from crypto_assets_tests.aws.local_glue import (
     assert_glue_failure_line,

@@ -11,9 +11,9 @@ import pytest
 from crypto_assets_tests.aws.local_glue import glue_script_env
 
 
-@pytest.mark.parametrize("module", ["crypto_assets.steps.bronze", "crypto_assets.steps.stream",
-                                    "crypto_assets.steps.silver", "crypto_assets.steps.gold",
-                                    "crypto_assets.reports", "crypto_assets.engines.glue_job"])
+@pytest.mark.parametrize("module", ["crypto_assets.bronze.build", "crypto_assets.bronze.stream",
+                                    "crypto_assets.silver.build", "crypto_assets.gold.build",
+                                    "crypto_assets.reports", "crypto_assets.glue_jobs.jobs"])
 def test_the_steps_glue_jobs_run_import_without_dagster(base_settings, module):
     """Glue has dagster-pipes but no Dagster: the steps its jobs call, and what they report, must not need it."""
     code = f"import {module}, dagster_pipes\ntry:\n    import dagster\nexcept ModuleNotFoundError:\n    print('no dagster')"

@@ -9,8 +9,8 @@ import sys
 
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.definitions import build_resources
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets_tests.aws.local_glue import REPO, glue_script_env
 from crypto_assets_tests.helpers import send_records, trades_frame, ts
 

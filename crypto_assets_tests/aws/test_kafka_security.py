@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crypto_assets.kafka_security import kafka_python_config, producer_config, redacted, spark_kafka_options
-from crypto_assets.resources.kafka import KafkaResource
-from crypto_assets.settings import Settings, SettingsError, settings_markdown
+from crypto_assets.contracts.kafka_security import kafka_python_config, producer_config, redacted, spark_kafka_options
+from crypto_assets.contracts.settings import Settings, SettingsError, settings_markdown
+from crypto_assets.orchestration.resources.kafka import KafkaResource
 
 CREDS = {"CRYPTO_KAFKA_SASL_USERNAME": "alice", "CRYPTO_KAFKA_SASL_PASSWORD": 's3cr"et'}
 
@@ -80,7 +80,7 @@ def test_bad_aws_and_kafka_settings_name_the_variable(env, fragment):
 
 def test_kafka_client_uses_its_credentials_not_the_environment(monkeypatch):
     """The Glue Bronze batch jobs hand the credentials of their Secrets Manager secret to both Kafka clients."""
-    from crypto_assets.kafka_client import KafkaClient
+    from crypto_assets.bronze.kafka_source import KafkaClient
 
     for k in CREDS:
         monkeypatch.delenv(k, raising=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from crypto_assets.resources.lake import LakeResource
-from crypto_assets.storage import Lake, LakeUnavailableError
+from crypto_assets.lake.store import Lake, LakeUnavailableError
+from crypto_assets.orchestration.resources.lake import LakeResource
 
 
 def test_paths_for_local_and_s3_roots(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from pyspark.sql import functions as F
 
-from crypto_assets.transforms.silver import SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
+from crypto_assets.silver.transforms import SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
 
 
 def write_silver(spark, lake_root: str, trades: pd.DataFrame, tickers: pd.DataFrame | None = None) -> None:

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from crypto_assets.assets.gold import build_gold_asset
-from crypto_assets.definitions import build_resources
-from crypto_assets.features.registry import FEATURE_NAMES
-from crypto_assets.resources.lake import LakeResource
-from crypto_assets.steps.gold import build_gold
+from crypto_assets.contracts.gold_features import FEATURE_NAMES
+from crypto_assets.gold.build import build_gold
+from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets_tests.gold.datasets import cross_midnight, two_products_with_tickers
 from crypto_assets_tests.gold.oracle import oracle_features
 from crypto_assets_tests.gold.silver_writer import write_silver
@@ -114,7 +114,7 @@ def test_arrow_and_spark_engines_write_identical_gold(spark, base_settings, tmp_
 
     import pyarrow.parquet as pq
 
-    from crypto_assets.transforms.gold import gold_arrow_schema
+    from crypto_assets.gold.transforms import gold_arrow_schema
 
     trades, tickers = two_products_with_tickers()
     tickers = tickers[tickers["product_id"] == "BTC-USD"]  # ETH without tickers: its quote features are null

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_assets.features.registry import FEATURE_NAMES, TARGET_NAMES
-from crypto_assets.transforms.gold import compute_features
+from crypto_assets.contracts.gold_features import FEATURE_NAMES, TARGET_NAMES
+from crypto_assets.gold.transforms import compute_features
 from crypto_assets_tests.gold.datasets import ALL_DATASETS
 from crypto_assets_tests.gold.oracle import FEATURES as ORACLE_FEATURES
 from crypto_assets_tests.gold.oracle import oracle_features

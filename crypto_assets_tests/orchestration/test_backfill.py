@@ -8,9 +8,9 @@ from datetime import date
 
 from dagster import DagsterInstance
 
-from crypto_assets.assets.bronze import register_products
-from crypto_assets.backfill import run_backfill
-from crypto_assets.resources.lake import LakeResource
+from crypto_assets.orchestration.bronze import register_products
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.tools.backfill import run_backfill
 from crypto_assets_tests.helpers import send_records, trades_frame, ts
 
 D = date(2026, 10, 1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.commits import list_commit_names, read_commit
-from crypto_assets.definitions import build_definitions, build_resources
-from crypto_assets.resources.lake import LakeResource
-from crypto_assets.sensors.inprocess import apply, execute, requested, tick
+from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_definitions, build_resources
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.tools.inprocess import apply, execute, requested, tick
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
 
 D1, D2 = "2026-06-01", "2026-06-02"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
-from crypto_assets.backfill import plan
-from crypto_assets.cli import main
-from crypto_assets.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit, write_commit
-from crypto_assets.live import live_commands, settings_env
-from crypto_assets.resources.lake import LakeResource
-from crypto_assets.sensors.bronze_sensor import GRACE_MS, CommitCursor
-from crypto_assets.settings import Settings
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.lake.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit, write_commit
+from crypto_assets.orchestration.bronze_sensor import GRACE_MS, CommitCursor
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.tools.backfill import plan
+from crypto_assets.tools.cli import main
+from crypto_assets.tools.live import live_commands, settings_env
 
 
 def test_backfill_rejects_a_reversed_range_and_unknown_layers_in_one_line(capsys):

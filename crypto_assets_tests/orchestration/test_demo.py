@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 
 from dagster import AssetKey
 
-from crypto_assets.definitions import build_definitions
-from crypto_assets.demo import run_demo
+from crypto_assets.orchestration.definitions import build_definitions
+from crypto_assets.tools.demo import run_demo
 
 
 def _written_table(out: str) -> list[tuple[str, str]]:

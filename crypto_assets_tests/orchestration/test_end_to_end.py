@@ -11,13 +11,13 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance
 
-from crypto_assets.backfill import run_backfill
-from crypto_assets.commits import list_commit_names, read_commit
-from crypto_assets.definitions import build_definitions
-from crypto_assets.resources.kafka import KafkaResource
-from crypto_assets.resources.lake import LakeResource
-from crypto_assets.sensors.inprocess import apply, execute, requested, tick
-from crypto_assets.stream_job import run_stream
+from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.orchestration.definitions import build_definitions
+from crypto_assets.orchestration.resources.kafka import KafkaResource
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.tools.backfill import run_backfill
+from crypto_assets.tools.inprocess import apply, execute, requested, tick
+from crypto_assets.tools.stream_job import run_stream
 from producer.run import publish_frames, synthetic_frames
 
 START = datetime(2026, 9, 1, 10, 0, tzinfo=timezone.utc)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.assets.gold import build_gold_asset
-from crypto_assets.assets.silver import silver_assets
-from crypto_assets.definitions import build_definitions, build_resources
-from crypto_assets.sensors.inprocess import requested, tick
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_definitions, build_resources
+from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.silver import silver_assets
+from crypto_assets.tools.inprocess import requested, tick
 from crypto_assets_tests.helpers import break_silver_dedup, send_records, trades_frame, ts
 
 D1, D2 = "2026-08-01", "2026-08-02"

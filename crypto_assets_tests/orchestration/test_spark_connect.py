@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.assets.silver import silver_assets
-from crypto_assets.cli import main
-from crypto_assets.definitions import build_resources
-from crypto_assets.live import settings_env
-from crypto_assets.spark_server import LocalSparkServer, SparkServerError
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.silver import silver_assets
+from crypto_assets.tools.cli import main
+from crypto_assets.tools.live import settings_env
+from crypto_assets.tools.spark_server import LocalSparkServer, SparkServerError
 from crypto_assets_tests.conftest import free_port
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
 
@@ -79,7 +79,7 @@ def test_spark_server_status_and_a_taken_port(spark_server, capsys):
 def test_local_sessions_and_the_server_list_bronze_files_in_the_driver(spark, spark_server):
     """Both local Spark flavours carry LOCAL_CONF (Silver's hundreds of pinned Bronze files are not
     listed by a Spark job per action) and the uncompressed in-memory cache; Glue keeps Spark's default."""
-    from crypto_assets.spark_conf import LOCAL_CONF, RUNTIME_CONF
+    from crypto_assets.lake.spark_conf import LOCAL_CONF, RUNTIME_CONF
 
     keys = ["spark.sql.sources.parallelPartitionDiscovery.threshold", "spark.sql.inMemoryColumnarStorage.compressed"]
     expected = [LOCAL_CONF.get(k) or RUNTIME_CONF[k] for k in keys]

@@ -8,16 +8,16 @@ from datetime import date
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from crypto_assets.commits import list_commit_names, read_commit
-from crypto_assets.definitions import build_definitions
-from crypto_assets.resources.kafka import KafkaResource, KafkaUnavailableError
-from crypto_assets.resources.lake import LakeResource
-from crypto_assets.sensors.inprocess import tick
-from crypto_assets.steps.bronze import build_bronze_day, read_kafka_window
-from crypto_assets.steps.stream import BronzeBatchWriter
-from crypto_assets.stream_job import run_stream
-from crypto_assets.transforms.bronze import kafka_to_bronze
-from crypto_assets.transforms.silver import SilverRules
+from crypto_assets.bronze.build import build_bronze_day, read_kafka_window
+from crypto_assets.bronze.stream import BronzeBatchWriter
+from crypto_assets.bronze.transforms import kafka_to_bronze
+from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.orchestration.definitions import build_definitions
+from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.silver.transforms import SilverRules
+from crypto_assets.tools.inprocess import tick
+from crypto_assets.tools.stream_job import run_stream
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
 
 D1 = "2026-07-01"
@@ -106,7 +106,7 @@ def test_a_stopped_stream_fails_the_sensor_tick_with_one_line_and_recovers(fresh
 
     from dagster import build_sensor_context
 
-    from crypto_assets.sensors.bronze_sensor import StreamStalledError, evaluate_bronze_commits
+    from crypto_assets.orchestration.bronze_sensor import StreamStalledError, evaluate_bronze_commits
 
     s = dataclasses.replace(fresh_settings, bronze_mode="stream", stream_stall_seconds=60)
     lake, kafka = LakeResource.from_settings(s), KafkaResource.from_settings(s)
@@ -133,8 +133,8 @@ def test_a_stopped_stream_fails_the_sensor_tick_with_one_line_and_recovers(fresh
 
 
 def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(fresh_settings, spark, tmp_path):
-    from crypto_assets.compaction import piece
-    from crypto_assets.steps.silver import build_silver
+    from crypto_assets.lake.compaction import piece
+    from crypto_assets.silver.build import build_silver
 
     s = dataclasses.replace(fresh_settings, stream_compact_files=2)
     for i in range(3):  # three runs, so three micro-batches: the third merges the first two
@@ -160,7 +160,7 @@ def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(
 
 
 def test_a_failing_merge_never_stops_ingestion(fresh_settings, spark, monkeypatch, caplog):
-    import crypto_assets.steps.stream as stream_step
+    import crypto_assets.bronze.stream as stream_step
 
     def broken(*args, **kwargs):
         raise ValueError("schema mismatch\nand more")

@@ -12,14 +12,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from crypto_assets.cli import main
+from crypto_assets.tools.cli import main
 from crypto_assets_tests.conftest import REPO
 from crypto_assets_tests.producer.live_support import consume_all, expected_records
 from crypto_assets_tests.producer.ws_server import FakeCoinbase, Market
 from producer.recording import Recorder
 from producer.synthetic import SyntheticConfig, generate_frames
 
-CLI = [sys.executable, "-m", "crypto_assets.cli"]
+CLI = [sys.executable, "-m", "crypto_assets.tools.cli"]
 
 
 def _env(settings, **extra) -> dict[str, str]:

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from crypto_assets.broker import LocalBroker
+from crypto_assets.tools.broker import LocalBroker
 from crypto_assets_tests.producer.fakes import parse_exposition
 from crypto_assets_tests.producer.live_support import (
     LiveRun,

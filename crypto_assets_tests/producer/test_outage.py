@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from crypto_assets.broker import LocalBroker
-from crypto_assets.settings import Settings
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.tools.broker import LocalBroker
 from crypto_assets_tests.conftest import REPO, free_port
 from crypto_assets_tests.producer.live_support import (
     LiveRun,

@@ -7,10 +7,10 @@ import json
 import pytest
 from dagster import AssetKey, DagsterInstance, MultiPartitionKey, asset, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.assets.silver import silver_assets
-from crypto_assets.definitions import build_resources
-from crypto_assets.partitions import event_date_product_partitions
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.partitions import event_date_product_partitions
+from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets_tests.helpers import break_silver_dedup, send_records, ticker_frame, ts
 
 D1, D2 = "2026-04-01", "2026-04-02"

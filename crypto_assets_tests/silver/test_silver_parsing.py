@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from crypto_assets.transforms.silver import (
+from crypto_assets.silver.transforms import (
     _DECIMAL,
     _INTEGER,
     _TIMESTAMP,

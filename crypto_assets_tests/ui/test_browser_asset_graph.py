@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from crypto_assets.assets.bronze import bronze_assets
-from crypto_assets.assets.gold import build_gold_asset
-from crypto_assets.assets.silver import silver_assets
-from crypto_assets.definitions import build_resources
-from crypto_assets.settings import ENV_PREFIX, Settings
+from crypto_assets.contracts.settings import ENV_PREFIX, Settings
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets_tests.conftest import REPO, free_port
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
 

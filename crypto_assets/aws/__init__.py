@@ -1,1 +1,0 @@
-"""AWS production path: Glue Data Catalog tables, and the `crypto-pipeline aws deploy | destroy` command."""

@@ -1,0 +1,1 @@
+"""Contracts: settings, names, schemas and rules every layer shares. Imports nothing of ours."""

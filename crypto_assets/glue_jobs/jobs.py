@@ -1,0 +1,225 @@
+"""The Glue side of a job run: arguments, session, the shared steps, and the report back through Pipes.
+
+Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
+dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
+imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check
+results come from `crypto_assets.reports`, as the local assets' do; tests compare both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+
+from crypto_assets.lake.spark_conf import RUNTIME_CONF, apply_s3a_conf
+from crypto_assets.lake.store import Lake
+from crypto_assets.reports import CheckReport, Metadata, bronze_report, gold_report, silver_report
+
+log = logging.getLogger("crypto_assets.glue")
+
+# Arguments every batch job needs (Glue passes them as `--name value`); the Dagster side sets them per run.
+SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_lateness_days"]
+GOLD_ARGS = ["event_date", "product_id", "lake_root", "aws_region"]
+STREAM_ARGS = ["lake_root", "aws_region", "kafka_bootstrap", "topic", "checkpoint_root"]
+BRONZE_BATCH_ARGS = ["ingest_date", "lake_root", "aws_region", "kafka_bootstrap", "topic"]
+OPTIONAL_ARGS = ["s3_endpoint_url", "require_bronze_day", "kafka_security_protocol", "kafka_sasl_mechanism",
+                 "kafka_sasl_secret_id", "kafka_timestamp_skew_minutes", "trigger_seconds", "run_seconds",
+                 "allowed_lateness_days", "compact_fan_in"]
+
+
+def resolve_args(argv: list[str], required: list[str]) -> dict[str, str]:
+    """Glue's `getResolvedOptions` for the required names, plus the optional ones present."""
+    from awsglue.utils import getResolvedOptions
+
+    args = dict(getResolvedOptions(argv, required))
+    present = [n for n in OPTIONAL_ARGS if f"--{n}" in argv]
+    if present:
+        args.update(getResolvedOptions(argv, present))
+    return args
+
+
+def glue_session(args: dict[str, str]):
+    """Glue's SparkSession with the settings the transforms rely on."""
+    from awsglue.context import GlueContext
+    from pyspark.context import SparkContext
+
+    spark = GlueContext(SparkContext.getOrCreate()).spark_session
+    for k, v in RUNTIME_CONF.items():
+        spark.conf.set(k, v)
+    if args.get("s3_endpoint_url"):  # a non-AWS S3 (tests: moto)
+        apply_s3a_conf(spark, args["s3_endpoint_url"], args.get("aws_region", ""))
+    return spark
+
+
+def lake_from_args(args: dict[str, str]) -> Lake:
+    return Lake(args["lake_root"], args.get("s3_endpoint_url", ""), args.get("aws_region", "us-east-1"))
+
+
+def open_pipes(args: dict[str, str]):
+    """Dagster Pipes from inside Glue: context from S3 (PipesS3ContextInjector), messages on stdout,
+    which Glue ships to CloudWatch (`/aws-glue/jobs/output`, stream = run id) for PipesCloudWatchMessageReader."""
+    import boto3
+    from dagster_pipes import PipesCliArgsParamsLoader, PipesS3ContextLoader, open_dagster_pipes
+
+    s3 = boto3.client("s3", region_name=args.get("aws_region"), endpoint_url=args.get("s3_endpoint_url") or None)
+    return open_dagster_pipes(context_loader=PipesS3ContextLoader(s3), params_loader=PipesCliArgsParamsLoader())
+
+
+def _secret_credentials(args: dict[str, str]) -> tuple[str, str] | None:
+    """SASL user/password from a Secrets Manager secret (`{"username": ..., "password": ...}`), never from arguments."""
+    secret_id = args.get("kafka_sasl_secret_id")
+    if not secret_id:
+        return None
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name=args.get("aws_region"))
+    secret = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    return secret["username"], secret["password"]
+
+
+def kafka_security_args(args: dict[str, str]) -> tuple[str, str, tuple[str, str] | None]:
+    """(security protocol, SASL mechanism, SASL credentials or None for none needed) of a Bronze job.
+
+    Credentials come from the Secrets Manager secret `--kafka_sasl_secret_id` (never from job arguments),
+    else from the environment as everywhere else; AWS_MSK_IAM signs with the job role instead."""
+    import os
+
+    from crypto_assets.contracts.kafka_security import sasl_credentials
+
+    protocol = args.get("kafka_security_protocol", "PLAINTEXT")
+    mechanism = args.get("kafka_sasl_mechanism", "SCRAM-SHA-512")
+    credentials = _secret_credentials(args)
+    if credentials is None and protocol.startswith("SASL_") and mechanism != "AWS_MSK_IAM":
+        credentials = sasl_credentials(dict(os.environ))
+    return protocol, mechanism, credentials
+
+
+def kafka_from_args(kind: str, args: dict[str, str]):
+    """The Kafka cluster and topic of a Bronze batch job, as the Dagster resource would describe them."""
+    from crypto_assets.bronze.kafka_source import KafkaClient
+
+    protocol, mechanism, credentials = kafka_security_args(args)
+    return KafkaClient(
+        bootstrap_servers=args["kafka_bootstrap"], **{f"{kind}_topic": args["topic"]},
+        timestamp_skew_minutes=int(args.get("kafka_timestamp_skew_minutes", "60")),
+        security_protocol=protocol, sasl_mechanism=mechanism, credentials=credentials,
+    )
+
+
+# ---- reports in Pipes' raw form ---------------------------------------------------------------
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def pipes_metadata(metadata: Metadata) -> dict:
+    """A report's metadata in Pipes' raw form, JSON-safe (Pipes sends it as JSON)."""
+    return _jsonable({name: {"raw_value": value, "type": kind} for name, (kind, value) in metadata.items()})
+
+
+def _report(pipes, asset_key: str, metadata: Metadata, checks: list[CheckReport]) -> None:
+    pipes.report_asset_materialization(metadata=pipes_metadata(metadata), asset_key=asset_key)
+    for c in checks:
+        pipes.report_asset_check(check_name=c.name, passed=c.passed, severity=c.severity,
+                                 metadata=pipes_metadata(c.metadata), asset_key=asset_key)
+
+
+# ---- the jobs ----------------------------------------------------------------------------------
+
+
+def silver_job(kind: str, argv: list[str] | None = None) -> None:
+    """One Silver partition (event_date x product) on Glue, reported to Dagster."""
+    from crypto_assets.silver.build import build_silver
+    from crypto_assets.silver.transforms import SilverRules
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, SILVER_ARGS)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    day, product = date.fromisoformat(args["event_date"]), args["product_id"]
+    rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
+    with open_pipes(args) as pipes:
+        require = args.get("require_bronze_day", "true") == "true"
+        s = build_silver(spark, lake, kind, day, [product], rules, require_bronze_day=require)[product]
+        pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
+                       f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
+        _report(pipes, f"silver_{kind}", *silver_report(kind, s))
+
+
+def gold_job(argv: list[str] | None = None) -> None:
+    """One Gold partition (event_date x product) on Glue, reported to Dagster."""
+    from crypto_assets.gold.build import build_gold
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, GOLD_ARGS)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    day, product = date.fromisoformat(args["event_date"]), args["product_id"]
+    with open_pipes(args) as pipes:
+        s = build_gold(spark, lake, day, [product])[product]
+        pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
+                       f"{s.excluded_lookback} excluded for lookback")
+        _report(pipes, "gold_features", *gold_report(s))
+
+
+def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
+    """One Bronze ingest day on Glue, reported to Dagster: the Kafka records of that UTC day rewrite
+    `bronze/<table>/ingest_date=D/` through the local asset's `build_bronze_day` (same offset window,
+    same rows, same commit for the sensors)."""
+    from crypto_assets.bronze.build import build_bronze_day
+    from crypto_assets.silver.transforms import SilverRules
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, BRONZE_BATCH_ARGS)
+    kafka = kafka_from_args(kind, args)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    day = date.fromisoformat(args["ingest_date"])
+    rules = SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1")))
+    with open_pipes(args) as pipes:
+        stats = build_bronze_day(spark, kafka, lake, kind, day, rules)
+        pipes.log.info(f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} "
+                       f"files, {stats.bytes_written} bytes -> {stats.path}; products {stats.products}")
+        _report(pipes, f"bronze_{kind}", bronze_report(stats), [])
+
+
+def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
+    """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
+    in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
+    from crypto_assets.bronze.stream import BronzeBatchWriter
+    from crypto_assets.bronze.transforms import BRONZE_TABLE, kafka_to_bronze
+    from crypto_assets.lake.compaction import DEFAULT_FAN_IN
+    from crypto_assets.silver.transforms import SilverRules
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, STREAM_ARGS)
+    spark = glue_session(args)
+    lake = lake_from_args(args)
+    # The batch job's Kafka access, so the stream reads with the same options as every other path.
+    options = {**kafka_from_args(kind, args).spark_options(), "subscribe": args["topic"], "startingOffsets": "earliest"}
+    table = lake.table_path("bronze", BRONZE_TABLE[kind])
+    # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
+    # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.
+    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1"))),
+                                    compact_fan_in=int(args.get("compact_fan_in", DEFAULT_FAN_IN)))
+
+    checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
+    if checkpoint.startswith("s3://"):
+        checkpoint = "s3a://" + checkpoint[len("s3://"):]
+    query = (
+        kafka_to_bronze(spark.readStream.format("kafka").options(**options).load(), kind)
+        .writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", checkpoint)
+        .trigger(processingTime=f"{int(args.get('trigger_seconds', '60'))} seconds")
+        .start()
+    )
+    log.info("bronze %s stream from %s to %s, checkpoint %s", kind, args["topic"], table, checkpoint)
+    if args.get("run_seconds"):
+        query.awaitTermination(int(args["run_seconds"]))
+        query.processAllAvailable()
+        query.stop()
+    else:
+        query.awaitTermination()

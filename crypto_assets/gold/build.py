@@ -1,0 +1,244 @@
+"""One Gold date for one or more products: read Silver D-1..D+1, compute, write, check.
+
+No Dagster here; the Gold asset (one product per run) and the benchmark (several products in
+one pass) call `build_gold`. Checks are measured on the written files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+
+from crypto_assets.contracts.gold_features import FEATURES
+from crypto_assets.gold.checks import LeakageResult, prefix_invariance, sample_trade_ids
+from crypto_assets.gold.transforms import (
+    LOOKAHEAD_TRADES,
+    LOOKBACK_SECONDS,
+    LOOKBACK_TRADES,
+    TICKER_FIELDS,
+    TICKER_ORDER,
+    gold_arrow_schema,
+    gold_features,
+    gold_table,
+    with_ticker_seq,
+)
+from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
+from crypto_assets.silver.transforms import head_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GoldStats:
+    product_id: str
+    day: str
+    path: str
+    silver_days: list[str] = field(default_factory=list)
+    ticker_days: list[str] = field(default_factory=list)
+    next_day_head: str = ""  # head_fingerprint of the Silver trades of D+1 read for the targets ("" if none)
+    empty_reason: str | None = None
+    silver_rows: int = 0  # Silver trades of the day
+    excluded_lookback: int = 0  # computed independently of the writer
+    rows: int = 0  # written (read back)
+    training_ready: int = 0
+    tickers_in_input: int = 0
+    rows_without_quote: int = 0
+    min_trade_time: str | None = None
+    max_trade_time: str | None = None
+    schema_problems: list[str] = field(default_factory=list)
+    duplicate_keys: int = 0
+    nulls_when_full: dict[str, int] = field(default_factory=dict)
+    out_of_range: dict[str, int] = field(default_factory=dict)
+    infinities: dict[str, int] = field(default_factory=dict)
+    leakage: LeakageResult | None = None
+    preview: list[dict] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.silver_rows == self.rows + self.excluded_lookback
+
+
+def _existing(lake: LakeResource, table: str, product: str, days: list[date]) -> list[tuple[date, str]]:
+    out = []
+    for d in days:
+        path = lake.partition_path("silver", table, product_id=product, event_date=d.isoformat())
+        if lake.data_files(path):
+            out.append((d, path))
+    return out
+
+
+def _read(spark: SparkSession, lake: LakeResource, table: str, parts: list[tuple[date, str]]) -> DataFrame:
+    return spark.read.option("basePath", lake.table_path("silver", table)).parquet(*[p for _, p in parts])
+
+
+def _naive_utc(df: pd.DataFrame) -> pd.DataFrame:
+    """Spark writes UTC-adjusted timestamps; the feature code works on naive UTC times."""
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = df[c].dt.tz_convert(None)
+    return df
+
+
+def _read_arrow(lake: LakeResource, parts: list[tuple[date, str]], columns: list[str]) -> pd.DataFrame:
+    frames = [lake.read_table(path).select(columns).to_pandas() for _, path in parts]
+    return _naive_utc(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame(columns=columns)
+
+
+def build_gold(
+    spark: SparkSession | Callable[[], SparkSession] | None,
+    lake: LakeResource,
+    day: date,
+    products: list[str],
+    quote_join: str = "asof",
+    leakage_samples: int = 16,
+    engine: str = "arrow",
+) -> dict[str, GoldStats]:
+    """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product.
+
+    A Gold partition is one product's sequential computation, so by default (`engine="arrow"`)
+    it runs where the data is read: Silver with Arrow, `gold_table` (the feature arrays as an Arrow
+    table), one Parquet file swapped into the partition folder, products on parallel threads.
+    `engine="spark"` runs the same core (`compute_features`) in
+    Spark's Python workers (`gold_features`), which spreads many products over executors but
+    pays to move 134 columns between the JVM and Python. The checks read with Arrow either way.
+    """
+    def one(p: str) -> GoldStats:
+        s = GoldStats(p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat()))
+        _build_product(spark, lake, day, s, quote_join, leakage_samples, engine)
+        return s
+
+    if engine == "arrow" and len(products) > 1:
+        # Products are independent; Parquet I/O and most NumPy/pandas kernels release the GIL.
+        with ThreadPoolExecutor(max_workers=min(len(products), os.cpu_count() or 1)) as pool:
+            return dict(zip(products, pool.map(one, products)))
+    return {p: one(p) for p in products}
+
+
+def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_join: str, leakage_samples: int,
+                   engine: str) -> None:
+    p, clock = s.product_id, time.perf_counter()
+    trade_parts = _existing(lake, "trades", p, [day - timedelta(days=1), day, day + timedelta(days=1)])
+    ticker_parts = _existing(lake, "ticker", p, [day - timedelta(days=1), day])
+    s.silver_days = [d.isoformat() for d, _ in trade_parts]
+    s.ticker_days = [d.isoformat() for d, _ in ticker_parts]
+    if day.isoformat() not in s.silver_days:
+        s.empty_reason = f"Silver trades {p} {day} is missing or empty: nothing to compute"
+        lake.delete(s.path)
+        return
+    trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
+    trade_pdf["product_id"] = p
+    times_us = trade_pdf["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    next_day = times_us >= (day + timedelta(days=1) - date(1970, 1, 1)).days * 86_400_000_000
+    s.next_day_head = head_fingerprint(trade_pdf["trade_id"].to_numpy()[next_day], times_us[next_day],
+                                       trade_pdf["price"].to_numpy()[next_day], LOOKAHEAD_TRADES)
+    ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
+    if engine == "spark":
+        spark = spark() if callable(spark) else spark  # a session, or how to get one when needed
+        trades = _read(spark, lake, "trades", trade_parts)
+        tickers = (
+            _read(spark, lake, "ticker", ticker_parts) if ticker_parts else spark.createDataFrame([], _ticker_schema())
+        )
+        gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
+        gold.write.mode("overwrite").parquet(s.path)
+    else:
+        lake.replace_partition(gold_table(trade_pdf, ticker_pdf, day, quote_join), s.path)
+    timings = {"compute_and_write": time.perf_counter() - clock}
+
+    clock = time.perf_counter()
+    s.tickers_in_input = len(ticker_pdf)
+    _reconcile(trade_pdf, day, s)
+    written = _measure(lake, s)
+    timings["checks"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    if s.rows and leakage_samples:
+        s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
+    timings["leakage"] = time.perf_counter() - clock
+    log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
+
+
+def _ticker_schema() -> str:
+    return (
+        "product_id string, event_time timestamp, ingest_time timestamp, kafka_partition int, kafka_offset bigint, "
+        "item_index int, " + ", ".join(f"{c} double" for c in TICKER_FIELDS)
+    )
+
+
+def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
+    """Silver trades of D and how many of them lack the lookback, counted without the feature code.
+
+    Rows lacking the lookback form a prefix of the product's trades: the first LOOKBACK_TRADES
+    of the input and those within LOOKBACK_SECONDS of the first trade.
+    """
+    times = trades["trade_time"]
+    start = pd.Timestamp(day)
+    in_day = (times >= start) & (times < start + pd.Timedelta(days=1))
+    s.silver_rows = int(in_day.sum())
+    by_rank = min(max(LOOKBACK_TRADES - int((times < start).sum()), 0), s.silver_rows)
+    horizon = times.min() + pd.Timedelta(seconds=LOOKBACK_SECONDS)
+    by_time = int((in_day & (times < horizon)).sum())
+    s.excluded_lookback = max(by_rank, by_time)
+
+
+def _measure(lake: LakeResource, s: GoldStats):
+    """Schema, keys, nulls, ranges and a preview, read back from the written files (Arrow, no Spark job).
+
+    Returns the written table and its row order by (trade_time, trade_id) for the leakage check."""
+    if not lake.data_files(s.path):
+        return None
+    table = lake.read_table(s.path)
+    actual = {f.name: f.type for f in table.schema}
+    s.schema_problems = [
+        f"{f.name}: expected {f.type}, found {actual.get(f.name, 'missing')}"
+        for f in gold_arrow_schema()
+        if actual.get(f.name) != f.type
+    ]
+
+    def values(name: str) -> np.ndarray:  # nulls (and NaN, which the Spark engine may write) as NaN
+        return table.column(name).to_numpy(zero_copy_only=False).astype(float, copy=False)
+
+    s.rows = table.num_rows
+    trade_ids = table.column("trade_id").to_numpy(zero_copy_only=False)
+    times = table.column("trade_time").to_numpy(zero_copy_only=False)
+    order = np.lexsort((trade_ids, times))
+    s.duplicate_keys = int(s.rows - len(np.unique(trade_ids)))
+    s.training_ready = int(np.count_nonzero(table.column("is_training_ready").to_numpy(zero_copy_only=False)))
+    s.rows_without_quote = int(np.isnan(values("best_bid")).sum()) if "best_bid" in actual else 0
+    if s.rows:
+        s.min_trade_time = pd.Timestamp(times[order[0]]).tz_localize("UTC").isoformat()
+        s.max_trade_time = pd.Timestamp(times[order[-1]]).tz_localize("UTC").isoformat()
+    for f in FEATURES:
+        if f.name not in actual:
+            continue
+        col = values(f.name)
+        missing = np.isnan(col)
+        if f.never_null_when_full and (nulls := int(missing.sum())):
+            s.nulls_when_full[f.name] = nulls
+        if f.dtype == "double" and (bad := int(np.isinf(col).sum())):
+            s.infinities[f.name] = bad
+        if f.bounds:
+            with np.errstate(invalid="ignore"):
+                outside = int(((col < f.bounds[0]) | (col > f.bounds[1])).sum())
+            if outside:
+                s.out_of_range[f.name] = outside
+    cols = ["trade_time", "trade_id", "price", "size", "side", "ma_10_trades", "rsi_14", "vwap_50", "best_bid", "best_ask",
+            "future_price_10", "is_training_ready"]
+    s.preview = _naive_utc(table.take(order[:5]).select(cols).to_pandas()).to_dict("records")
+    return table, order
+
+
+def _leakage(written, s: GoldStats, trades: pd.DataFrame, tickers: pd.DataFrame, quote_join: str,
+             k: int) -> LeakageResult:
+    table, order = written
+    ids = table.column("trade_id").to_numpy(zero_copy_only=False)[order]
+    chosen = sample_trade_ids(ids, k, seed=int(s.day.replace("-", "")))
+    rows = _naive_utc(table.take(order[np.isin(ids, chosen)]).to_pandas())
+    return prefix_invariance(trades, tickers, rows, quote_join)

@@ -1,0 +1,1 @@
+"""Dagster: definitions, resources, partitions, assets, checks, sensors and schedules per layer."""

@@ -1,0 +1,47 @@
+"""The Dagster code location: every asset, resource and partition definition, in one place."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor
+
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.orchestration.bronze import bronze_assets
+from crypto_assets.orchestration.bronze_schedule import build_bronze_schedule
+from crypto_assets.orchestration.bronze_sensor import build_bronze_sensor
+from crypto_assets.orchestration.glue import GlueEngineResource
+from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.gold_sensor import build_gold_sensor
+from crypto_assets.orchestration.kafka_topics import kafka_topic_specs
+from crypto_assets.orchestration.partitions import with_first_day
+from crypto_assets.orchestration.resources.kafka import KafkaResource
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.orchestration.resources.spark import SparkResource
+from crypto_assets.orchestration.silver import silver_assets
+
+
+def build_resources(settings: Settings) -> dict:
+    """Resources of both engines (the `glue` one is only used with CRYPTO_ENGINE=glue); every value comes
+    from `Settings` (env overrides)."""
+    return {
+        "spark": SparkResource.from_settings(settings),
+        "kafka": KafkaResource.from_settings(settings),
+        "lake": LakeResource.from_settings(settings),
+        "glue": GlueEngineResource.from_settings(settings),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = with_first_day(settings or Settings.from_env())  # the sensors read settings.first_date too
+    bronze, silver, gold = bronze_assets(settings), silver_assets(settings), build_gold_asset(settings)
+    return Definitions(
+        assets=[*kafka_topic_specs(settings), *bronze, *silver, gold],
+        schedules=[build_bronze_schedule(settings, bronze)],
+        sensors=[build_bronze_sensor(settings, silver, gold), build_gold_sensor(settings, gold)],
+        resources=build_resources(settings),
+        # One process per run, not one more per step: a sensor-driven run (Silver, then Gold, of one
+        # partition) is mostly the cost of starting a process.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,74 @@
+"""Partition definitions shared by the assets, sensors and tests.
+
+The daily partitions begin at the lake's first day, so a new lake shows a few days (not years
+of empty partitions) and a long-running one shows its whole history: `CRYPTO_FIRST_DATE` if
+set, else the first Bronze ingest day in the lake, else today.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timezone
+
+from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, MultiPartitionsDefinition
+
+from crypto_assets.bronze.transforms import BRONZE_TABLE
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.lake.store import Lake
+
+log = logging.getLogger(__name__)
+
+# Products grow as Bronze shows new ones (the Bronze assets and the Bronze sensor add them).
+PRODUCTS = DynamicPartitionsDefinition(name="product_id")
+EVENT_DATE = "event_date"
+PRODUCT = "product_id"
+
+
+def lake_first_day(settings: Settings) -> str | None:
+    """The earliest Bronze ingest day that has a folder in the lake, or None for an empty lake."""
+    lake = Lake.from_settings(settings)
+    try:
+        days = [
+            name.split("=", 1)[1]
+            for table in BRONZE_TABLE.values()
+            for name in lake.list_names(lake.table_path("bronze", table))
+            if name.startswith("ingest_date=")
+        ]
+    except OSError as exc:  # an unreachable S3 lake must not stop the code location from loading
+        log.warning("could not list the lake's Bronze days (%s); the partitions start today", exc)
+        return None
+    return min(days, default=None)
+
+
+def first_day(settings: Settings) -> str:
+    """The first day of the daily partitions (see the module docstring)."""
+    return settings.first_date or lake_first_day(settings) or datetime.now(timezone.utc).date().isoformat()
+
+
+def with_first_day(settings: Settings, earliest: str | None = None) -> Settings:
+    """`settings` with the first day resolved (the lake is listed once), moved back to `earliest` if
+    that is before it: a backfill or the demo of days before the lake's first day."""
+    first = first_day(settings)
+    if earliest is not None and earliest < first:
+        first = earliest
+    return dataclasses.replace(settings, first_date=first)
+
+
+def _daily(settings: Settings) -> DailyPartitionsDefinition:
+    return DailyPartitionsDefinition(start_date=first_day(settings), timezone="UTC", end_offset=1)
+
+
+def ingest_date_partitions(settings: Settings) -> DailyPartitionsDefinition:
+    """Bronze: one partition per UTC ingest day; today included (end_offset=1) so it can fill live."""
+    return _daily(settings)
+
+
+def event_date_product_partitions(settings: Settings) -> MultiPartitionsDefinition:
+    """Silver and Gold: UTC event day x product."""
+    return MultiPartitionsDefinition(
+        {
+            EVENT_DATE: _daily(settings),
+            PRODUCT: PRODUCTS,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Dagster resources: Kafka, the lake and Spark, each built from the settings."""

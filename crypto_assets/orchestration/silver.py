@@ -1,0 +1,140 @@
+"""Silver assets: typed, validated, deduplicated trades and ticker per event date x product.
+
+Checks run with every materialization and are returned in the MaterializeResult: uniqueness
+and not-null are blocking (a failure stops downstream assets in the same run);
+reconciliation, ranges and gaps are reported with their numbers as metadata.
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    Failure,
+    FreshnessPolicy,
+    MaterializeResult,
+    MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    asset,
+)
+
+from crypto_assets.bronze.transforms import BRONZE_TABLE, TICKER, TRADES
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.orchestration.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
+from crypto_assets.orchestration.kafka_topics import OWNER
+from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
+from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.orchestration.resources.spark import SparkResource
+from crypto_assets.reports import SILVER_CHECKS, silver_report
+from crypto_assets.silver.build import BronzeMissingError, bronze_window_days, build_silver
+from crypto_assets.silver.transforms import SILVER_TABLE, SilverRules
+
+
+def silver_asset_key(kind: str) -> AssetKey:
+    return AssetKey(f"silver_{kind}")
+
+
+def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str) -> bool:
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(f"bronze_{kind}"), asset_partitions=[day]), limit=1
+    )
+    return bool(records.records)
+
+
+def missing_bronze_days(context: AssetExecutionContext, lake: LakeResource, kind: str, day: date,
+                        rules: SilverRules) -> list[str]:
+    """The ingest days after `day` that Silver reads for late records, that have ended, hold no Bronze
+    files and were never materialized: late records of `day` may sit in Kafka for them, unread."""
+    today = datetime.now(timezone.utc).date()
+    missing = []
+    for d in bronze_window_days(day, rules):
+        if not day < d < today:
+            continue  # D itself is required (BronzeMissingError); D-1 is read for clock skew only; today is in progress
+        if lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat())):
+            continue
+        if not _bronze_was_materialized(context, kind, d.isoformat()):
+            missing.append(d.isoformat())
+    return missing
+
+
+def _report_missing_bronze_days(context: AssetExecutionContext, lake: LakeResource, kind: str, day: date,
+                                product: str, rules: SilverRules) -> None:
+    missing = missing_bronze_days(context, lake, kind, day, rules)
+    context.add_asset_metadata({"bronze_days_missing": MetadataValue.json(missing)})
+    if missing:
+        context.log.warning(
+            f"silver {kind} {day} {product}: Bronze {BRONZE_TABLE[kind]} was never materialized for ingest "
+            f"day(s) {', '.join(missing)}, so records of {day} that arrived late on them are not in this partition: "
+            f"materialize bronze_{kind} for {', '.join(missing)} (the Bronze sensor then updates this partition)"
+        )
+
+
+def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
+    key = silver_asset_key(kind)
+    table = SILVER_TABLE[kind]
+    rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
+
+    @asset(
+        key=key,
+        description=(
+            f"Typed, validated, deduplicated {kind} of one UTC event day and product, read from Bronze ingest days "
+            f"D-1 (last minutes) .. D+{rules.allowed_lateness_days} so late records reach their day. "
+            f"{'Deduplicated on (product_id, trade_id), earliest ingested copy kept.' if kind == TRADES else 'Deduplicated on the ticker content.'} "
+            f"Rejected items go to `quarantine/{table}/` with a reason. Written to `silver/{table}/product_id=X/event_date=D/`."
+        ),
+        partitions_def=event_date_product_partitions(settings),
+        group_name="silver",
+        kinds={"arrow", "spark", "parquet"},
+        owners=[OWNER],
+        tags={"layer": "silver"},
+        freshness_policy=FreshnessPolicy.time_window(
+            fail_window=timedelta(minutes=2 * settings.silver_freshness_minutes),
+            warn_window=timedelta(minutes=settings.silver_freshness_minutes),
+        ),
+        deps=[
+            AssetDep(
+                AssetKey(f"bronze_{kind}"),
+                partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=EVENT_DATE),
+            )
+        ],
+        check_specs=check_specs(key, SILVER_CHECKS[kind]),
+    )
+    def _silver(
+        context: AssetExecutionContext, spark: SparkResource, lake: LakeResource, glue: GlueEngineResource
+    ) -> MaterializeResult:
+        keys = context.partition_key.keys_by_dimension
+        day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
+        written = {"product_id": product, "event_date": day.isoformat()}
+        if settings.engine == "glue":
+            result = silver_on_glue(context, glue, lake, kind, day.isoformat(), product, rules.allowed_lateness_days,
+                                    _bronze_was_materialized(context, kind, day.isoformat()))
+            register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
+            _report_missing_bronze_days(context, lake, kind, day, product, rules)
+            return result
+        # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
+        try:
+            stats = build_silver(spark.get_session, lake, kind, day, [product], rules)[product]
+        except BronzeMissingError as exc:
+            if not _bronze_was_materialized(context, kind, day.isoformat()):
+                raise Failure(description=str(exc), allow_retries=False) from None
+            # Bronze ran for that day and found nothing: Silver is empty, not an error.
+            stats = build_silver(spark.get_session, lake, kind, day, [product], rules, require_bronze_day=False)[product]
+        context.log.info(
+            f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
+            f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
+        )
+        register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
+        _report_missing_bronze_days(context, lake, kind, day, product, rules)
+        metadata, checks = silver_report(kind, stats)
+        return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(key, checks))
+
+    return _silver
+
+
+def silver_assets(settings: Settings) -> list[AssetsDefinition]:
+    return [build_silver_asset(kind, settings) for kind in (TRADES, TICKER)]
+

@@ -1,1 +1,0 @@
-"""Automation: the batch Bronze cadence, Bronze -> Silver and Silver -> Gold sensors."""

@@ -1,0 +1,1 @@
+"""Silver: typed, validated, deduplicated trades and ticker per event day and product."""

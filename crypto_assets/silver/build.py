@@ -1,0 +1,380 @@
+"""One Silver date for one or more products: read the Bronze window, mark, write, measure.
+
+No Dagster here: the Silver assets (one product per run) and the Glue/benchmark scripts
+(several products in one pass) call `build_silver`. Everything reported is measured on what
+was written, so the reconciliation check is a real check of the files.
+
+Two engines run the same rules (`transforms.silver.mark_table`): `arrow` (the default) reads
+Bronze with Arrow and writes each partition as one file, with no Spark at all; `spark` reads
+and writes with Spark and marks in its Python workers, for product sets too big for one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crypto_assets.bronze.transforms import BRONZE_TABLE, TRADES, UNKNOWN_PRODUCT, day_bounds
+from crypto_assets.gold.transforms import LOOKAHEAD_TRADES
+from crypto_assets.lake.compaction import visible_paths
+from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
+from crypto_assets.silver.transforms import (
+    BRONZE_INPUT,
+    ITEMS,
+    QUARANTINE_ORDER,
+    SILVER_ORDER,
+    SILVER_TABLE,
+    SilverRules,
+    head_fingerprint,
+    mark,
+    mark_table,
+    owner_products,
+    quarantine_rows,
+    quarantine_table,
+    silver_rows,
+    silver_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BronzeMissingError(RuntimeError):
+    """The Bronze partition Silver needs has not been written; the message says which and what to do."""
+
+
+@dataclass
+class SilverStats:
+    kind: str
+    product_id: str
+    day: str
+    path: str
+    quarantine_path: str
+    bronze_days: list[str] = field(default_factory=list)
+    window_items: int = 0  # Bronze items of this product in the window (independent count)
+    rows: int = 0  # written to Silver (read back)
+    duplicates: int = 0
+    conflicting_duplicates: int = 0
+    quarantined: int = 0  # written to quarantine (read back)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    other_partitions: int = 0  # items of the window owned by other event dates
+    min_event_time: str | None = None
+    max_event_time: str | None = None
+    # Written-data checks
+    duplicate_keys: int = 0
+    null_keys: dict[str, int] = field(default_factory=dict)
+    non_positive: dict[str, int] = field(default_factory=dict)
+    crossed_quotes: int = 0
+    trade_id_gaps: dict = field(default_factory=dict)
+    head_fingerprint: str = ""  # trades: of the first trades, which the day before's Gold targets read
+    preview: list[dict] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.window_items == self.rows + self.duplicates + self.quarantined + self.other_partitions
+
+
+def bronze_window_days(day: date, rules: SilverRules) -> list[date]:
+    """Ingest days read for event day D: D-1 (its last minutes only), D .. D+lateness."""
+    return [day + timedelta(days=i) for i in range(-1, rules.allowed_lateness_days + 1)]
+
+
+def bronze_products(lake: LakeResource, kind: str, days: list[date], rules: SilverRules) -> set[str]:
+    """The products owning the Bronze rows that Silver of `days` reads (two narrow columns per file)."""
+    files = sorted({f for day in days for _, fs in bronze_window_files(lake, kind, day, rules) for f in fs})
+    if not files:
+        return set()
+    t = lake.read_files(files, ["product_id", "key"])
+    return set(pc.unique(owner_products(t.column("product_id"), t.column("key"))).to_pylist())
+
+
+def _earliest(day: date, rules: SilverRules):
+    """From D-1 only records ingested within the clock-skew allowance before midnight can belong to D."""
+    start, _ = day_bounds(day)
+    return start - timedelta(seconds=rules.max_future_skew_seconds)
+
+
+def bronze_window_files(lake: LakeResource, kind: str, day: date, rules: SilverRules) -> list[tuple[date, list[str]]]:
+    """The Bronze files of the window, per ingest day that has any, as listed now: the streaming job
+    keeps appending to today's folder, and every read of one run must see the same snapshot, or the
+    window count and the rows written would not reconcile."""
+    out = []
+    for d in bronze_window_days(day, rules):
+        listed = lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat()))
+        files = visible_paths([f for f, _ in listed])  # each streamed row once, merged or not yet
+        if files:
+            out.append((d, files))
+    return out
+
+
+@dataclass
+class BronzeWindow:
+    """Bronze rows of the window owned by the run's products, read with Arrow, without the raw
+    `value` (most of Bronze's bytes): `values` reads it back for the few rows that need it."""
+
+    table: pa.Table
+    owner: pa.Array
+    _file: np.ndarray
+    _row: np.ndarray
+    _files: list[str]
+    _lake: LakeResource
+
+    def values(self, rows: np.ndarray) -> pa.Array:
+        out: list = [None] * len(rows)
+        for f in np.unique(self._file[rows]):
+            mine = np.flatnonzero(self._file[rows] == f)
+            got = self._lake.read_rows(self._files[f], "value", self._row[rows[mine]])
+            for i, v in zip(mine, got.to_pylist()):
+                out[i] = v
+        return pa.array(out, pa.binary())
+
+
+def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, products: list[str],
+                      window: list[tuple[date, list[str]]]) -> BronzeWindow:
+    columns = [c for c in BRONZE_INPUT if c != "ingest_date"] + [ITEMS[kind]]
+    files = [(d, f) for d, fs in window for f in fs]
+
+    def read(file: str):
+        """(rows, their row numbers in the file). A row owned by product P has P as its product_id or its
+        key, so only row groups whose statistics allow that are read: the stream's merged files are
+        clustered by product. Garbage (UNKNOWN) can sit anywhere: then the whole file."""
+        if UNKNOWN_PRODUCT in products:
+            t = lake.read_files([file], columns)
+            return t, np.arange(t.num_rows)
+        return lake.read_groups_holding(file, columns, products, ("product_id", "key"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # small streamed files: overlap their latencies
+        tables = list(pool.map(lambda df: read(df[1]), files))
+    earliest = pa.scalar(_earliest(day, rules), pa.timestamp("us", tz="UTC"))
+    parts, owners, file_ix, row_ix = [], [], [], []
+    wanted = pa.array(products, pa.string())
+    for i, ((d, _), (t, file_rows)) in enumerate(zip(files, tables)):
+        t = t.append_column("ingest_date", pa.array(np.full(t.num_rows, (d - date(1970, 1, 1)).days, np.int32)).cast(pa.date32()))
+        owner = owner_products(t.column("product_id"), t.column("key"))
+        keep = pc.is_in(owner, value_set=wanted)
+        if d < day:
+            keep = pc.and_(keep, pc.greater_equal(t.column("kafka_timestamp"), earliest))
+        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+        if len(rows) < t.num_rows:
+            t, owner = t.take(pa.array(rows)), owner.take(pa.array(rows))
+        parts.append(t)
+        owners.append(owner)
+        file_ix.append(np.full(len(rows), i, dtype=np.int32))
+        row_ix.append(file_rows[rows])
+    table = pa.concat_tables(parts).combine_chunks()
+    return BronzeWindow(table, pa.concat_arrays(owners),
+                        np.concatenate(file_ix), np.concatenate(row_ix), [f for _, f in files], lake)
+
+
+def _write_partitions(df, table_path: str, sort_cols: list[str]) -> None:
+    # No repartition: each task writes its share of a partition, in a deterministic order, so the
+    # write needs no second shuffle and keeps both cores busy even for a single product.
+    (
+        df.sortWithinPartitions("product_id", "event_date", *sort_cols)
+        .write.mode("overwrite")
+        .partitionBy("product_id", "event_date")
+        .parquet(table_path)
+    )
+
+
+def build_silver(
+    spark,
+    lake: LakeResource,
+    kind: str,
+    day: date,
+    products: list[str],
+    rules: SilverRules,
+    require_bronze_day: bool = True,
+    engine: str = "arrow",
+) -> dict[str, SilverStats]:
+    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole.
+
+    `spark` is a session, a function returning one, or None: only `engine="spark"` uses it."""
+    table = SILVER_TABLE[kind]
+    stats = {
+        p: SilverStats(
+            kind=kind, product_id=p, day=day.isoformat(),
+            path=lake.partition_path("silver", table, product_id=p, event_date=day.isoformat()),
+            quarantine_path=lake.partition_path("quarantine", table, product_id=p, event_date=day.isoformat()),
+        )
+        for p in products
+    }
+    window = bronze_window_files(lake, kind, day, rules)
+    days = [d.isoformat() for d, _ in window]
+    if require_bronze_day and day.isoformat() not in days:
+        raise BronzeMissingError(
+            f"Bronze {BRONZE_TABLE[kind]} ingest_date={day} has not been written yet: materialize "
+            f"bronze_{kind} for {day} first (Silver {day} reads Bronze {day} .. "
+            f"{day + timedelta(days=rules.allowed_lateness_days)})"
+        )
+    for s in stats.values():
+        s.bronze_days = days
+    if not window:
+        for s in stats.values():
+            lake.delete(s.path)
+            lake.delete(s.quarantine_path)
+        return stats
+
+    timings, clock = {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name], clock = round(time.perf_counter() - clock, 2), time.perf_counter()
+
+    if engine == "arrow":
+        _silver_arrow(lake, kind, day, rules, window, stats, lap)
+    elif engine == "spark":
+        _silver_spark(spark() if callable(spark) else spark, lake, kind, day, rules, window, stats, lap)
+    else:
+        raise ValueError(f"unknown Silver engine {engine!r}; expected 'arrow' or 'spark'")
+
+    for s in stats.values():
+        for path in (s.path, s.quarantine_path):
+            if not lake.data_files(path):
+                lake.delete(path)  # a partition that became empty must not keep old files
+        _measure(lake, kind, s)
+    lap("measure")
+    log.info("silver %s %s %s (%s) timings (s): %s", kind, day, ",".join(products), engine, timings)
+    return stats
+
+
+def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, window, stats: dict[str, SilverStats],
+                  lap: Callable[[str], None]) -> None:
+    products = list(stats)
+    for attempt in range(3):
+        try:
+            bronze = read_bronze_arrow(lake, kind, day, rules, products, window)
+            marked = mark_table(bronze.table, kind, rules, values=bronze.values)  # reads `value` back
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            # The stream merged small files after they were listed: list again (the merged file holds their rows).
+            window = bronze_window_files(lake, kind, day, rules)
+    # The independent count: Bronze items per product, each record at least one.
+    items = np.maximum(np.asarray(pc.fill_null(pc.list_value_length(bronze.table.column(ITEMS[kind])), 0)), 1)
+    at = np.asarray(pc.index_in(bronze.owner, value_set=pa.array(products, pa.string())))
+    for p, n in zip(products, np.bincount(at, weights=items, minlength=len(products))):
+        stats[p].window_items = int(n)
+    lap("read_and_mark")
+    day_ix = (day - date(1970, 1, 1)).days
+    product = marked.column("product_id").to_numpy(zero_copy_only=False)
+    mine = np.asarray(pc.cast(marked.column("event_date"), pa.int32())) == day_ix
+    disposition = marked.column("disposition").to_numpy(zero_copy_only=False)
+    conflicting = np.asarray(marked.column("conflicting"))
+    for p, s in stats.items():
+        of_p = product == p
+        here = of_p & mine
+        s.other_partitions = int((of_p & ~mine).sum())
+        s.duplicates = int((here & (disposition == "duplicate")).sum())
+        s.conflicting_duplicates = int((here & conflicting).sum())
+        part = marked.filter(pa.array(here))
+        for path, rows in ((s.path, silver_table(part, kind, with_partition_columns=False)),
+                           (s.quarantine_path, quarantine_table(part, with_partition_columns=False))):
+            if rows.num_rows:
+                lake.replace_partition(rows, path, plain=("content_hash",))
+            else:
+                lake.delete(path)
+    lap("write")
+
+
+def _silver_spark(spark, lake: LakeResource, kind: str, day: date, rules: SilverRules, window,
+                  stats: dict[str, SilverStats], lap: Callable[[str], None]) -> None:
+    from pyspark.sql import functions as F
+
+    from crypto_assets.bronze.transforms import owner_product
+
+    products = list(stats)
+    bronze = spark.read.option("basePath", lake.table_path("bronze", BRONZE_TABLE[kind])).parquet(
+        *[f for _, files in window for f in files])
+    bronze = bronze.where((F.col("ingest_date") >= F.lit(day)) | (F.col("kafka_timestamp") >= F.lit(_earliest(day, rules))))
+    bronze = bronze.where(owner_product().isin(products))
+    items = ITEMS[kind]
+    for r in (
+        bronze.groupBy(owner_product().alias("p"))
+        .agg(F.sum(F.greatest(F.coalesce(F.size(items), F.lit(0)), F.lit(1))).alias("n"))
+        .collect()
+    ):
+        stats[r["p"]].window_items = int(r["n"])
+    lap("window_count")
+
+    marked = mark(bronze, kind, rules).persist()
+    try:
+        mine = marked.where(F.col("event_date") == F.lit(day))
+        _write_partitions(silver_rows(mine, kind), lake.table_path("silver", SILVER_TABLE[kind]), SILVER_ORDER[kind])
+        lap("silver_write")
+        _write_partitions(quarantine_rows(mine), lake.table_path("quarantine", SILVER_TABLE[kind]), QUARANTINE_ORDER)
+        lap("quarantine_write")
+        for r in (
+            marked.groupBy("product_id", (F.col("event_date") == F.lit(day)).alias("mine"), "disposition")
+            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("conflicting").cast("long")).alias("conflicting"))
+            .collect()
+        ):
+            s = stats[r["product_id"]]
+            if not r["mine"]:
+                s.other_partitions += r["n"]
+            elif r["disposition"] == "duplicate":
+                s.duplicates = r["n"]
+            elif r["disposition"] == "silver":
+                s.conflicting_duplicates = int(r["conflicting"] or 0)
+        lap("counts")
+    finally:
+        marked.unpersist()
+
+
+def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
+    """Counts and checks read back from the written files (Arrow: no Spark job for a few columns)."""
+    quarantine = lake.read_table(s.quarantine_path, columns=["reason"])
+    if quarantine is not None:
+        reasons = quarantine.column("reason").value_counts()
+        s.quarantined_by_reason = {str(r["values"]): int(r["counts"]) for r in reasons.to_pylist()}
+        s.quarantined = quarantine.num_rows
+    time_col = "trade_time" if kind == TRADES else "event_time"
+    key = "trade_id" if kind == TRADES else "content_hash"
+    key_cols = [key, time_col, "price"] + (["size", "side"] if kind == TRADES else [])
+    preview_cols = (
+        ["trade_time", "trade_id", "price", "size", "side", "notional", "is_snapshot"]
+        if kind == TRADES
+        else ["event_time", "price", "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h"]
+    )
+    table = lake.read_table(s.path, columns=list(dict.fromkeys(key_cols + preview_cols)))  # not the lineage strings
+    if table is None:
+        return
+    s.rows = table.num_rows
+    keys = table.column(key)  # Arrow's hash table: several times faster than pandas on 64-character hashes
+    s.duplicate_keys = len(keys) - keys.null_count - pc.count_distinct(keys, mode="only_valid").as_py()
+    if s.rows:
+        times = pc.min_max(table.column(time_col))
+        s.min_event_time, s.max_event_time = times["min"].as_py().isoformat(), times["max"].as_py().isoformat()
+    s.null_keys = {c: table.column(c).null_count for c in key_cols}
+
+    def count(flags) -> int:
+        return int(pc.sum(flags).as_py() or 0)
+
+    s.non_positive = {"price": count(pc.less_equal(table.column("price"), 0.0))}
+    if kind == TRADES:
+        s.non_positive["size"] = count(pc.less_equal(table.column("size"), 0.0))
+        s.head_fingerprint = head_fingerprint(
+            table.column("trade_id").to_numpy(), pc.cast(table.column("trade_time"), pa.int64()).to_numpy(),
+            table.column("price").to_numpy(), LOOKAHEAD_TRADES)
+        ids = np.unique(table.column("trade_id").drop_null().to_numpy())
+        if len(ids):
+            steps = np.diff(ids)
+            missing = int((steps - 1).sum())
+            s.trade_id_gaps = {"first_trade_id": int(ids[0]), "last_trade_id": int(ids[-1]), "missing_trade_ids": missing}
+            if missing:
+                top = np.argsort(-(steps - 1), kind="stable")[:5]
+                s.trade_id_gaps["largest_gaps"] = [
+                    {"after_trade_id": int(ids[i]), "missing": int(steps[i] - 1)} for i in top if steps[i] > 1
+                ]
+    else:
+        s.crossed_quotes = count(pc.greater(table.column("best_bid"), table.column("best_ask")))
+    first = pc.sort_indices(table.column(time_col))[:5]
+    s.preview = table.select(preview_cols).take(first).to_pylist()

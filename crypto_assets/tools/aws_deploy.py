@@ -1,0 +1,309 @@
+"""`crypto-pipeline aws deploy | destroy`: the Glue jobs, their code in S3, and the Glue Data Catalog.
+
+deploy: build the package wheel, upload it and the entry scripts in `glue/` to the artifacts
+folder, create or replace one Glue job per entry script, create the catalog database and the
+Bronze/Silver/quarantine/Gold tables, and print the Athena query that reads Gold. Everything it
+makes carries the job prefix in its name and a `created_by` marker, and the uploaded keys are
+listed in a manifest, so destroy removes exactly that and nothing else. Running deploy again
+updates in place (idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, job_name, kafka_kind
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.lake.glue_catalog import catalog_tables, table_input
+from crypto_assets.lake.store import Lake, LakeUnavailableError, is_s3, split_s3, to_s3
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent.parent
+GLUE_SCRIPTS = REPO / "glue"
+MADE_BY = "crypto-pipeline aws deploy"
+MANIFEST = "deploy-manifest.json"
+# Inside Glue only these are installed from PyPI; our wheel goes on the path without its dependencies
+# (pulling dagster and pyspark into Glue would replace Glue's own Spark). The Bronze batch jobs also
+# need kafka-python, for the offset lookup by time. Pinned to the versions the tests run.
+PIPES_MODULE = "dagster-pipes==1.13.27"
+KAFKA_CLIENT_MODULE = "kafka-python==3.0.12"
+
+
+class DeployError(RuntimeError):
+    """Deploy/destroy cannot go on; the message says what to fix."""
+
+
+@dataclass
+class DeployResult:
+    jobs: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    uploaded: list[str] = field(default_factory=list)
+    athena_query: str = ""
+
+
+def _client(settings: Settings, service: str):
+    import boto3
+
+    return boto3.client(service, region_name=settings.aws_region, endpoint_url=settings.s3_endpoint_url or None)
+
+
+def _require(settings: Settings, for_deploy: bool = True) -> Lake:
+    if not is_s3(settings.lake_root):
+        raise DeployError(f"CRYPTO_LAKE_ROOT={settings.lake_root} is not in S3: set it to s3://bucket/prefix for AWS mode")
+    if not is_s3(settings.glue_artifacts_root):
+        raise DeployError("CRYPTO_GLUE_ARTIFACTS_ROOT must be an s3:// folder")
+    if for_deploy and not settings.glue_role_arn:
+        raise DeployError("CRYPTO_GLUE_ROLE_ARN is not set: the Glue jobs need an IAM role to run as (see README, AWS mode)")
+    lake = Lake.from_settings(settings)
+    try:
+        lake.check()
+        Lake(settings.glue_artifacts_root, settings.s3_endpoint_url, settings.aws_region).check()
+    except LakeUnavailableError as exc:
+        raise DeployError(str(exc)) from None
+    return lake
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """The project's wheel (no dependencies), built from a copy of this checkout's package sources
+    (setuptools would otherwise leave a build/ folder in the repository)."""
+    import shutil
+
+    src = out_dir / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("crypto_assets", "producer"):
+        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    shutil.copy2(REPO / "setup.py", src / "setup.py")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+        raise DeployError(f"could not build the package wheel ({' '.join(cmd)}):\n{tail}")
+    wheels = sorted(out_dir.glob("crypto_lakehouse-*.whl"))
+    if not wheels:
+        raise DeployError(f"pip wheel wrote no crypto_lakehouse wheel into {out_dir}")
+    return wheels[-1]
+
+
+def _kafka_args(settings: Settings, kind: str) -> dict[str, str]:
+    """The cluster, topic and security settings of a Bronze job (streaming or batch); the SASL password
+    is never an argument: the jobs read it from the Secrets Manager secret."""
+    args = {
+        "--kafka_bootstrap": settings.kafka_bootstrap,
+        "--topic": settings.trades_topic if kind == "trades" else settings.ticker_topic,
+        "--kafka_security_protocol": settings.kafka_security_protocol,
+        "--kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
+    }
+    if settings.kafka_sasl_secret_id:
+        args["--kafka_sasl_secret_id"] = settings.kafka_sasl_secret_id
+    return args
+
+
+def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, str]) -> dict[str, dict]:
+    """Glue job name -> create_job arguments (without Name/Tags)."""
+    artifacts = settings.glue_artifacts_root.rstrip("/")
+    common_args = {
+        "--job-language": "python",
+        "--extra-py-files": wheel_uri,
+        "--additional-python-modules": PIPES_MODULE,
+        "--lake_root": to_s3(settings.lake_root),
+        "--aws_region": settings.aws_region,
+        "--TempDir": f"{artifacts}/tmp/",
+        "--enable-metrics": "true",
+    }
+    if settings.s3_endpoint_url:
+        common_args["--s3_endpoint_url"] = settings.s3_endpoint_url
+    jobs = {}
+    for job in [*BATCH_JOBS, *STREAM_JOBS]:
+        streaming = job in STREAM_JOBS
+        kind = kafka_kind(job)
+        args = dict(common_args)
+        if job.startswith("silver_") or kind:  # Bronze commits name the Silver partitions, by the same rule
+            args["--allowed_lateness_days"] = str(settings.allowed_lateness_days)
+        if kind:
+            args.update(_kafka_args(settings, kind))
+        if streaming:
+            args["--checkpoint_root"] = f"{artifacts}/checkpoints/"
+            args["--compact_fan_in"] = str(settings.stream_compact_files)
+        elif kind:
+            args["--additional-python-modules"] = f"{PIPES_MODULE},{KAFKA_CLIENT_MODULE}"
+            args["--kafka_timestamp_skew_minutes"] = str(settings.kafka_timestamp_skew_minutes)
+        jobs[job_name(settings.glue_job_prefix, job)] = {
+            "Description": f"{job}: created by {MADE_BY}",
+            "Role": settings.glue_role_arn,
+            "Command": {"Name": "gluestreaming" if streaming else "glueetl",
+                        "ScriptLocation": script_uris[job], "PythonVersion": "3"},
+            "DefaultArguments": args,
+            # Batch jobs: one run per partition, so a backfill runs several at once.
+            "ExecutionProperty": {"MaxConcurrentRuns": 1 if streaming else 20},
+            "MaxRetries": 0,
+            "GlueVersion": settings.glue_version,
+            "WorkerType": settings.glue_worker_type,
+            "NumberOfWorkers": settings.glue_workers,
+            **({} if streaming else {"Timeout": settings.glue_timeout_minutes}),
+        }
+    return jobs
+
+
+def _tags(settings: Settings) -> dict[str, str]:
+    return {"created_by": MADE_BY, "crypto-lakehouse:prefix": settings.glue_job_prefix}
+
+
+def athena_query(settings: Settings) -> str:
+    return (
+        f'SELECT product_id, event_date, trade_time, trade_id, price, ma_10_trades, rsi_14, target_return_10\n'
+        f'FROM "{settings.glue_database}"."gold_features"\n'
+        f"WHERE event_date = DATE '2026-11-24' AND product_id = 'BTC-USD'\n"
+        f"ORDER BY trade_time, trade_id\nLIMIT 100;"
+    )
+
+
+def deploy(settings: Settings, wheel: Path | None = None) -> DeployResult:
+    lake = _require(settings)
+    from botocore.exceptions import ClientError
+
+    result = DeployResult()
+    s3, glue = _client(settings, "s3"), _client(settings, "glue")
+    bucket, prefix = split_s3(settings.glue_artifacts_root)
+
+    def upload(local: Path, key: str) -> str:
+        s3.upload_file(str(local), bucket, key)
+        result.uploaded.append(key)
+        return f"s3://{bucket}/{key}"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = wheel or build_wheel(Path(tmp))
+        wheel_uri = upload(wheel, f"{prefix}/dist/{wheel.name}".lstrip("/"))
+        scripts = {job: upload(GLUE_SCRIPTS / script, f"{prefix}/scripts/{script}".lstrip("/"))
+                   for job, script in {**BATCH_JOBS, **STREAM_JOBS}.items()}
+
+    for name, definition in job_definitions(settings, wheel_uri, scripts).items():
+        try:
+            glue.get_job(JobName=name)
+            exists = True
+        except glue.exceptions.EntityNotFoundException:
+            exists = False
+        if exists:
+            try:
+                glue.update_job(JobName=name, JobUpdate=definition)
+            except ClientError as exc:  # an API without UpdateJob (local emulators): replace the job
+                log.debug("update_job %s failed (%s); replacing it", name, exc)
+                glue.delete_job(JobName=name)
+                glue.create_job(Name=name, Tags=_tags(settings), **definition)
+        else:
+            glue.create_job(Name=name, Tags=_tags(settings), **definition)
+        result.jobs.append(name)
+
+    try:
+        glue.get_database(Name=settings.glue_database)
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_database(DatabaseInput={
+            "Name": settings.glue_database, "Description": f"Crypto lakehouse tables: created by {MADE_BY}",
+            "Parameters": {"created_by": MADE_BY, "crypto-lakehouse:prefix": settings.glue_job_prefix},
+        })
+    for t in catalog_tables():
+        spec = table_input(t, lake, MADE_BY)
+        try:
+            glue.get_table(DatabaseName=settings.glue_database, Name=t.name)
+            glue.update_table(DatabaseName=settings.glue_database, TableInput=spec)
+        except glue.exceptions.EntityNotFoundException:
+            glue.create_table(DatabaseName=settings.glue_database, TableInput=spec)
+        result.tables.append(t.name)
+
+    manifest = {"jobs": result.jobs, "database": settings.glue_database, "tables": result.tables,
+                "keys": result.uploaded}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/{MANIFEST}".lstrip("/"), Body=json.dumps(manifest, indent=1).encode())
+    result.athena_query = athena_query(settings)
+    return result
+
+
+def destroy(settings: Settings) -> dict[str, list[str]]:
+    """Removes the jobs, catalog tables (and the database if deploy made it and it is empty) and uploaded
+    files that deploy made; anything else (the lake's data, other jobs or tables) stays."""
+    _require(settings, for_deploy=False)
+    s3, glue = _client(settings, "s3"), _client(settings, "glue")
+    bucket, prefix = split_s3(settings.glue_artifacts_root)
+    removed: dict[str, list[str]] = {"jobs": [], "tables": [], "database": [], "keys": []}
+
+    for job in [*BATCH_JOBS, *STREAM_JOBS]:
+        name = job_name(settings.glue_job_prefix, job)
+        try:
+            found = glue.get_job(JobName=name)["Job"]
+        except glue.exceptions.EntityNotFoundException:
+            continue
+        if MADE_BY not in found.get("Description", ""):
+            log.warning("Glue job %s was not made by deploy: left alone", name)
+            continue
+        glue.delete_job(JobName=name)
+        removed["jobs"].append(name)
+
+    db = settings.glue_database
+    try:
+        database = glue.get_database(Name=db)["Database"]
+    except glue.exceptions.EntityNotFoundException:
+        database = None
+    if database is not None:
+        for t in catalog_tables():
+            try:
+                table = glue.get_table(DatabaseName=db, Name=t.name)["Table"]
+            except glue.exceptions.EntityNotFoundException:
+                continue
+            if table.get("Parameters", {}).get("created_by") == MADE_BY:
+                glue.delete_table(DatabaseName=db, Name=t.name)
+                removed["tables"].append(t.name)
+        left = glue.get_tables(DatabaseName=db).get("TableList", [])
+        if database.get("Parameters", {}).get("created_by") == MADE_BY and not left:
+            glue.delete_database(Name=db)
+            removed["database"].append(db)
+
+    manifest_key = f"{prefix}/{MANIFEST}".lstrip("/")
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        manifest = {"keys": []}
+    for key in manifest["keys"]:
+        s3.delete_object(Bucket=bucket, Key=key)
+        removed["keys"].append(key)
+    s3.delete_object(Bucket=bucket, Key=manifest_key)
+    return removed
+
+
+def cmd_aws(args, settings: Settings) -> int:
+    """`crypto-pipeline aws deploy|destroy` (registered in cli.py)."""
+    try:
+        if args.action == "deploy":
+            result = deploy(settings, Path(args.wheel) if args.wheel else None)
+            print(f"Glue jobs ({settings.glue_version}, {settings.glue_workers} x {settings.glue_worker_type}): "
+                  f"{', '.join(result.jobs)}")
+            print(f"Glue Data Catalog {settings.glue_database}: {', '.join(result.tables)}")
+            print(f"uploaded to {settings.glue_artifacts_root}: {len(result.uploaded)} files")
+            print("Athena query that reads Gold:\n" + result.athena_query)
+        else:
+            removed = destroy(settings)
+            print(f"removed Glue jobs: {', '.join(removed['jobs']) or '-'}; catalog tables: "
+                  f"{', '.join(removed['tables']) or '-'}; database: {', '.join(removed['database']) or '-'}; "
+                  f"uploaded files: {len(removed['keys'])}")
+    except DeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # botocore errors: one line, not a stack trace
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            print(f"error: AWS refused the {args.action}: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+def add_parser(sub) -> None:
+    a = sub.add_parser("aws", help="deploy or destroy the AWS Glue jobs, their code in S3 and the Glue Data Catalog")
+    a.add_argument("action", choices=["deploy", "destroy"])
+    a.add_argument("--wheel", help="deploy: use this package wheel instead of building one")
+    a.set_defaults(func=cmd_aws)

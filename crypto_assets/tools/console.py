@@ -1,0 +1,103 @@
+"""What a command prints: the project's own lines on the terminal, everything else in a log file.
+
+Libraries (kafka-python, py4j, Dagster, alembic) narrate connections, retries and deprecations
+that the project's own lines already say in a user's words. In normal runs their records, and
+Python warnings such as Dagster's BetaWarning, go only to `<state>/logs/crypto-pipeline.log`;
+`--verbose` shows everything on the terminal too. The Spark JVM logs to `<state>/logs/spark.log`
+(see `spark_log_options`).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+OWN_LOGGERS = ("crypto_assets", "producer", "__main__")
+# Inside a run the layers' steps log their details (timings, counts) for the run's log; on the
+# terminal, commands print one line per run themselves, so only the steps' warnings show there.
+STEP_LOGGERS = tuple(f"crypto_assets.{layer}." for layer in ("bronze", "silver", "gold", "lake"))
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that log every connection at INFO: the log file keeps their warnings and errors.
+CHATTY = ("kafka", "alembic", "py4j", "urllib3", "botocore")
+
+
+class _OwnRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(STEP_LOGGERS):
+            return record.levelno >= logging.WARNING
+        return record.name.split(".", 1)[0] in OWN_LOGGERS
+
+
+# Handlers installed here are of these types, so a second setup (tests call `main` many times)
+# replaces them and leaves any other handler (pytest's) alone.
+class _ConsoleHandler(logging.StreamHandler):
+    pass
+
+
+class _FileHandler(logging.handlers.RotatingFileHandler):
+    pass
+
+
+def log_dir(state_dir: str) -> Path:
+    return Path(state_dir) / "logs"
+
+
+def setup_logging(verbose: bool, state_dir: str | None = None) -> Path | None:
+    """Terminal: the project's records at INFO (all records at DEBUG with `verbose`). Log file, when
+    `state_dir` is given: every record at INFO or above (DEBUG with `verbose`). Returns the file."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, (_ConsoleHandler, _FileHandler))]:
+        root.removeHandler(handler)
+        handler.close()
+    level = logging.DEBUG if verbose else logging.INFO
+    root.setLevel(level)
+    formatter = logging.Formatter(LOG_FORMAT)
+
+    console = _ConsoleHandler(sys.stderr)
+    console.setFormatter(formatter)
+    if not verbose:
+        console.addFilter(_OwnRecords())
+    root.addHandler(console)
+
+    path = None
+    if state_dir:
+        path = log_dir(state_dir) / "crypto-pipeline.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = _FileHandler(path, maxBytes=20 * 1024**2, backupCount=3, encoding="utf-8")
+        except OSError:
+            path = None  # a read-only state folder: the terminal still gets our lines
+        else:
+            file.setFormatter(formatter)
+            root.addHandler(file)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.captureWarnings(True)  # warnings become records of "py.warnings": in the file, not on the terminal
+    return path
+
+
+# The Spark driver's log4j2 configuration: everything at WARN into a file, nothing on the terminal
+# (Spark's default prints its start-up banner and per-host warnings there).
+_LOG4J2 = """\
+status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yyyy-MM-dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+"""
+
+
+def spark_log_options(state_dir: str) -> str:
+    """A `-Dlog4j2.configurationFile=...` option for the Spark driver (the file is written here)."""
+    folder = log_dir(state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "log4j2-spark.properties"
+    text = _LOG4J2.format(log_file=folder / "spark.log")
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
+    return f"-Dlog4j2.configurationFile={config}"
