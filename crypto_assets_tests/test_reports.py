@@ -11,11 +11,13 @@ from crypto_assets.engines import glue_job
 from dagster import AssetCheckResult, AssetKey, MaterializeResult, PipesMessageHandler
 
 from crypto_assets.bronze.build import BronzeDayStats
+from crypto_assets.bronze.report import bronze_report
 from crypto_assets.gold.build import GoldStats
 from crypto_assets.gold.checks import LeakageResult
+from crypto_assets.gold.report import GOLD_CHECKS, gold_report
 from crypto_assets.orchestration.reporting import check_results, metadata_values
-from crypto_assets.reports import GOLD_CHECKS, SILVER_CHECKS, bronze_report, gold_report, silver_report
 from crypto_assets.silver.build import SilverStats
+from crypto_assets.silver.report import SILVER_CHECKS, silver_report
 
 D = "2026-04-01"
 

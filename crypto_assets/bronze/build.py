@@ -1,7 +1,7 @@
 """One Bronze day: read its Kafka records, map them with `transforms.bronze`, rewrite the partition.
 
 No Dagster here: the Bronze assets and the Glue batch script both call `build_bronze_day`,
-and get back the statistics they report (`crypto_assets.reports.bronze_report`).
+and get back the statistics they report (`crypto_assets.bronze.report.bronze_report`).
 """
 
 from __future__ import annotations

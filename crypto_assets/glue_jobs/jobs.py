@@ -3,7 +3,7 @@
 Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
 dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
 imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check
-results come from `crypto_assets.reports`, as the local assets' do; tests compare both engines.
+results come from each layer's `report.py`, as the local assets' do; tests compare both engines.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import logging
 import sys
 from datetime import date
 
+from crypto_assets.bronze.report import bronze_report
+from crypto_assets.contracts.reporting import CheckReport, Metadata
+from crypto_assets.gold.report import gold_report
 from crypto_assets.lake.spark_conf import RUNTIME_CONF, apply_s3a_conf
 from crypto_assets.lake.store import Lake
-from crypto_assets.reports import CheckReport, Metadata, bronze_report, gold_report, silver_report
+from crypto_assets.silver.report import silver_report
 
 log = logging.getLogger("crypto_assets.glue")
 

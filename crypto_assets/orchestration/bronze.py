@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
+from crypto_assets.bronze.report import bronze_report
 from crypto_assets.bronze.transforms import BRONZE_TABLE, KINDS
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import (
@@ -31,7 +32,6 @@ from crypto_assets.orchestration.reporting import metadata_values
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
-from crypto_assets.reports import bronze_report
 from crypto_assets.silver.transforms import SilverRules
 
 

@@ -18,13 +18,13 @@ from dagster import (
 
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.gold.build import build_gold
+from crypto_assets.gold.report import GOLD_CHECKS, gold_report
 from crypto_assets.orchestration.glue import GlueEngineResource, gold_on_glue, register_catalog_partitions
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
 from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
-from crypto_assets.reports import GOLD_CHECKS, gold_report
 
 GOLD_KEY = AssetKey("gold_features")
 

@@ -1,10 +1,10 @@
-"""The reports of `crypto_assets.reports` in Dagster's types: check specs, metadata values, check results."""
+"""The layers' reports (`contracts/reporting.py`) in Dagster's types: check specs, metadata values, check results."""
 
 from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from crypto_assets.reports import CheckReport, Metadata
+from crypto_assets.contracts.reporting import CheckReport, Metadata
 
 # Dagster Pipes' metadata type names, which the reports use -> Dagster's constructors.
 METADATA_VALUE = {"int": MetadataValue.int, "json": MetadataValue.json, "path": MetadataValue.path,

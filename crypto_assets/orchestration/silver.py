@@ -29,8 +29,8 @@ from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_da
 from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
-from crypto_assets.reports import SILVER_CHECKS, silver_report
 from crypto_assets.silver.build import BronzeMissingError, bronze_window_days, build_silver
+from crypto_assets.silver.report import SILVER_CHECKS, silver_report
 from crypto_assets.silver.transforms import SILVER_TABLE, SilverRules
 
 

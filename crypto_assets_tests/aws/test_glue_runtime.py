@@ -13,7 +13,8 @@ from crypto_assets_tests.aws.local_glue import glue_script_env
 
 @pytest.mark.parametrize("module", ["crypto_assets.bronze.build", "crypto_assets.bronze.stream",
                                     "crypto_assets.silver.build", "crypto_assets.gold.build",
-                                    "crypto_assets.reports", "crypto_assets.glue_jobs.jobs"])
+                                    "crypto_assets.bronze.report", "crypto_assets.silver.report",
+                                    "crypto_assets.gold.report", "crypto_assets.glue_jobs.jobs"])
 def test_the_steps_glue_jobs_run_import_without_dagster(base_settings, module):
     """Glue has dagster-pipes but no Dagster: the steps its jobs call, and what they report, must not need it."""
     code = f"import {module}, dagster_pipes\ntry:\n    import dagster\nexcept ModuleNotFoundError:\n    print('no dagster')"
