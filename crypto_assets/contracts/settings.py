@@ -17,7 +17,7 @@ ENV_PREFIX = "CRYPTO_"
 
 def _default_home() -> Path:
     """The project folder: the repository root for a source checkout, else the working directory."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]  # crypto_assets/contracts/settings.py -> the repository
     if (repo / "setup.py").exists() and (repo / "crypto_assets").is_dir():
         return repo
     return Path.cwd()

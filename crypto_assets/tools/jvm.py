@@ -20,7 +20,7 @@ class SetupError(RuntimeError):
 
 
 # The POMs are tooling, kept at the repository's top level (`jvm/`), not inside the package.
-POM_DIR = Path(__file__).resolve().parent.parent / "jvm"
+POM_DIR = Path(__file__).resolve().parents[2] / "jvm"  # crypto_assets/tools/jvm.py -> <repo>/jvm
 
 
 def require_java() -> str:
