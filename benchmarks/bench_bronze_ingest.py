@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.ERROR)
     C.quiet_spark_progress()
 
-    from crypto_assets.orchestration.resources.spark import build_spark_session
+    from crypto_assets.lake.spark import build_spark_session
     from crypto_assets.tools.broker import LocalBroker
 
     info = C.machine_info()

@@ -155,8 +155,8 @@ def main() -> None:
     ap.add_argument("--only-long-day", action="store_true", help="only the accuracy day (no Spark)")
     args = ap.parse_args()
 
+    from crypto_assets.lake.spark import build_spark_session
     from crypto_assets.orchestration.resources.lake import LakeResource
-    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     info = machine_info()
     print(machine_line(info))

@@ -121,8 +121,8 @@ def arrow_phase(settings) -> None:
 
 
 def bronze_phase(settings, n_trades: int, n_tickers: int) -> None:
+    from crypto_assets.lake.spark import build_spark_session
     from crypto_assets.orchestration.resources.lake import LakeResource
-    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir,
                                 jvm_dir=settings.jvm_dir)
@@ -155,8 +155,8 @@ def main() -> None:
         arrow_phase(settings)
         return
 
+    from crypto_assets.lake.spark import build_spark_session
     from crypto_assets.orchestration.resources.lake import LakeResource
-    from crypto_assets.orchestration.resources.spark import build_spark_session
 
     reset_dir(settings.lake_root)
     info = machine_info()

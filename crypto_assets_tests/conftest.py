@@ -58,7 +58,7 @@ def kafka_broker(base_settings):
 
 @pytest.fixture(scope="session")
 def spark(base_settings):
-    from crypto_assets.orchestration.resources.spark import build_spark_session
+    from crypto_assets.lake.spark import build_spark_session
 
     session = build_spark_session(
         master="local[2]", shuffle_partitions=2, driver_memory="2g",

@@ -23,7 +23,7 @@ def test_the_code_is_ruff_clean():
 def test_the_package_finds_the_repository_from_wherever_its_modules_sit(tmp_path, monkeypatch):
     """The default project folder and the POMs are found relative to the modules' own place."""
     from crypto_assets.contracts.settings import Settings
-    from crypto_assets.tools.jvm import POM_DIR
+    from crypto_assets.lake.jars import POM_DIR
 
     monkeypatch.chdir(tmp_path)  # not the repository: the answer must not come from the working directory
     assert Settings.from_env(environ={}).home == str(REPO)

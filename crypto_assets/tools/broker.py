@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.tools.jvm import SetupError, kafka_broker_jars, require_java
+from crypto_assets.lake.jars import SetupError, require_java
+from crypto_assets.tools.jvm import kafka_broker_jars
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,8 @@ def cmd_settings(args, settings: Settings) -> int:
 
 
 def cmd_jars(args, settings: Settings) -> int:
-    from crypto_assets.tools.jvm import kafka_broker_jars, spark_connect_jars, spark_kafka_jars, spark_s3_jars
+    from crypto_assets.lake.jars import spark_kafka_jars, spark_s3_jars
+    from crypto_assets.tools.jvm import kafka_broker_jars, spark_connect_jars
 
     broker = kafka_broker_jars(settings)
     spark = spark_kafka_jars(settings)
@@ -271,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from crypto_assets.lake.jars import SetupError
     from crypto_assets.tools.broker import BrokerError
-    from crypto_assets.tools.jvm import SetupError
     from crypto_assets.tools.spark_server import SparkServerError
     from producer.kafka_sink import SinkUnavailableError
 

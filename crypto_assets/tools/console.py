@@ -4,7 +4,7 @@ Libraries (kafka-python, py4j, Dagster, alembic) narrate connections, retries an
 that the project's own lines already say in a user's words. In normal runs their records, and
 Python warnings such as Dagster's BetaWarning, go only to `<state>/logs/crypto-pipeline.log`;
 `--verbose` shows everything on the terminal too. The Spark JVM logs to `<state>/logs/spark.log`
-(see `spark_log_options`).
+(`lake/spark.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
+
+from crypto_assets.lake.spark import log_dir
 
 OWN_LOGGERS = ("crypto_assets", "producer", "__main__")
 # Inside a run the layers' steps log their details (timings, counts) for the run's log; on the
@@ -38,10 +40,6 @@ class _ConsoleHandler(logging.StreamHandler):
 
 class _FileHandler(logging.handlers.RotatingFileHandler):
     pass
-
-
-def log_dir(state_dir: str) -> Path:
-    return Path(state_dir) / "logs"
 
 
 def setup_logging(verbose: bool, state_dir: str | None = None) -> Path | None:
@@ -76,28 +74,3 @@ def setup_logging(verbose: bool, state_dir: str | None = None) -> Path | None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.captureWarnings(True)  # warnings become records of "py.warnings": in the file, not on the terminal
     return path
-
-
-# The Spark driver's log4j2 configuration: everything at WARN into a file, nothing on the terminal
-# (Spark's default prints its start-up banner and per-host warnings there).
-_LOG4J2 = """\
-status = error
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log_file}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = %d{{yyyy-MM-dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
-rootLogger.level = warn
-rootLogger.appenderRef.file.ref = file
-"""
-
-
-def spark_log_options(state_dir: str) -> str:
-    """A `-Dlog4j2.configurationFile=...` option for the Spark driver (the file is written here)."""
-    folder = log_dir(state_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "log4j2-spark.properties"
-    text = _LOG4J2.format(log_file=folder / "spark.log")
-    if not config.exists() or config.read_text() != text:
-        config.write_text(text)
-    return f"-Dlog4j2.configurationFile={config}"

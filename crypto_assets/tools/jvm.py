@@ -1,69 +1,12 @@
-"""Resolves the project's JVM dependencies from Maven Central into the state folder, once.
-
-Three sets, each described by a POM under `jvm/` in the repository: the Kafka broker with its
-log4j2 backend, Spark's Kafka source at the installed PySpark version, and Spark's S3A
-filesystem (hadoop-aws at PySpark's Hadoop version with its AWS SDK bundle). Maven's own
-local repository (~/.m2) caches downloads; a marker file makes repeated calls free.
-"""
+"""The local stack's JVM dependencies: the Kafka broker with its log4j2 backend, and the Spark
+Connect server plugin, resolved from Maven Central like Spark's own jars (`lake/jars.py`)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from crypto_assets.contracts.settings import Settings
-
-
-class SetupError(RuntimeError):
-    """A missing tool or failed download; the message says what to install or check."""
-
-
-# The POMs are tooling, kept at the repository's top level (`jvm/`), not inside the package.
-POM_DIR = Path(__file__).resolve().parents[2] / "jvm"  # crypto_assets/tools/jvm.py -> <repo>/jvm
-
-
-def require_java() -> str:
-    java = shutil.which("java")
-    if not java:
-        raise SetupError("Java not found: install a Java 17 runtime (Debian: apt-get install openjdk-17-jdk-headless)")
-    return java
-
-
-def require_maven() -> str:
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise SetupError("Maven not found: install Apache Maven (Debian: apt-get install maven)")
-    return mvn
-
-
-def _resolve(pom: Path, target: Path, properties: dict[str, str]) -> list[Path]:
-    marker = target / ".resolved"
-    if marker.exists():
-        return sorted(target.glob("*.jar"))
-    if not pom.exists():
-        raise SetupError(f"{pom} not found: JVM dependencies are resolved from a source checkout of this repository")
-    require_java()
-    mvn = require_maven()
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
-        *(f"-D{k}={v}" for k, v in properties.items()),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise SetupError(
-            f"Maven could not resolve {pom.parent.name} from Maven Central "
-            f"(check network access to Maven Central):\n{tail}"
-        )
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-    marker.write_text(" ".join(cmd) + "\n")
-    return sorted(target.glob("*.jar"))
-
+from crypto_assets.lake.jars import POM_DIR, resolve_jars
 
 KAFKA_VERSION = "4.4.0"
 
@@ -71,16 +14,7 @@ KAFKA_VERSION = "4.4.0"
 def kafka_broker_jars(settings: Settings) -> list[Path]:
     """Jars of the Apache Kafka broker (KRaft) plus log4j2, resolved on first use."""
     target = settings.jvm_cache_dir / f"kafka-broker-{KAFKA_VERSION}"
-    return _resolve(POM_DIR / "kafka-broker" / "pom.xml", target, {"kafka.version": KAFKA_VERSION})
-
-
-def spark_kafka_jars(settings: Settings) -> list[Path]:
-    """Spark's Kafka source at exactly the installed PySpark version."""
-    import pyspark
-
-    version = pyspark.__version__
-    target = settings.jvm_cache_dir / f"spark-kafka-{version}"
-    return _resolve(POM_DIR / "spark-kafka" / "pom.xml", target, {"spark.version": version})
+    return resolve_jars(POM_DIR / "kafka-broker" / "pom.xml", target, {"kafka.version": KAFKA_VERSION})
 
 
 def spark_connect_jars(settings: Settings) -> list[Path]:
@@ -89,19 +23,4 @@ def spark_connect_jars(settings: Settings) -> list[Path]:
 
     version = pyspark.__version__
     target = settings.jvm_cache_dir / f"spark-connect-{version}"
-    return _resolve(POM_DIR / "spark-connect" / "pom.xml", target, {"spark.version": version})
-
-
-# PySpark 3.5.x ships Hadoop 3.3.4; hadoop-aws must be the same version, and 1.12.262 is the AWS SDK
-# bundle hadoop-aws 3.3.4 was built against.
-HADOOP_AWS_VERSION = "3.3.4"
-AWS_SDK_BUNDLE_VERSION = "1.12.262"
-
-
-def spark_s3_jars(settings: Settings) -> list[Path]:
-    """hadoop-aws + aws-java-sdk-bundle: Spark reads and writes `s3a://` paths with them."""
-    target = settings.jvm_cache_dir / f"spark-s3-hadoop-{HADOOP_AWS_VERSION}"
-    return _resolve(
-        POM_DIR / "spark-s3" / "pom.xml", target,
-        {"hadoop.version": HADOOP_AWS_VERSION, "aws.sdk.version": AWS_SDK_BUNDLE_VERSION},
-    )
+    return resolve_jars(POM_DIR / "spark-connect" / "pom.xml", target, {"spark.version": version})

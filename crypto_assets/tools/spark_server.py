@@ -65,7 +65,8 @@ class LocalSparkServer:
                 f"port {self.port} on 127.0.0.1 is already in use by another process: stop it, or pick another "
                 f"port with CRYPTO_SPARK_CONNECT_PORT=<port>"
             )
-        from crypto_assets.tools.jvm import require_java, spark_connect_jars, spark_kafka_jars, spark_s3_jars
+        from crypto_assets.lake.jars import require_java, spark_kafka_jars, spark_s3_jars
+        from crypto_assets.tools.jvm import spark_connect_jars
 
         require_java()
         jars = [*spark_connect_jars(self.settings), *spark_kafka_jars(self.settings), *spark_s3_jars(self.settings)]

@@ -22,10 +22,10 @@ from pathlib import Path
 import boto3
 
 from crypto_assets.contracts.settings import Settings
+from crypto_assets.lake.jars import spark_kafka_jars, spark_s3_jars
 from crypto_assets.lake.store import split_s3
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.glue import GlueEngineResource
-from crypto_assets.tools.jvm import spark_kafka_jars, spark_s3_jars
 
 STUB = Path(__file__).resolve().parent / "awsglue_stub"
 REPO = Path(__file__).resolve().parents[2]
