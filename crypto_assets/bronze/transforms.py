@@ -13,13 +13,14 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-TRADES = "trades"
-TICKER = "ticker"
-KINDS = (TRADES, TICKER)
-
-# The Coinbase channel each Bronze table expects.
-EXPECTED_CHANNEL = {TRADES: "market_trades", TICKER: "ticker"}
-BRONZE_TABLE = {TRADES: "kafka_trades", TICKER: "kafka_ticker"}
+from crypto_assets.contracts.names import (
+    EXPECTED_CHANNEL,
+    KINDS,
+    PRODUCT_ID_PATTERN,
+    TICKER,
+    TRADES,
+    UNKNOWN_PRODUCT,
+)
 
 # Values stay strings exactly as Coinbase sent them; Silver does the typing.
 TRADE_STRUCT = T.StructType(
@@ -65,11 +66,6 @@ BRONZE_COLUMNS = {
     TRADES: COMMON_COLUMNS + ["trades"] + TAIL_COLUMNS,
     TICKER: COMMON_COLUMNS + ["tickers"] + TAIL_COLUMNS,
 }
-
-
-# `\z`, not `$`: Java's `$` (Spark) also matches before a final newline, RE2's (Arrow) does not.
-PRODUCT_ID_PATTERN = r"^[A-Z0-9]{1,15}(-[A-Z0-9]{1,15}){1,3}\z"
-UNKNOWN_PRODUCT = "UNKNOWN"
 
 
 def owner_product() -> Column:

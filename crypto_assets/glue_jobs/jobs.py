@@ -193,7 +193,8 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
     in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
     from crypto_assets.bronze.stream import BronzeBatchWriter
-    from crypto_assets.bronze.transforms import BRONZE_TABLE, kafka_to_bronze
+    from crypto_assets.bronze.transforms import kafka_to_bronze
+    from crypto_assets.contracts.names import BRONZE_TABLE
     from crypto_assets.lake.compaction import DEFAULT_FAN_IN
     from crypto_assets.silver.transforms import SilverRules
 

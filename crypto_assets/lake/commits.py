@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from crypto_assets.lake.store import LakeStore
-from crypto_assets.bronze.transforms import BRONZE_TABLE
+from crypto_assets.contracts.names import BRONZE_TABLE
 
 COMMITS_DIR = "_commits"
 

@@ -18,7 +18,7 @@ from dagster import (
 
 from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
 from crypto_assets.bronze.report import bronze_report
-from crypto_assets.bronze.transforms import BRONZE_TABLE, KINDS
+from crypto_assets.contracts.names import BRONZE_TABLE, KINDS
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import (
     GlueEngineResource,

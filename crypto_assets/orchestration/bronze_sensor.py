@@ -34,7 +34,7 @@ from dagster import (
     sensor,
 )
 
-from crypto_assets.bronze.transforms import KINDS
+from crypto_assets.contracts.names import KINDS
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, PRODUCTS

@@ -29,7 +29,7 @@ from dagster import (
     sensor,
 )
 
-from crypto_assets.bronze.transforms import KINDS, TRADES
+from crypto_assets.contracts.names import KINDS, TRADES
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, partition_key, pending_run_exists, silver_key
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition, MultiPartitionsDefinition
 
-from crypto_assets.bronze.transforms import BRONZE_TABLE
+from crypto_assets.contracts.names import BRONZE_TABLE
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.store import Lake
 

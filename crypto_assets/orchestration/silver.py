@@ -21,7 +21,7 @@ from dagster import (
     asset,
 )
 
-from crypto_assets.bronze.transforms import BRONZE_TABLE, TICKER, TRADES
+from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TRADES
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
 from crypto_assets.orchestration.kafka_topics import OWNER
@@ -31,7 +31,7 @@ from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
 from crypto_assets.silver.build import BronzeMissingError, bronze_window_days, build_silver
 from crypto_assets.silver.report import SILVER_CHECKS, silver_report
-from crypto_assets.silver.transforms import SILVER_TABLE, SilverRules
+from crypto_assets.silver.transforms import SilverRules
 
 
 def silver_asset_key(kind: str) -> AssetKey:

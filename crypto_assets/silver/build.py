@@ -22,16 +22,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.bronze.transforms import BRONZE_TABLE, TRADES, UNKNOWN_PRODUCT, day_bounds
+from crypto_assets.bronze.transforms import day_bounds
+from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT
 from crypto_assets.gold.transforms import LOOKAHEAD_TRADES
 from crypto_assets.lake.compaction import visible_paths
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.silver.transforms import (
     BRONZE_INPUT,
-    ITEMS,
     QUARANTINE_ORDER,
     SILVER_ORDER,
-    SILVER_TABLE,
     SilverRules,
     head_fingerprint,
     mark,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crypto_assets.bronze.transforms import TICKER, TRADES
+from crypto_assets.contracts.names import TICKER, TRADES
 from crypto_assets.contracts.reporting import CheckReport, Metadata, preview_markdown
 
 if TYPE_CHECKING:

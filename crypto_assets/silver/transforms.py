@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.bronze.transforms import PRODUCT_ID_PATTERN, TICKER, TRADES, UNKNOWN_PRODUCT
+from crypto_assets.contracts.names import ITEMS, PRODUCT_ID_PATTERN, TICKER, TRADES, UNKNOWN_PRODUCT
 
 # First day each product traded on Coinbase (UTC); earlier event times are absurd.
 LISTING_DATES = {
@@ -42,8 +42,6 @@ LISTING_DATES = {
 }
 DEFAULT_LISTING_DATE = date(2015, 1, 26)  # Coinbase Exchange opened
 
-SILVER_TABLE = {TRADES: "trades", TICKER: "ticker"}
-ITEMS = {TRADES: "trades", TICKER: "tickers"}
 
 # Reason codes, in the order they are tested: the first failing rule names the reason.
 TRADE_REASONS = (

@@ -112,7 +112,7 @@ def silver_gold_steps(settings: Settings, start: date, end: date, products: list
 
 def products_in_bronze(settings: Settings, start: date, end: date) -> list[str]:
     """The products (owners of Bronze rows) in every Bronze day that Silver start..end reads."""
-    from crypto_assets.bronze.transforms import TICKER, TRADES
+    from crypto_assets.contracts.names import TICKER, TRADES
     from crypto_assets.lake.store import Lake
     from crypto_assets.silver.build import bronze_products
     from crypto_assets.silver.transforms import SilverRules
