@@ -14,6 +14,7 @@ import sys
 from datetime import date
 
 from crypto_assets.bronze.report import bronze_report
+from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, silver_asset
 from crypto_assets.contracts.reporting import CheckReport, Metadata
 from crypto_assets.gold.report import gold_report
 from crypto_assets.lake.spark_conf import RUNTIME_CONF, apply_s3a_conf
@@ -149,7 +150,7 @@ def silver_job(kind: str, argv: list[str] | None = None) -> None:
         s = build_silver(spark, lake, kind, day, [product], rules, require_bronze_day=require)[product]
         pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
                        f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
-        _report(pipes, f"silver_{kind}", *silver_report(kind, s))
+        _report(pipes, silver_asset(kind), *silver_report(kind, s))
 
 
 def gold_job(argv: list[str] | None = None) -> None:
@@ -165,7 +166,7 @@ def gold_job(argv: list[str] | None = None) -> None:
         s = build_gold(spark, lake, day, [product])[product]
         pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
                        f"{s.excluded_lookback} excluded for lookback")
-        _report(pipes, "gold_features", *gold_report(s))
+        _report(pipes, GOLD_ASSET, *gold_report(s))
 
 
 def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
@@ -186,7 +187,7 @@ def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
         stats = build_bronze_day(spark, kafka, lake, kind, day, rules)
         pipes.log.info(f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} "
                        f"files, {stats.bytes_written} bytes -> {stats.path}; products {stats.products}")
-        _report(pipes, f"bronze_{kind}", bronze_report(stats), [])
+        _report(pipes, bronze_asset(kind), bronze_report(stats), [])
 
 
 def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:

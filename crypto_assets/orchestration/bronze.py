@@ -18,7 +18,7 @@ from dagster import (
 
 from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
 from crypto_assets.bronze.report import bronze_report
-from crypto_assets.contracts.names import BRONZE_TABLE, KINDS
+from crypto_assets.contracts.names import BRONZE_TABLE, KINDS, bronze_asset
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import (
     GlueEngineResource,
@@ -48,7 +48,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
     rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
 
     @asset(
-        name=f"bronze_{kind}",
+        name=bronze_asset(kind),
         description=(
             f"Raw `{settings.trades_topic if kind == 'trades' else settings.ticker_topic}` records of one UTC "
             f"ingest day, one row per Kafka offset: topic, partition, offset, Kafka timestamp, raw value, "

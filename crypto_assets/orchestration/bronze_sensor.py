@@ -37,6 +37,7 @@ from dagster import (
 from crypto_assets.contracts.names import KINDS
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit
+from crypto_assets.orchestration.keys import bronze_key, silver_key
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, PRODUCTS
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -104,10 +105,6 @@ def check_stream_progress(cursor: CommitCursor, kafka: KafkaResource, settings: 
         )
 
 
-def silver_key(kind: str) -> AssetKey:
-    return AssetKey(f"silver_{kind}")
-
-
 def partition_key(event_date: str, product: str) -> MultiPartitionKey:
     return MultiPartitionKey({EVENT_DATE: event_date, PRODUCT: product})
 
@@ -126,7 +123,7 @@ def pending_run_exists(instance, asset: AssetKey, key: str) -> bool:
 def _stream_materializations(commit: BronzeCommit) -> list[AssetMaterialization]:
     return [
         AssetMaterialization(
-            asset_key=AssetKey(f"bronze_{commit.kind}"),
+            asset_key=bronze_key(commit.kind),
             partition=day,
             description="Written by the streaming Bronze job (`crypto-pipeline stream`).",
             metadata={

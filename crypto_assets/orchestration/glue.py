@@ -15,6 +15,7 @@ import time
 from dagster import ConfigurableResource, Failure, MaterializeResult, MetadataValue
 
 from crypto_assets.contracts.glue_jobs import bronze_batch_job, job_name
+from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.store import LakeUnavailableError, split_s3, to_s3
 
@@ -244,11 +245,11 @@ def silver_on_glue(context, glue: GlueEngineResource, lake, kind: str, day: str,
         # The local asset's rule: a Bronze day that ran and found nothing gives an empty Silver, not an error.
         "--require_bronze_day": "false" if bronze_materialized else "true",
     }
-    return run_glue_job(context, glue, lake, f"silver_{kind}", arguments)
+    return run_glue_job(context, glue, lake, silver_asset(kind), arguments)
 
 
 def gold_on_glue(context, glue: GlueEngineResource, lake, day: str, product: str) -> MaterializeResult:
-    return run_glue_job(context, glue, lake, "gold_features", {"--event_date": day, "--product_id": product})
+    return run_glue_job(context, glue, lake, GOLD_ASSET, {"--event_date": day, "--product_id": product})
 
 
 def _kafka_args(kafka, kind: str, secret_id: str) -> dict[str, str]:

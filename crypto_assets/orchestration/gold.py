@@ -21,12 +21,12 @@ from crypto_assets.gold.build import build_gold
 from crypto_assets.gold.report import GOLD_CHECKS, gold_report
 from crypto_assets.orchestration.glue import GlueEngineResource, gold_on_glue, register_catalog_partitions
 from crypto_assets.orchestration.kafka_topics import OWNER
+from crypto_assets.orchestration.keys import GOLD_KEY
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
 from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
 
-GOLD_KEY = AssetKey("gold_features")
 
 def _mapping(start: int, end: int) -> MultiPartitionMapping:
     return MultiPartitionMapping(

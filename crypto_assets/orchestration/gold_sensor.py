@@ -17,7 +17,6 @@ import json
 from datetime import date, timedelta
 
 from dagster import (
-    AssetKey,
     AssetRecordsFilter,
     DagsterEventType,
     DefaultSensorStatus,
@@ -31,10 +30,10 @@ from dagster import (
 
 from crypto_assets.contracts.names import KINDS, TRADES
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, partition_key, pending_run_exists, silver_key
+from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, partition_key, pending_run_exists
+from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT
 
-GOLD = AssetKey("gold_features")
 BATCH = 200
 
 
@@ -55,7 +54,7 @@ def failed_blocking_checks(instance, record) -> list[str]:
 
 
 def _latest_gold(instance, key: str):
-    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD, asset_partitions=[key]), limit=1).records
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=GOLD_KEY, asset_partitions=[key]), limit=1).records
     return records[0] if records else None
 
 
@@ -119,7 +118,7 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
             changed[slot] = rec
 
     silver_trades = instance.get_materialized_partitions(silver_key(TRADES))
-    gold_done = instance.get_materialized_partitions(GOLD)
+    gold_done = instance.get_materialized_partitions(GOLD_KEY)
     first = date.fromisoformat(settings.first_date)
     wanted: dict[str, object] = {}  # Gold key -> the newest Silver change it must read
     latest: dict[str, object] = {}  # Gold key -> its latest materialization, looked up once per tick
@@ -145,12 +144,12 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
         RunRequest(
             run_key=f"gold_features:{key}:{change.storage_id}",
             partition_key=key,
-            asset_selection=[GOLD],
-            tags={ASSET_TAG: GOLD.to_user_string(), f"{ASSET_TAG}/{GOLD.to_user_string()}": "1",
+            asset_selection=[GOLD_KEY],
+            tags={ASSET_TAG: GOLD_KEY.to_user_string(), f"{ASSET_TAG}/{GOLD_KEY.to_user_string()}": "1",
                   "crypto/trigger": "gold_sensor"},
         )
         for key, change in sorted(wanted.items())
-        if not gold_has_read(instance, latest_gold(key), change) and not pending_run_exists(instance, GOLD, key)
+        if not gold_has_read(instance, latest_gold(key), change) and not pending_run_exists(instance, GOLD_KEY, key)
     ]
     if blocked:
         context.log.warning("Gold not requested for Silver with failed blocking checks: " + "; ".join(blocked))

@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta, timezone
 from dagster import (
     AssetDep,
     AssetExecutionContext,
-    AssetKey,
     AssetRecordsFilter,
     AssetsDefinition,
     Failure,
@@ -25,6 +24,7 @@ from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TR
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
 from crypto_assets.orchestration.kafka_topics import OWNER
+from crypto_assets.orchestration.keys import bronze_key, silver_key
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
 from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -34,13 +34,9 @@ from crypto_assets.silver.report import SILVER_CHECKS, silver_report
 from crypto_assets.silver.transforms import SilverRules
 
 
-def silver_asset_key(kind: str) -> AssetKey:
-    return AssetKey(f"silver_{kind}")
-
-
 def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str) -> bool:
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(f"bronze_{kind}"), asset_partitions=[day]), limit=1
+        AssetRecordsFilter(asset_key=bronze_key(kind), asset_partitions=[day]), limit=1
     )
     return bool(records.records)
 
@@ -74,7 +70,7 @@ def _report_missing_bronze_days(context: AssetExecutionContext, lake: LakeResour
 
 
 def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
-    key = silver_asset_key(kind)
+    key = silver_key(kind)
     table = SILVER_TABLE[kind]
     rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
 
@@ -97,7 +93,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         ),
         deps=[
             AssetDep(
-                AssetKey(f"bronze_{kind}"),
+                bronze_key(kind),
                 partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=EVENT_DATE),
             )
         ],
