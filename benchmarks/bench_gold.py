@@ -182,7 +182,7 @@ def main() -> None:
 
 def long_day_accuracy(n: int, summary: dict) -> None:
     """Worst error per feature family on the long realistic day against the exact reference."""
-    from crypto_assets.transforms.gold import compute_features
+    from crypto_assets.gold.transforms import compute_features
     from crypto_assets_tests.gold.datasets import long_realistic_day
     from crypto_assets_tests.gold.window_reference import by_family, ordered, reference_features
 

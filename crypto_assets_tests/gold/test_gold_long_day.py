@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_assets.features.registry import FEATURE_NAMES
-from crypto_assets.transforms.gold import compute_features
+from crypto_assets.contracts.gold_features import FEATURE_NAMES
+from crypto_assets.gold.transforms import compute_features
 from crypto_assets_tests.gold import window_reference as ref
 from crypto_assets_tests.gold.datasets import long_realistic_day
 from crypto_assets_tests.gold.oracle import oracle_features
