@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from crypto_assets.engines import glue_job
 from dagster import AssetCheckResult, AssetKey, MaterializeResult, PipesMessageHandler
 
 from crypto_assets.bronze.build import BronzeDayStats
 from crypto_assets.bronze.report import bronze_report
+from crypto_assets.glue_jobs import jobs as glue_job
 from crypto_assets.gold.build import GoldStats
 from crypto_assets.gold.checks import LeakageResult
 from crypto_assets.gold.report import GOLD_CHECKS, gold_report
