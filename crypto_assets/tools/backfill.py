@@ -152,23 +152,28 @@ def run_backfill(settings: Settings, start: date, end: date, products: list[str]
     instance = instance or dagster_instance(settings)
     tags = {"crypto/trigger": "cli_backfill", "crypto/backfill": f"{start}..{end}"}
     runs: list[PartitionRun] = []
-    if not _run_steps(bronze_steps(settings, start, end, layers), settings, instance, tags, runs, echo):
+    bronze = bronze_steps(settings, start, end, layers)
+    per_product = len(date_range(start, end)) * sum(layer in layers for layer in ("silver", "gold"))
+    # Runs are numbered across the whole backfill; products found in Bronze can still raise the total.
+    expected = products or sorted({*settings.products, *instance.get_dynamic_partitions("product_id")})
+    if not _run_steps(bronze, settings, instance, tags, runs, echo, len(bronze) + per_product * len(expected)):
         return runs
-    if not any(layer in layers for layer in ("silver", "gold")):
+    if not per_product:
         return runs
     products = backfill_products(settings, instance, start, end, products, echo)
     register_products(instance, products)
-    _run_steps(silver_gold_steps(settings, start, end, products, layers), settings, instance, tags, runs, echo)
+    _run_steps(silver_gold_steps(settings, start, end, products, layers), settings, instance, tags, runs, echo,
+               len(bronze) + per_product * len(products))
     _echo_missing_bronze_days(runs, echo)
     return runs
 
 
-def _run_steps(steps, settings: Settings, instance, tags: dict, runs: list[PartitionRun], echo) -> bool:
-    for i, (layer, assets, key) in enumerate(steps, 1):
+def _run_steps(steps, settings: Settings, instance, tags: dict, runs: list[PartitionRun], echo, total: int) -> bool:
+    for layer, assets, key in steps:
         run = materialize_partition(assets, key, settings, instance, tags=tags)
         runs.append(run)
         failed = [c for c in run.checks if not c[2]]
-        echo(f"[{i}/{len(steps)}] {layer:<6} {str(key):<24} {'ok' if run.success else 'FAILED'}  "
+        echo(f"[{len(runs)}/{total}] {layer:<6} {str(key):<24} {'ok' if run.success else 'FAILED'}  "
              f"rows {sum(r[2] for r in run.rows)}  checks {len(run.checks) - len(failed)}/{len(run.checks)} passed  "
              f"run {run.run_id[:8]}")
         if not run.success:
