@@ -44,3 +44,15 @@ def test_verbose_shows_library_records_too(tmp_path, capfd, project_logging):
     project_logging(verbose=True, state_dir=str(tmp_path))
     logging.getLogger("kafka.conn").error("Connect attempt returned error 111")
     assert "Connect attempt returned error 111" in capfd.readouterr().err
+
+
+def test_a_second_setup_routes_warnings_again_after_showwarning_was_replaced(tmp_path, project_logging):
+    """As between two commands in one process (tests call `main` many times): something (pytest,
+    `warnings.catch_warnings`) puts its own `showwarning` back; the next setup must still capture."""
+    project_logging(verbose=False, state_dir=str(tmp_path))
+    warnings.showwarning = warnings._showwarning_orig  # what catch_warnings() does on entry
+    path = project_logging(verbose=False, state_dir=str(tmp_path))
+    warnings.warn("Class `Y` is currently in beta", UserWarning, stacklevel=1)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert "Class `Y` is currently in beta" in path.read_text()

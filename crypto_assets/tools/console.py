@@ -72,5 +72,8 @@ def setup_logging(verbose: bool, state_dir: str | None = None) -> Path | None:
             root.addHandler(file)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.captureWarnings(True)  # warnings become records of "py.warnings": in the file, not on the terminal
+    # Warnings become records of "py.warnings": in the file, not on the terminal. Installed afresh (off,
+    # then on), so a `warnings.showwarning` replaced since an earlier setup does not print them.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     return path
