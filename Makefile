@@ -32,7 +32,7 @@ demo: $(JARS)
 	$(CLI) demo
 
 test: $(JARS) browser
-	$(PY) -m pytest crypto_assets_tests
+	$(PY) -m pytest crypto_assets_tests --durations=15
 
 # The UI test (crypto_assets_tests/ui) drives Debian's Chromium with Playwright; no browser is
 # downloaded. Installed here when missing; if that is impossible the test fails and says how.

@@ -1,5 +1,6 @@
 """The Glue Bronze streaming script on local Spark against the real broker: same rows as the batch Bronze
-asset, and its checkpoint makes a restart continue where it stopped (no duplicates)."""
+asset, its checkpoint makes a restart continue where it stopped (no duplicates), and records deleted
+before it read them stop it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 from dagster import DagsterInstance, materialize
+from kafka import KafkaAdminClient, TopicPartition
 
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
@@ -33,7 +35,7 @@ def _rows(spark, path):
     return sorted(tuple(r) for r in spark.read.parquet(path).select(*COLUMNS).collect())
 
 
-def test_streaming_bronze_equals_batch_bronze_and_resumes_from_its_checkpoint(fresh_settings, spark, tmp_path):
+def test_streaming_bronze_equals_batch_bronze_resumes_from_its_checkpoint_and_fails_on_lost_offsets(fresh_settings, spark, tmp_path):
     s = fresh_settings
     records = [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [i], f"{D}T10:00:0{i}Z", seq=i), ts(f"{D}T10:00:0{i}.5Z"))
                for i in range(1, 6)]
@@ -56,21 +58,10 @@ def test_streaming_bronze_equals_batch_bronze_and_resumes_from_its_checkpoint(fr
     again = _rows(spark, f"{stream_lake}/bronze/kafka_trades")
     assert len(again) == 7 and len({(r[1], r[2]) for r in again}) == 7
 
-
-def test_streaming_bronze_on_glue_fails_when_kafka_deleted_unread_records(fresh_settings, tmp_path):
-    """Offsets lost to retention must stop the Glue stream, as they stop the local stream and batch Bronze
-    (`failOnDataLoss` true on every path), instead of being skipped without a word."""
-    from kafka import KafkaAdminClient, TopicPartition
-
-    s = fresh_settings
-    first = [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [i], f"{D}T10:00:0{i}Z"), ts(f"{D}T10:00:0{i}.5Z"))
-             for i in range(1, 3)]
-    send_records(s.kafka_bootstrap, first)
-    stream_lake, checkpoints = str(tmp_path / "stream-lake"), str(tmp_path / "checkpoints")
-    _run_stream(s, stream_lake, checkpoints)
-
-    later = [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [i], f"{D}T10:00:0{i}Z"), ts(f"{D}T10:00:0{i}.5Z"))
-             for i in range(3, 6)]
+    # Offsets lost to retention must stop the Glue stream, as they stop the local stream and batch Bronze
+    # (`failOnDataLoss` true on every path), instead of being skipped without a word.
+    later = [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [i], f"{D}T12:00:0{i}Z"), ts(f"{D}T12:00:0{i}.5Z"))
+             for i in range(7, 10)]
     (partition, _), *_, (_, last) = send_records(s.kafka_bootstrap, later)
     admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     try:  # what retention does: the two oldest unread records are gone before the stream reads them
@@ -78,5 +69,5 @@ def test_streaming_bronze_on_glue_fails_when_kafka_deleted_unread_records(fresh_
     finally:
         admin.close()
     proc = _run_stream(s, stream_lake, checkpoints, check=False)
-    assert proc.returncode != 0
-    assert "lost" in proc.stderr
+    assert proc.returncode != 0 and "lost" in proc.stderr
+    assert len(_rows(spark, f"{stream_lake}/bronze/kafka_trades")) == 7  # nothing written past the loss
