@@ -198,12 +198,8 @@ def profile(spark, settings, day: date, n: int, groups: dict[str, int]) -> dict[
     from pyspark.sql import functions as F
 
     import crypto_assets.bronze.build as step
-    from crypto_assets.bronze.transforms import (
-        ENVELOPE_SCHEMA,
-        day_bounds,
-        filter_ingest_day,
-        kafka_to_bronze,
-    )
+    from crypto_assets.bronze.transforms import ENVELOPE_SCHEMA, filter_ingest_day, kafka_to_bronze
+    from crypto_assets.contracts.partitioning import day_bounds
     from crypto_assets.orchestration.resources.kafka import KafkaResource
 
     kafka = KafkaResource.from_settings(settings)

@@ -90,8 +90,8 @@ def make_bronze(spark, lake, n_trades: int, n_tickers: int) -> None:
 
 def time_engine(lake, engine: str, groups: list[list[str]], spark=None) -> float:
     """Seconds for trades + ticker over the product groups; every partition must reconcile."""
+    from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.silver.build import build_silver
-    from crypto_assets.silver.transforms import SilverRules
 
     total = 0.0
     for kind in ("trades", "ticker"):

@@ -7,7 +7,7 @@ job and the Glue scripts. Every record is kept; one that cannot be parsed is fla
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -16,11 +16,10 @@ from pyspark.sql import types as T
 from crypto_assets.contracts.names import (
     EXPECTED_CHANNEL,
     KINDS,
-    PRODUCT_ID_PATTERN,
     TICKER,
     TRADES,
-    UNKNOWN_PRODUCT,
 )
+from crypto_assets.contracts.partitioning import day_bounds
 
 # Values stay strings exactly as Coinbase sent them; Silver does the typing.
 TRADE_STRUCT = T.StructType(
@@ -66,20 +65,6 @@ BRONZE_COLUMNS = {
     TRADES: COMMON_COLUMNS + ["trades"] + TAIL_COLUMNS,
     TICKER: COMMON_COLUMNS + ["tickers"] + TAIL_COLUMNS,
 }
-
-
-def owner_product() -> Column:
-    """The product a Bronze row belongs to: its parsed product_id if well formed, else its Kafka key
-    if well formed, else UNKNOWN (so even garbage has a product partition to be quarantined in)."""
-    pid = F.when(F.col("product_id").rlike(PRODUCT_ID_PATTERN), F.col("product_id"))
-    key = F.when(F.col("key").rlike(PRODUCT_ID_PATTERN), F.col("key"))
-    return F.coalesce(pid, key, F.lit(UNKNOWN_PRODUCT))
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """[start, end) of a UTC day."""
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)
 
 
 def filter_ingest_day(kafka_df: DataFrame, day: date) -> DataFrame:

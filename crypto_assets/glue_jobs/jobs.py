@@ -136,8 +136,8 @@ def _report(pipes, asset_key: str, metadata: Metadata, checks: list[CheckReport]
 
 def silver_job(kind: str, argv: list[str] | None = None) -> None:
     """One Silver partition (event_date x product) on Glue, reported to Dagster."""
+    from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.silver.build import build_silver
-    from crypto_assets.silver.transforms import SilverRules
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, SILVER_ARGS)
@@ -174,7 +174,7 @@ def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
     `bronze/<table>/ingest_date=D/` through the local asset's `build_bronze_day` (same offset window,
     same rows, same commit for the sensors)."""
     from crypto_assets.bronze.build import build_bronze_day
-    from crypto_assets.silver.transforms import SilverRules
+    from crypto_assets.contracts.partitioning import SilverRules
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, BRONZE_BATCH_ARGS)
@@ -196,8 +196,8 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     from crypto_assets.bronze.stream import BronzeBatchWriter
     from crypto_assets.bronze.transforms import kafka_to_bronze
     from crypto_assets.contracts.names import BRONZE_TABLE
+    from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.lake.compaction import DEFAULT_FAN_IN
-    from crypto_assets.silver.transforms import SilverRules
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, STREAM_ARGS)

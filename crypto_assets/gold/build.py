@@ -19,9 +19,9 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from crypto_assets.contracts.gold_features import FEATURES
+from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES, head_fingerprint
 from crypto_assets.gold.checks import LeakageResult, prefix_invariance, sample_trade_ids
 from crypto_assets.gold.transforms import (
-    LOOKAHEAD_TRADES,
     LOOKBACK_SECONDS,
     LOOKBACK_TRADES,
     TICKER_FIELDS,
@@ -32,7 +32,6 @@ from crypto_assets.gold.transforms import (
     with_ticker_seq,
 )
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
-from crypto_assets.silver.transforms import head_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,10 @@ from crypto_assets.contracts.gold_features import (
     gold_columns,
     gold_ddl,
 )
+from crypto_assets.contracts.partitioning import TARGET_HORIZONS
 
 LOOKBACK_TRADES = 499  # earlier trades a row needs (every 500-trade window full)
 LOOKBACK_SECONDS = 300  # minutes of earlier history a row needs
-TARGET_HORIZONS = (10, 50)  # the targets look this many trades ahead
-LOOKAHEAD_TRADES = max(TARGET_HORIZONS)  # so Gold D reads only the first 50 trades of D+1
 TICKER_FIELDS = (
     "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h", "price_percent_chg_24_h",
     "low_24_h", "high_24_h", "low_52_w", "high_52_w",

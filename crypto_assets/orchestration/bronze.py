@@ -19,6 +19,7 @@ from dagster import (
 from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
 from crypto_assets.bronze.report import bronze_report
 from crypto_assets.contracts.names import BRONZE_TABLE, KINDS, bronze_asset
+from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import (
     GlueEngineResource,
@@ -32,7 +33,6 @@ from crypto_assets.orchestration.reporting import metadata_values
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
-from crypto_assets.silver.transforms import SilverRules
 
 
 def register_products(instance, products: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TRADES
+from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
 from crypto_assets.orchestration.kafka_topics import OWNER
@@ -31,7 +32,6 @@ from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
 from crypto_assets.silver.build import BronzeMissingError, bronze_window_days, build_silver
 from crypto_assets.silver.report import SILVER_CHECKS, silver_report
-from crypto_assets.silver.transforms import SilverRules
 
 
 def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str) -> bool:

@@ -22,17 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.bronze.transforms import day_bounds
 from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT
-from crypto_assets.gold.transforms import LOOKAHEAD_TRADES
+from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES, SilverRules, day_bounds, head_fingerprint
 from crypto_assets.lake.compaction import visible_paths
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.silver.transforms import (
     BRONZE_INPUT,
     QUARANTINE_ORDER,
     SILVER_ORDER,
-    SilverRules,
-    head_fingerprint,
     mark,
     mark_table,
     owner_products,
@@ -288,7 +285,7 @@ def _silver_spark(spark, lake: LakeResource, kind: str, day: date, rules: Silver
                   stats: dict[str, SilverStats], lap: Callable[[str], None]) -> None:
     from pyspark.sql import functions as F
 
-    from crypto_assets.bronze.transforms import owner_product
+    from crypto_assets.contracts.partitioning import owner_product
 
     products = list(stats)
     bronze = spark.read.option("basePath", lake.table_path("bronze", BRONZE_TABLE[kind])).parquet(

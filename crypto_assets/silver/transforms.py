@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -33,15 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crypto_assets.contracts.names import ITEMS, PRODUCT_ID_PATTERN, TICKER, TRADES, UNKNOWN_PRODUCT
-
-# First day each product traded on Coinbase (UTC); earlier event times are absurd.
-LISTING_DATES = {
-    "BTC-USD": date(2015, 1, 26),
-    "ETH-USD": date(2016, 5, 18),
-    "SOL-USD": date(2021, 6, 17),
-}
-DEFAULT_LISTING_DATE = date(2015, 1, 26)  # Coinbase Exchange opened
-
+from crypto_assets.contracts.partitioning import DEFAULT_LISTING_DATE, SilverRules
 
 # Reason codes, in the order they are tested: the first failing rule names the reason.
 TRADE_REASONS = (
@@ -116,11 +108,6 @@ def marked_schema(kind: str) -> pa.Schema:
     return _schema(SILVER_COLUMNS[kind] + MARK_EXTRA)
 
 
-@dataclass(frozen=True)
-class SilverRules:
-    allowed_lateness_days: int = 1
-    max_future_skew_seconds: int = 300
-    listing_dates: dict = field(default_factory=lambda: dict(LISTING_DATES))
 
 
 # ---- parsing -----------------------------------------------------------------------------------
@@ -573,16 +560,6 @@ def quarantine_table(marked: pa.Table, with_partition_columns: bool = True) -> p
     return _sorted(rows, QUARANTINE_ORDER).select(quarantine_schema(with_partition_columns).names)
 
 
-def head_fingerprint(trade_id: np.ndarray, time_us: np.ndarray, price: np.ndarray, n: int) -> str:
-    """SHA-256 of the first `n` trades of a Silver trades partition in its order (trade_time, trade_id):
-    their ids, times and prices, all the day before's Gold reads of it. "" for no trades."""
-    if not len(trade_id):
-        return ""
-    first = np.lexsort((trade_id, time_us))[:n]
-    rows = zip(np.asarray(trade_id)[first].tolist(), np.asarray(time_us)[first].tolist(), np.asarray(price)[first].tolist())
-    return hashlib.sha256(";".join(f"{i}:{t}:{p.hex()}" for i, t, p in rows).encode()).hexdigest()
-
-
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
     """The table in `keys` order; no copy when it already is (Bronze mostly arrives in time order)."""
     if table.num_rows < 2:
@@ -609,7 +586,7 @@ def _spark_type(schema: pa.Schema):
 def mark(bronze, kind: str, rules: SilverRules):
     """`mark_table` on a Spark DataFrame of Bronze rows: all rows of a product are brought to one task
     (dedup compares them), then marked there, in Arrow."""
-    from crypto_assets.bronze.transforms import owner_product
+    from crypto_assets.contracts.partitioning import owner_product
 
     schema = marked_schema(kind)
 

@@ -113,9 +113,9 @@ def silver_gold_steps(settings: Settings, start: date, end: date, products: list
 def products_in_bronze(settings: Settings, start: date, end: date) -> list[str]:
     """The products (owners of Bronze rows) in every Bronze day that Silver start..end reads."""
     from crypto_assets.contracts.names import TICKER, TRADES
+    from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.lake.store import Lake
     from crypto_assets.silver.build import bronze_products
-    from crypto_assets.silver.transforms import SilverRules
 
     lake, rules = Lake.from_settings(settings), SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
     return sorted({p for kind in (TRADES, TICKER) for p in bronze_products(lake, kind, date_range(start, end), rules)})

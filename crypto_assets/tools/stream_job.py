@@ -38,10 +38,10 @@ def run_stream(
     spark=None, poll_s: float = 1.0,
 ) -> StreamReport:
     from crypto_assets.bronze.stream import start_bronze_stream
+    from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.orchestration.resources.kafka import KafkaResource
     from crypto_assets.orchestration.resources.lake import LakeResource
     from crypto_assets.orchestration.resources.spark import SparkResource
-    from crypto_assets.silver.transforms import SilverRules
 
     kafka = KafkaResource.from_settings(settings)
     kafka.require_topics([kafka.topic_for(k) for k in kinds])  # one clear line if the broker or a topic is missing

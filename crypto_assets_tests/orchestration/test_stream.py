@@ -11,11 +11,11 @@ from dagster import AssetKey, DagsterInstance
 from crypto_assets.bronze.build import build_bronze_day, read_kafka_window
 from crypto_assets.bronze.stream import BronzeBatchWriter
 from crypto_assets.bronze.transforms import kafka_to_bronze
+from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.lake.commits import list_commit_names, read_commit
 from crypto_assets.orchestration.definitions import build_definitions
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
-from crypto_assets.silver.transforms import SilverRules
 from crypto_assets.tools.inprocess import tick
 from crypto_assets.tools.stream_job import run_stream
 from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts

@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
+from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.lake.store import Lake
 from crypto_assets.silver.build import build_silver
-from crypto_assets.silver.transforms import SilverRules
 from crypto_assets_tests.helpers import ticker_frame
 from crypto_assets_tests.silver.test_silver_transforms import bronze, frame, trade
 
@@ -122,7 +122,7 @@ def test_spark_and_arrow_assign_the_same_owner_product(spark):
     the wrong run, or its duplicates compared in different tasks."""
     import pyarrow as pa
 
-    from crypto_assets.bronze.transforms import owner_product
+    from crypto_assets.contracts.partitioning import owner_product
     from crypto_assets.silver.transforms import owner_products
 
     cases = [("BTC-USD", "ETH-USD"), ("BTC-USD\n", "ETH-USD"), ("BTC-USD\n", "ETH-USD\n"), ("btc-usd", "SOL-USD"),

@@ -8,7 +8,8 @@ from datetime import date, datetime
 import pytest
 
 from crypto_assets.bronze.transforms import kafka_to_bronze
-from crypto_assets.silver.transforms import SilverRules, mark, quarantine_rows, silver_rows
+from crypto_assets.contracts.partitioning import SilverRules
+from crypto_assets.silver.transforms import mark, quarantine_rows, silver_rows
 from crypto_assets_tests.helpers import ticker_frame, ts
 
 KAFKA_SCHEMA = (
