@@ -1,4 +1,4 @@
-"""One Bronze day: read its Kafka records, map them with `transforms.bronze`, rewrite the partition.
+"""One Bronze day: read its Kafka records, map them with `bronze.transforms`, rewrite the partition.
 
 No Dagster here: the Bronze assets and the Glue batch script both call `build_bronze_day`,
 and get back the statistics they report (`crypto_assets.bronze.report.bronze_report`).

@@ -1,6 +1,6 @@
 """Streaming Bronze: Spark Structured Streaming from Kafka into the Bronze layout, exactly once.
 
-The rows are those of the batch mode (`transforms.bronze.kafka_to_bronze`, same function),
+The rows are those of the batch mode (`bronze.transforms.kafka_to_bronze`, same function),
 appended per micro-batch into `bronze/<table>/ingest_date=D/` as files named after the batch
 (`stream-b<batch id>-<n>.parquet`). Exactly once: the checkpoint fixes each batch's offsets
 before it runs, and a batch that runs again after a crash first removes the files its earlier

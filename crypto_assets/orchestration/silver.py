@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TRADES
+from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TRADES, bronze_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
@@ -65,7 +65,7 @@ def _report_missing_bronze_days(context: AssetExecutionContext, lake: LakeResour
         context.log.warning(
             f"silver {kind} {day} {product}: Bronze {BRONZE_TABLE[kind]} was never materialized for ingest "
             f"day(s) {', '.join(missing)}, so records of {day} that arrived late on them are not in this partition: "
-            f"materialize bronze_{kind} for {', '.join(missing)} (the Bronze sensor then updates this partition)"
+            f"materialize {bronze_asset(kind)} for {', '.join(missing)} (the Bronze sensor then updates this partition)"
         )
 
 

@@ -4,7 +4,7 @@ No Dagster here: the Silver assets (one product per run) and the Glue/benchmark 
 (several products in one pass) call `build_silver`. Everything reported is measured on what
 was written, so the reconciliation check is a real check of the files.
 
-Two engines run the same rules (`transforms.silver.mark_table`): `arrow` (the default) reads
+Two engines run the same rules (`silver.transforms.mark_table`): `arrow` (the default) reads
 Bronze with Arrow and writes each partition as one file, with no Spark at all; `spark` reads
 and writes with Spark and marks in its Python workers, for product sets too big for one process.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT
+from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT, bronze_asset
 from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES, SilverRules, day_bounds, head_fingerprint
 from crypto_assets.lake.compaction import visible_paths
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
@@ -207,7 +207,7 @@ def build_silver(
     if require_bronze_day and day.isoformat() not in days:
         raise BronzeMissingError(
             f"Bronze {BRONZE_TABLE[kind]} ingest_date={day} has not been written yet: materialize "
-            f"bronze_{kind} for {day} first (Silver {day} reads Bronze {day} .. "
+            f"{bronze_asset(kind)} for {day} first (Silver {day} reads Bronze {day} .. "
             f"{day + timedelta(days=rules.allowed_lateness_days)})"
         )
     for s in stats.values():

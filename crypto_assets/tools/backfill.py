@@ -112,13 +112,20 @@ def silver_gold_steps(settings: Settings, start: date, end: date, products: list
 
 def products_in_bronze(settings: Settings, start: date, end: date) -> list[str]:
     """The products (owners of Bronze rows) in every Bronze day that Silver start..end reads."""
-    from crypto_assets.contracts.names import TICKER, TRADES
+    from crypto_assets.contracts.names import KINDS
     from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.lake.store import Lake
     from crypto_assets.silver.build import bronze_products
 
     lake, rules = Lake.from_settings(settings), SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
-    return sorted({p for kind in (TRADES, TICKER) for p in bronze_products(lake, kind, date_range(start, end), rules)})
+    return sorted({p for kind in KINDS for p in bronze_products(lake, kind, date_range(start, end), rules)})
+
+
+def known_products(settings: Settings, instance) -> list[str]:
+    """The products configured (CRYPTO_PRODUCTS) and those the instance knows as partitions."""
+    from crypto_assets.orchestration.partitions import PRODUCTS
+
+    return sorted({*settings.products, *instance.get_dynamic_partitions(PRODUCTS.name)})
 
 
 def backfill_products(settings: Settings, instance, start: date, end: date, given: list[str] | None,
@@ -126,11 +133,7 @@ def backfill_products(settings: Settings, instance, start: date, end: date, give
     """The products to build: those given; else those configured, those the instance knows and those present
     in the Bronze days read. A product present in Bronze but not built is a warning line."""
     present = products_in_bronze(settings, start, end)
-    if given:
-        products = list(dict.fromkeys(given))
-    else:
-        known = instance.get_dynamic_partitions("product_id")
-        products = sorted({*settings.products, *known, *present})
+    products = list(dict.fromkeys(given)) if given else sorted({*known_products(settings, instance), *present})
     left_out = [p for p in present if p not in products]
     if left_out:
         echo(f"warning: Bronze {start}..{end} also holds {', '.join(left_out)}, which this backfill does not build "
@@ -155,7 +158,7 @@ def run_backfill(settings: Settings, start: date, end: date, products: list[str]
     bronze = bronze_steps(settings, start, end, layers)
     per_product = len(date_range(start, end)) * sum(layer in layers for layer in ("silver", "gold"))
     # Runs are numbered across the whole backfill; products found in Bronze can still raise the total.
-    expected = products or sorted({*settings.products, *instance.get_dynamic_partitions("product_id")})
+    expected = products or known_products(settings, instance)
     if not _run_steps(bronze, settings, instance, tags, runs, echo, len(bronze) + per_product * len(expected)):
         return runs
     if not per_product:
