@@ -27,7 +27,7 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
-ENGINES = ("local", "glue")
+COMPUTES = ("local", "glue")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
 
@@ -74,7 +74,7 @@ class Settings:
     gold_freshness_minutes: int = 5
     aws_region: str = "us-east-1"
     s3_endpoint_url: str = ""
-    engine: str = "local"
+    compute: str = "local"
     glue_job_prefix: str = "crypto-lakehouse"
     glue_role_arn: str = ""
     glue_worker_type: str = "G.1X"
@@ -115,7 +115,7 @@ class Settings:
         if not self.glue_artifacts_root and self.lake_root.startswith(("s3://", "s3a://")):
             bucket = self.lake_root.split("://", 1)[1].split("/", 1)[0]
             object.__setattr__(self, "glue_artifacts_root", f"s3://{bucket}/{self.glue_job_prefix}-artifacts")
-        _one_of("ENGINE", self.engine, ENGINES)
+        _one_of("COMPUTE", self.compute, COMPUTES)
         _one_of("KAFKA_SECURITY_PROTOCOL", self.kafka_security_protocol, KAFKA_SECURITY_PROTOCOLS)
         _one_of("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, KAFKA_SASL_MECHANISMS)
         if self.glue_workers < 2:
@@ -190,7 +190,7 @@ SETTINGS_DOC: dict[str, str] = {
     "lake_root": "Root of the lake (Bronze/Silver/Gold Parquet). A local folder, or s3://bucket/prefix in AWS. Default: <home>/lake.",
     "state_dir": "Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.",
     "jvm_dir": "Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.",
-    "spark_master": "Spark master for the local engine.",
+    "spark_master": "Spark master of local Spark sessions (streaming Bronze, Bronze batch, maintenance).",
     "spark_connect_url": "If set (sc://host:port), every run attaches to that Spark Connect server (for example the warm local one of `crypto-pipeline spark up`) instead of starting its own Spark.",
     "spark_connect_port": "Port of the local Spark Connect server started by `crypto-pipeline spark up`, on 127.0.0.1.",
     "spark_shuffle_partitions": "spark.sql.shuffle.partitions, sized for a small machine.",
@@ -211,7 +211,7 @@ SETTINGS_DOC: dict[str, str] = {
     "gold_freshness_minutes": "Freshness policy of Gold: fail when no partition was updated for this long (while data flows).",
     "aws_region": "AWS region of the S3 lake, Glue jobs, Glue Data Catalog and CloudWatch logs.",
     "s3_endpoint_url": "S3/Glue/CloudWatch endpoint override (a local S3 or moto server, http://host:port); empty = AWS.",
-    "engine": "Where Bronze (batch mode), Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
+    "compute": "Where Bronze (batch mode), Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
     "glue_job_prefix": "Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.",
     "glue_role_arn": "IAM role the Glue jobs run as (required by `aws deploy`).",
     "glue_worker_type": "Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).",

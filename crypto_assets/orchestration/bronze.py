@@ -1,6 +1,6 @@
 """Bronze assets: the raw Kafka records of one UTC ingest day, exactly once per offset.
 
-With `CRYPTO_ENGINE=glue` a materialization runs the same step as a Glue job (`bronze_on_glue`);
+With `CRYPTO_COMPUTE=glue` a materialization runs the same step as a Glue job (`bronze_on_glue`);
 either way the products seen join the dynamic product partitions and, on an S3 lake, the day
 is registered in the Glue Data Catalog.
 """
@@ -68,7 +68,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
     ) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
         written = {"ingest_date": day.isoformat()}
-        if settings.engine == "glue":
+        if settings.compute == "glue":
             result = bronze_on_glue(context, glue, lake, kafka, kind, day.isoformat(), rules.allowed_lateness_days)
             register_products(context.instance, reported_products(result))
             register_catalog_partitions(context, glue, lake, [("bronze", table)], written)

@@ -20,7 +20,7 @@ from crypto_assets.orchestration.silver import silver_assets
 
 
 def build_resources(settings: Settings) -> dict:
-    """Resources of both engines (the `glue` one is only used with CRYPTO_ENGINE=glue); every value comes
+    """Resources of both engines (the `glue` one is only used with CRYPTO_COMPUTE=glue); every value comes
     from `Settings` (env overrides)."""
     return {
         "spark": SparkResource.from_settings(settings),

@@ -1,6 +1,6 @@
 """The Dagster side of the Glue engine: launch a partition's Glue job run through Dagster Pipes.
 
-With `CRYPTO_ENGINE=glue` the Bronze (batch), Silver and Gold assets call `bronze_on_glue`,
+With `CRYPTO_COMPUTE=glue` the Bronze (batch), Silver and Gold assets call `bronze_on_glue`,
 `silver_on_glue` and `gold_on_glue` instead of the local steps. The job run (an entry script in `glue/`) calls the same steps and reports the
 materialization and check results through Pipes (context in S3, messages in the run's
 CloudWatch log stream), so the UI shows the same metadata and checks as a local run. Any
@@ -137,8 +137,8 @@ def run_glue_job(context, glue: GlueEngineResource, lake, job: str, arguments: d
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     if not lake.on_s3:
-        raise _failure(f"CRYPTO_ENGINE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
-                       f"s3://bucket/prefix (or use CRYPTO_ENGINE=local)")
+        raise _failure(f"CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
+                       f"s3://bucket/prefix (or use CRYPTO_COMPUTE=local)")
     try:
         lake.check()
     except LakeUnavailableError as exc:

@@ -64,7 +64,7 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
         written = {"product_id": product, "event_date": day.isoformat()}
-        if settings.engine == "glue":
+        if settings.compute == "glue":
             result = gold_on_glue(context, glue, lake, day.isoformat(), product)
             register_catalog_partitions(context, glue, lake, [("gold", "features")], written)
             return result

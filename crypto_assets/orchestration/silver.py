@@ -105,7 +105,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
         written = {"product_id": product, "event_date": day.isoformat()}
-        if settings.engine == "glue":
+        if settings.compute == "glue":
             result = silver_on_glue(context, glue, lake, kind, day.isoformat(), product, rules.allowed_lateness_days,
                                     _bronze_was_materialized(context, kind, day.isoformat()))
             register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)

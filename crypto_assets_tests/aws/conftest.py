@@ -94,7 +94,7 @@ def glue_settings(settings, bucket: str, endpoint: str, **overrides):
     """`settings` moved to AWS mode on moto: S3 lake, Glue engine, a job prefix and database of their own."""
     tag = uuid.uuid4().hex[:6]
     values = dict(
-        lake_root=f"s3://{bucket}/lake", s3_endpoint_url=endpoint, aws_region="us-east-1", engine="glue",
+        lake_root=f"s3://{bucket}/lake", s3_endpoint_url=endpoint, aws_region="us-east-1", compute="glue",
         glue_artifacts_root=f"s3://{bucket}/glue-artifacts", glue_role_arn="arn:aws:iam::123456789012:role/crypto-glue",
         glue_job_prefix=f"t{tag}", glue_database=f"crypto_{tag}",
     )

@@ -1,4 +1,4 @@
-"""Bronze (batch) with CRYPTO_ENGINE=glue on moto: the real Glue entry script runs in a local subprocess against
+"""Bronze (batch) with CRYPTO_COMPUTE=glue on moto: the real Glue entry script runs in a local subprocess against
 the real broker, reports through Dagster Pipes, and writes the rows the local engine writes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Silver and Gold with CRYPTO_ENGINE=glue on moto: the real Glue entry scripts run in a local subprocess on
+"""Silver and Gold with CRYPTO_COMPUTE=glue on moto: the real Glue entry scripts run in a local subprocess on
 local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what the local engine writes."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
     topic = {"trades": local.trades_topic, "ticker": local.ticker_topic}
     send_records(local.kafka_bootstrap, [(topic[k], key, v, ts(when)) for k, key, v, when in records])
     instance = DagsterInstance.ephemeral()
-    for s in (local, dataclasses.replace(aws, engine="local")):
+    for s in (local, dataclasses.replace(aws, compute="local")):
         trades_bronze = [a for a in bronze_assets(s) if a.key.path[-1] == "bronze_trades"]
         for day in (D, D2):
             assert materialize(trades_bronze, partition_key=day, resources=build_resources(s), instance=instance).success
@@ -180,7 +180,7 @@ def test_missing_job_bucket_and_credentials_are_one_line(deployed, monkeypatch):
     assert message == ("Glue job never-deployed-gold-features does not exist in us-east-1: run `crypto-pipeline aws "
                        "deploy` (or check CRYPTO_GLUE_JOB_PREFIX)")
     message = _gold_failure(dataclasses.replace(aws, lake_root="/srv/local-lake"), instance)
-    assert message.startswith("CRYPTO_ENGINE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT=/srv/local-lake")
+    assert message.startswith("CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT=/srv/local-lake")
     message = _gold_failure(dataclasses.replace(aws, lake_root="s3://no-such-lake-bucket/lake"), instance)
     assert "S3 bucket 'no-such-lake-bucket' of the lake root s3://no-such-lake-bucket/lake does not exist" in message
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

@@ -71,7 +71,7 @@ def test_settings_resource_and_producer_wiring(monkeypatch):
 @pytest.mark.parametrize("env, fragment", [
     ({"CRYPTO_KAFKA_SECURITY_PROTOCOL": "TLS"}, "CRYPTO_KAFKA_SECURITY_PROTOCOL='TLS' is not valid"),
     ({"CRYPTO_KAFKA_SASL_MECHANISM": "MD5"}, "CRYPTO_KAFKA_SASL_MECHANISM='MD5'"),
-    ({"CRYPTO_ENGINE": "emr"}, "CRYPTO_ENGINE='emr' is not valid; expected one of local, glue"),
+    ({"CRYPTO_COMPUTE": "emr"}, "CRYPTO_COMPUTE='emr' is not valid; expected one of local, glue"),
     ({"CRYPTO_GLUE_WORKERS": "1"}, "CRYPTO_GLUE_WORKERS must be >= 2"),
 ])
 def test_bad_aws_and_kafka_settings_name_the_variable(env, fragment):
