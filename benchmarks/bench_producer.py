@@ -21,7 +21,6 @@ stopped at the end whatever happens. Recordings are cached there between runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import logging
 import os
@@ -71,8 +70,8 @@ def fresh_topics(settings, label: str):
     from crypto_assets.tools.broker import LocalBroker
 
     tag = uuid.uuid4().hex[:6]
-    s = dataclasses.replace(settings, trades_topic=f"{label}{tag}.trades", ticker_topic=f"{label}{tag}.ticker",
-                            deadletter_topic=f"{label}{tag}.dead")
+    s = settings.replace(trades_topic=f"{label}{tag}.trades", ticker_topic=f"{label}{tag}.ticker",
+                         deadletter_topic=f"{label}{tag}.dead")
     LocalBroker(s).ensure_topics()
     return s
 
@@ -108,8 +107,9 @@ def bench_replay(settings, path: Path, workers: int, broker_pid: int, quiet: boo
 
 def bench_latency(settings, seconds: float, rate: int, broker_pid: int) -> dict:
     sys.path.insert(0, str(C.REPO))
+    from crypto_assets.contracts.settings import ProducerSettings
     from crypto_assets_tests.producer.ws_server import FakeCoinbase, Market
-    from producer.live import ProducerOptions, run_live
+    from producer.live import run_live
 
     s = fresh_topics(settings, "live")
     messages = int(seconds * rate)
@@ -119,7 +119,7 @@ def bench_latency(settings, seconds: float, rate: int, broker_pid: int) -> dict:
     stop = threading.Event()
     holder: dict = {}
     with FakeCoinbase(market, rate=rate) as server:
-        options = ProducerOptions(ws_url=server.url, metrics_port=None, status_interval_s=0)
+        options = ProducerSettings(ws_url=server.url, metrics_port=None, status_interval_s=0)
         thread = threading.Thread(
             target=lambda: holder.setdefault("p", run_live(s, options, stop, keep_latency_samples=True,
                                                            on_ready=lambda p, m: holder.setdefault("ready", p))),

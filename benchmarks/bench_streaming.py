@@ -162,13 +162,11 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     home = dagster_home(root, settings)
     spark_server = None
     if args.warm_spark:
-        from dataclasses import replace
-
         from crypto_assets.tools.spark_server import LocalSparkServer
 
         spark_server = LocalSparkServer(settings)
         spark_server.up()
-        settings = replace(settings, spark_connect_url=spark_server.url)
+        settings = settings.replace(spark_connect_url=spark_server.url)
         print(f"runs attach to the warm Spark Connect server at {spark_server.url}", flush=True)
     env = {**settings_env(settings), "DAGSTER_HOME": str(home)}
     daemon = subprocess.Popen([str(VENV_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env=env, cwd=C.REPO,

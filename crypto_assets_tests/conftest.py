@@ -6,7 +6,6 @@ left alone. Tests isolate themselves with their own topics (`fresh_settings`) an
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import uuid
@@ -74,12 +73,7 @@ def fresh_settings(base_settings, kafka_broker, tmp_path) -> Settings:
     from crypto_assets.tools.broker import LocalBroker
 
     tag = uuid.uuid4().hex[:8]
-    settings = dataclasses.replace(
-        base_settings,
-        trades_topic=f"t{tag}.trades.raw",
-        ticker_topic=f"t{tag}.ticker.raw",
-        deadletter_topic=f"t{tag}.deadletter.raw",
-        lake_root=str(tmp_path / "lake"),
-    )
+    settings = base_settings.replace(trades_topic=f"t{tag}.trades.raw", ticker_topic=f"t{tag}.ticker.raw",
+                                     deadletter_topic=f"t{tag}.deadletter.raw", lake_root=str(tmp_path / "lake"))
     LocalBroker(settings).ensure_topics()
     return settings

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from dagster import DagsterInstance, materialize
 
 from crypto_assets.orchestration.bronze import bronze_assets
@@ -116,14 +114,14 @@ def test_malformed_records_are_kept_raw_flagged_and_counted(fresh_settings, spar
 def test_empty_day_writes_no_partition(fresh_settings, spark):
     md = _metadata(_materialize(fresh_settings, day="2026-01-01", kinds=("trades",)), "bronze_trades")
     assert md["rows"] == 0
-    assert not (dataclasses.replace(fresh_settings).lake_root and
+    assert not (fresh_settings.replace().lake_root and
                 __import__("pathlib").Path(f"{fresh_settings.lake_root}/bronze/kafka_trades/ingest_date=2026-01-01").exists())
 
 
 def test_broker_down_fails_with_one_line_naming_address_and_command(fresh_settings):
     from crypto_assets_tests.conftest import free_port
 
-    s = dataclasses.replace(fresh_settings, kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    s = fresh_settings.replace(kafka_bootstrap=f"127.0.0.1:{free_port()}")
     result = _materialize(s, kinds=("trades",), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -133,7 +131,7 @@ def test_broker_down_fails_with_one_line_naming_address_and_command(fresh_settin
 
 
 def test_missing_topic_names_the_topic(fresh_settings):
-    s = dataclasses.replace(fresh_settings, trades_topic="no.such.topic")
+    s = fresh_settings.replace(trades_topic="no.such.topic")
     result = _materialize(s, kinds=("trades",), raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.user_failure_data.description

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-DEFAULT_WS_URL = "wss://advanced-trade-ws.coinbase.com"
+from crypto_assets.contracts.settings import ProducerSettings
+
 DATA_CHANNELS = ("market_trades", "ticker")
 HEARTBEAT_CHANNEL = "heartbeats"
 JWT_LIFETIME_S = 120
-KEY_NAME_VAR = "COINBASE_API_KEY_NAME"
-PRIVATE_KEY_VAR = "COINBASE_API_PRIVATE_KEY"
+KEY_NAME_VAR = ProducerSettings.env_name("coinbase_api_key_name")
+PRIVATE_KEY_VAR = ProducerSettings.env_name("coinbase_api_private_key")
 
 
 class CredentialsError(ValueError):
@@ -33,14 +33,18 @@ class CredentialsError(ValueError):
 @dataclass(frozen=True)
 class Credentials:
     key_name: str
-    private_key_pem: str
+    private_key_pem: str = field(repr=False)  # a secret: never in a repr or a log line
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Credentials | None:
-        """Both variables set -> credentials; neither -> None (unauthenticated); one -> error."""
-        env = os.environ if environ is None else environ
-        name = (env.get(KEY_NAME_VAR) or "").strip()
-        key = env.get(PRIVATE_KEY_VAR) or ""
+        """The credentials of the environment's producer settings (see `from_settings`)."""
+        return cls.from_settings(ProducerSettings.from_env(environ))
+
+    @classmethod
+    def from_settings(cls, options: ProducerSettings) -> Credentials | None:
+        """Both values set -> credentials; neither -> None (unauthenticated); one -> error."""
+        name = options.coinbase_api_key_name.strip()
+        key = options.coinbase_api_private_key.get_secret_value()
         if not name and not key.strip():
             return None
         if not name or not key.strip():

@@ -1,25 +1,20 @@
 """`crypto-pipeline produce --source coinbase`: the live feed wired together, with status, metrics, signals.
 
 The connection (`connection.py`), the message format (`routing.py`, `health.py`) and the sink
-(`kafka_sink.py`) are joined by `pipeline.py`; this module adds the producer's own options,
-the once-a-second housekeeping thread (status line, buffer health, subscription check,
-recording flush), the metrics endpoint and SIGINT/SIGTERM handling (stop, flush, summary).
+(`kafka_sink.py`) are joined by `pipeline.py`; this module adds the once-a-second housekeeping
+thread (status line, buffer health, subscription check, recording flush), the metrics endpoint and
+SIGINT/SIGTERM handling (stop, flush, summary). Its options are `contracts.settings.ProducerSettings`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, fields
-from typing import ClassVar
 
-from crypto_assets.contracts.settings import Settings
+from crypto_assets.contracts.settings import ProducerSettings, Settings, SettingsError, parse_port_or_off
 from producer.coinbase import (
-    DEFAULT_WS_URL,
     Credentials,
     subscribe_messages,
     wanted_subscriptions,
@@ -30,99 +25,17 @@ from producer.pipeline import FeedPipeline
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS_PORT = 9108
 
-
-class OptionsError(ValueError):
-    """A producer option has a value that cannot be used; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class ProducerOptions:
-    """The producer's own settings; each has a `CRYPTO_<ENV>` override (see ENV) and a CLI option."""
-
-    ws_url: str = DEFAULT_WS_URL
-    watchdog_s: float = 10.0
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    min_connect_interval_s: float = 0.5
-    buffer_records: int = 100_000
-    buffer_mb: float = 64.0
-    metrics_port: int | None = DEFAULT_METRICS_PORT  # None = no endpoint; 0 = any free port
-    status_interval_s: float = 10.0
-    linger_ms: int = 5
-    record: str | None = None
-    close_timeout_s: float = 30.0
-
-    ENV: ClassVar[dict[str, str]] = {
-        "ws_url": "CRYPTO_COINBASE_WS_URL",
-        "watchdog_s": "CRYPTO_PRODUCER_WATCHDOG_S",
-        "backoff_base_s": "CRYPTO_PRODUCER_BACKOFF_BASE_S",
-        "backoff_cap_s": "CRYPTO_PRODUCER_BACKOFF_CAP_S",
-        "min_connect_interval_s": "CRYPTO_PRODUCER_MIN_CONNECT_INTERVAL_S",
-        "buffer_records": "CRYPTO_PRODUCER_BUFFER_RECORDS",
-        "buffer_mb": "CRYPTO_PRODUCER_BUFFER_MB",
-        "metrics_port": "CRYPTO_PRODUCER_METRICS_PORT",
-        "status_interval_s": "CRYPTO_PRODUCER_STATUS_INTERVAL_S",
-        "linger_ms": "CRYPTO_PRODUCER_LINGER_MS",
-    }
-
-    def __post_init__(self) -> None:
-        if not (self.ws_url.startswith("ws://") or self.ws_url.startswith("wss://")):
-            raise OptionsError(f"WebSocket URL {self.ws_url!r} must start with ws:// or wss:// ({self.ENV['ws_url']})")
-        for name in ("watchdog_s", "backoff_base_s", "buffer_mb"):
-            if getattr(self, name) <= 0:
-                raise OptionsError(f"{self.ENV[name]} must be > 0, got {getattr(self, name)}")
-        if self.backoff_cap_s < self.backoff_base_s:
-            raise OptionsError(f"{self.ENV['backoff_cap_s']} must be >= {self.ENV['backoff_base_s']}")
-        if self.buffer_records < 1:
-            raise OptionsError(f"{self.ENV['buffer_records']} must be >= 1, got {self.buffer_records}")
-        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise OptionsError(f"{self.ENV['metrics_port']} must be a port (0-65535) or 'off', got {self.metrics_port}")
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> ProducerOptions:
-        """Defaults, then the environment, then explicit overrides (CLI options that were given)."""
-        env = os.environ if environ is None else environ
-        values: dict = {}
-        types = {f.name: f.type for f in fields(cls)}
-        for name, var in cls.ENV.items():
-            raw = env.get(var, "")
-            if raw == "":
-                continue
-            values[name] = _parse(var, raw, types[name])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    @property
-    def buffer_bytes(self) -> int:
-        return int(self.buffer_mb * 1024**2)
-
-
-def _parse(var: str, raw: str, type_name: str):
-    try:
-        if "int | None" in type_name:
-            return None if raw.strip().lower() in ("off", "none", "no") else int(raw)
-        if type_name.startswith("int"):
-            return int(raw)
-        if type_name.startswith("float"):
-            return float(raw)
-        return raw
-    except ValueError:
-        raise OptionsError(f"{var}={raw!r} is not valid; expected {type_name.split(' |')[0]}") from None
-
-
-def metrics_port_arg(text: str) -> int | None:
-    """argparse type of --metrics-port: a port number, 0 (any free port) or 'off'."""
+def metrics_port_arg(text: str) -> str:
+    """argparse type of --metrics-port: a port number, 0 (any free port) or 'off', checked here and kept as
+    given (`ProducerSettings` reads it like CRYPTO_PRODUCER_METRICS_PORT, so 'off' stays distinct from unset)."""
     import argparse
 
     try:
-        port = _parse("--metrics-port", text, "int | None")
-    except OptionsError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if port is not None and not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"--metrics-port must be 0-65535 or 'off', got {port}")
-    return port
+        parse_port_or_off(text)
+        return text
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--metrics-port {exc}") from None
 
 
 # ---- signals -------------------------------------------------------------------------------
@@ -211,7 +124,7 @@ class Housekeeper:
 # ---- the live producer -----------------------------------------------------------------------
 
 
-def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event,
+def run_live(settings: Settings, options: ProducerSettings, stop: threading.Event,
              credentials: Credentials | None = None, on_ready=None,
              keep_latency_samples: bool = False) -> FeedPipeline:
     """Streams Coinbase into Kafka until `stop` is set; returns the pipeline (its summary_line says it all).
@@ -279,9 +192,10 @@ def run_live(settings: Settings, options: ProducerOptions, stop: threading.Event
 
 
 def with_products(settings: Settings, products: str | None) -> Settings:
+    """The settings with the products of `--products` (a comma-separated list), if given."""
     if not products:
         return settings
-    items = tuple(p.strip() for p in products.split(",") if p.strip())
-    if not items:
-        raise OptionsError("--products needs at least one product id, e.g. BTC-USD,ETH-USD")
-    return dataclasses.replace(settings, products=items)
+    try:
+        return settings.replace(products=products)
+    except SettingsError as exc:  # the same rule as CRYPTO_PRODUCTS, said of the option
+        raise SettingsError(str(exc).replace(Settings.env_name("products"), "--products", 1)) from None

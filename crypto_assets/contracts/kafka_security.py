@@ -1,18 +1,19 @@
 """Kafka client security (TLS, SASL/SCRAM, AWS MSK IAM) for the producer, Dagster and Spark's Kafka source.
 
-One mapping from the settings to each client's option names. SASL user name and password are
-read from the environment (`CRYPTO_KAFKA_SASL_USERNAME`, `CRYPTO_KAFKA_SASL_PASSWORD`), never
-from the settings table, and are never logged: `redacted()` is what may be shown.
+One mapping from the settings to each client's option names. SASL user name and password are the
+settings `kafka_sasl_username` and `kafka_sasl_password` (`CRYPTO_KAFKA_SASL_USERNAME`,
+`CRYPTO_KAFKA_SASL_PASSWORD`; the password a secret type), never logged: `redacted()` is what may
+be shown.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
-from crypto_assets.contracts.settings import ENV_PREFIX, SettingsError
+from crypto_assets.contracts.settings import Settings, SettingsError
 
-USERNAME_VAR = f"{ENV_PREFIX}KAFKA_SASL_USERNAME"
-PASSWORD_VAR = f"{ENV_PREFIX}KAFKA_SASL_PASSWORD"
+USERNAME_VAR = Settings.env_name("kafka_sasl_username")
+PASSWORD_VAR = Settings.env_name("kafka_sasl_password")
 
 _JAAS_MODULE = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
@@ -21,9 +22,11 @@ _JAAS_MODULE = {
 }
 
 
-def sasl_credentials(environ: dict[str, str] | None = None) -> tuple[str, str]:
-    env = os.environ if environ is None else environ
-    user, password = env.get(USERNAME_VAR, ""), env.get(PASSWORD_VAR, "")
+def sasl_credentials(environ: Mapping[str, str] | None = None, settings: Settings | None = None) -> tuple[str, str]:
+    """SASL user name and password of `settings`, else of the settings in the environment (`os.environ`
+    unless `environ` is given)."""
+    s = settings if settings is not None else Settings.from_env(environ)
+    user, password = s.kafka_sasl_username, s.kafka_sasl_password.get_secret_value()
     if not user or not password:
         raise SettingsError(f"SASL user name/password missing: set {USERNAME_VAR} and {PASSWORD_VAR}")
     return user, password
@@ -33,7 +36,7 @@ def _uses_sasl(protocol: str) -> bool:
     return protocol.startswith("SASL_")
 
 
-def kafka_python_config(protocol: str, mechanism: str, environ: dict[str, str] | None = None,
+def kafka_python_config(protocol: str, mechanism: str, environ: Mapping[str, str] | None = None,
                         credentials: tuple[str, str] | None = None) -> dict:
     """kafka-python (producer, consumer, admin) keyword arguments; empty for PLAINTEXT.
 
@@ -48,7 +51,7 @@ def kafka_python_config(protocol: str, mechanism: str, environ: dict[str, str] |
     return config
 
 
-def spark_kafka_options(protocol: str, mechanism: str, environ: dict[str, str] | None = None,
+def spark_kafka_options(protocol: str, mechanism: str, environ: Mapping[str, str] | None = None,
                         credentials: tuple[str, str] | None = None) -> dict[str, str]:
     """Options for Spark's Kafka source (`kafka.`-prefixed consumer properties); empty for PLAINTEXT.
 
@@ -80,6 +83,13 @@ def redacted(options: dict) -> dict:
     return {k: ("***" if any(s in k.lower() for s in secret) else v) for k, v in options.items()}
 
 
-def producer_config(settings) -> dict:
+def needs_credentials(protocol: str, mechanism: str) -> bool:
+    """Whether the client needs a SASL user name and password (AWS_MSK_IAM signs with AWS credentials)."""
+    return _uses_sasl(protocol) and mechanism != "AWS_MSK_IAM"
+
+
+def producer_config(settings: Settings) -> dict:
     """kafka-python security arguments for the producer's KafkaSink, from the settings."""
-    return kafka_python_config(settings.kafka_security_protocol, settings.kafka_sasl_mechanism)
+    protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
+    credentials = sasl_credentials(settings=settings) if needs_credentials(protocol, mechanism) else None
+    return kafka_python_config(protocol, mechanism, credentials=credentials)

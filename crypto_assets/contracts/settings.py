@@ -1,18 +1,47 @@
-"""Typed settings for every part of the pipeline, with `CRYPTO_*` environment overrides.
+"""Every setting of the pipeline, declared once: type, default, description and environment variable.
 
-This is the one place settings are declared; the README's configuration table is generated
-from `SETTINGS_DOC` below (`crypto-pipeline settings --markdown`). No Dagster or Spark imports
-here, so the producer can use it too.
+Two pydantic-settings classes: `Settings` (the lake, Kafka, Spark, Dagster and AWS; `CRYPTO_<NAME>`)
+and `ProducerSettings` (the feed producer's own options; `CRYPTO_PRODUCER_<NAME>`, plus the
+Coinbase variables). Constructing a class directly uses the declared defaults and the values given;
+`from_env()` adds the environment (the process's, or a mapping), so tests and child processes
+resolve settings the same way. A bad value stops with one `SettingsError` line naming the variable
+and what it accepts. Secrets are `SecretStr`: never printed, never in the README table (which
+`settings_markdown()` generates from these declarations: `crypto-pipeline settings --markdown`).
+No Dagster or Spark imports here, so every layer can use it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+import re
+import types
+import typing
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import date
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from crypto_assets.contracts.names import PRODUCT_ID_PATTERN
 
 ENV_PREFIX = "CRYPTO_"
+PRODUCER_ENV_PREFIX = "CRYPTO_PRODUCER_"
+
+Compute = Literal["local", "glue"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"]
+COMPUTES: tuple[str, ...] = typing.get_args(Compute)
+KAFKA_SECURITY_PROTOCOLS: tuple[str, ...] = typing.get_args(KafkaSecurityProtocol)
+KAFKA_SASL_MECHANISMS: tuple[str, ...] = typing.get_args(KafkaSaslMechanism)
+
+_PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN.removeprefix("^").removesuffix(r"\z"))
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
 
 
 def _default_home() -> Path:
@@ -23,110 +52,208 @@ def _default_home() -> Path:
     return Path.cwd()
 
 
-class SettingsError(ValueError):
-    """A setting has a value that cannot be used; the message names the variable."""
+# The environment `from_env` reads while it constructs (None: direct construction, no environment).
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("crypto_settings_environ", default=None)
 
 
-COMPUTES = ("local", "glue")
-KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
+def _describe(annotation: Any) -> str:
+    """What a value of this type looks like, for error lines."""
+    if typing.get_origin(annotation) is Annotated:
+        return _describe(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is tuple:
+        return "a comma-separated list"
+    return {int: "an integer", float: "a number", str: "text", SecretStr: "text"}.get(annotation, str(annotation))
 
 
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SettingsError(f"{ENV_PREFIX}{name}={value!r} is not valid; expected one of {', '.join(allowed)}")
+class _Declared(BaseSettings):
+    """Behaviour shared by the settings classes (frozen, env only through `from_env`, one-line errors)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_ignore_empty=True, populate_by_name=True,
+                                      validate_default=True, hide_input_in_errors=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(type(self)._error_line(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        environ = _ENVIRON.get()
+        if environ is None:
+            return (init_settings,)
+        env_settings.env_vars = {k.lower(): v for k, v in environ.items() if v != ""}
+        return (init_settings, env_settings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any):
+        """Defaults, then the environment (`os.environ` unless a mapping is given), then `overrides`."""
+        token = _ENVIRON.set(os.environ if environ is None else environ)
+        try:
+            return cls(**overrides)
+        finally:
+            _ENVIRON.reset(token)
+
+    def replace(self, **changes: Any):
+        """A copy with some values changed, validated like a new declaration."""
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
+
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        alias = cls.model_fields[name].validation_alias
+        return str(alias or cls.model_config["env_prefix"] + name.upper())
+
+    @classmethod
+    def _error_line(cls, exc: ValidationError) -> str:
+        error = exc.errors(include_url=False)[0]
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a rule over several settings: its message names them
+            return message
+        name = str(error["loc"][0])
+        name = next((n for n, f in cls.model_fields.items() if f.validation_alias == name), name)
+        field = cls.model_fields.get(name)
+        if field is None:
+            return f"unknown setting {name!r}"
+        var, raw = cls.env_name(name), error.get("input")
+        shown = "" if isinstance(raw, SecretStr) or "secret" in name or "password" in name else f"={raw!r}"
+        if error["type"] == "value_error":
+            return message if message.startswith(var) else f"{var}{shown} is not valid; {message}"
+        if error["type"].endswith(("_parsing", "_type", "literal_error")):
+            return f"{var}{shown} is not valid; expected {_describe(field.annotation)}"
+        return f"{var}{shown} is not valid; {message[:1].lower()}{message[1:]}"
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: str = ""
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    kafka_bootstrap: str = ""
-    kafka_partitions: int = 3
-    kafka_retention_bytes: int = 2 * 1024**3
-    kafka_heap: str = "512m"
-    trades_topic: str = "crypto.trades.raw"
-    ticker_topic: str = "crypto.ticker.raw"
-    deadletter_topic: str = "crypto.deadletter.raw"
-    products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
-    lake_root: str = ""
-    state_dir: str = ""
-    jvm_dir: str = ""
-    spark_master: str = "local[2]"
-    spark_connect_url: str = ""
-    spark_connect_port: int = 15002
-    spark_shuffle_partitions: int = 4
-    spark_driver_memory: str = "4g"
-    first_date: str = ""
-    kafka_timestamp_skew_minutes: int = 60
-    allowed_lateness_days: int = 1
-    bronze_mode: str = "batch"
-    automation: str = "off"
-    bronze_batch_cron: str = "* * * * *"
-    stream_trigger_seconds: int = 5
-    stream_max_offsets_per_trigger: int = 500000
-    stream_checkpoint_root: str = ""
-    stream_compact_files: int = 32
-    stream_stall_seconds: int = 120
-    sensor_interval_seconds: int = 10
-    silver_freshness_minutes: int = 3
-    gold_freshness_minutes: int = 5
-    aws_region: str = "us-east-1"
-    s3_endpoint_url: str = ""
-    compute: str = "local"
-    glue_job_prefix: str = "crypto-lakehouse"
-    glue_role_arn: str = ""
-    glue_worker_type: str = "G.1X"
-    glue_workers: int = 2
-    glue_version: str = "5.1"
-    glue_database: str = "crypto_lakehouse"
-    glue_timeout_minutes: int = 60
-    glue_artifacts_root: str = ""
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
-    kafka_sasl_secret_id: str = ""
+def _at_least(var_name: str, minimum: int, value: int, why: str = "") -> int:
+    if value < minimum:
+        raise ValueError(f"{ENV_PREFIX}{var_name} must be >= {minimum}{why}, got {value}")
+    return value
 
-    def __post_init__(self) -> None:
-        home = Path(self.home) if self.home else _default_home()
-        object.__setattr__(self, "home", str(home))
-        if not self.state_dir:
-            object.__setattr__(self, "state_dir", str(home / ".state"))
-        if not self.jvm_dir:
-            object.__setattr__(self, "jvm_dir", str(home / ".state" / "jvm"))
-        if not self.lake_root:
-            object.__setattr__(self, "lake_root", str(home / "lake"))
-        _one_of("BRONZE_MODE", self.bronze_mode, ("batch", "stream"))
-        _one_of("AUTOMATION", self.automation, ("off", "on"))
-        if not self.kafka_bootstrap:
-            object.__setattr__(self, "kafka_bootstrap", f"127.0.0.1:{self.kafka_port}")
-        if self.stream_compact_files == 1 or self.stream_compact_files < 0:
-            raise SettingsError(f"{ENV_PREFIX}STREAM_COMPACT_FILES must be 0 (off) or >= 2, got {self.stream_compact_files}")
-        if self.first_date:
+
+class Settings(_Declared):
+    """The lakehouse's settings (`CRYPTO_<NAME>`); paths left empty follow `home` and `lake_root`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
+
+    home: str = Field("", description="Project folder; state and lake default to folders inside it. Default: the repository root.")
+    kafka_port: int = Field(9092, description="Local broker's client (PLAINTEXT) port on 127.0.0.1.")
+    kafka_controller_port: int = Field(9093, description="Local broker's KRaft controller port on 127.0.0.1.")
+    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers used by the producer, Spark and Dagster. Default: 127.0.0.1:<kafka_port>.")
+    kafka_partitions: int = Field(3, description="Partitions of each topic created by `crypto-pipeline kafka up`.")
+    kafka_retention_bytes: int = Field(2 * 1024**3, description="Per-partition size retention of the local topics (no time retention, so replayed old data stays).")
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker.")
+    trades_topic: str = Field("crypto.trades.raw", description="Kafka topic of market_trades messages.")
+    ticker_topic: str = Field("crypto.ticker.raw", description="Kafka topic of ticker messages.")
+    deadletter_topic: str = Field("crypto.deadletter.raw", description="Kafka topic for frames the producer could not route (with a reason).")
+    products: Annotated[tuple[str, ...], NoDecode] = Field(("BTC-USD", "ETH-USD"), description="Comma-separated Coinbase product ids.")
+    lake_root: str = Field("", description="Root of the lake (Bronze/Silver/Gold Parquet). A local folder, or s3://bucket/prefix in AWS. Default: <home>/lake.")
+    state_dir: str = Field("", description="Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.")
+    jvm_dir: str = Field("", description="Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.")
+    spark_master: str = Field("local[2]", description="Spark master of local Spark sessions (streaming Bronze, Bronze batch, maintenance).")
+    spark_connect_url: str = Field("", description="If set (sc://host:port), every run attaches to that Spark Connect server (for example the warm local one of `crypto-pipeline spark up`) instead of starting its own Spark.")
+    spark_connect_port: int = Field(15002, description="Port of the local Spark Connect server started by `crypto-pipeline spark up`, on 127.0.0.1.")
+    spark_shuffle_partitions: int = Field(4, description="spark.sql.shuffle.partitions, sized for a small machine.")
+    spark_driver_memory: str = Field("4g", description="Driver memory of the local Spark session.")
+    first_date: str = Field("", description="First day of the daily partitions (UTC), YYYY-MM-DD. Empty: the lake's first Bronze ingest day, or today for a new lake (a backfill or the demo of earlier days moves it back to their first day).")
+    kafka_timestamp_skew_minutes: int = Field(60, description="How far out of order Kafka record timestamps may be; Bronze widens its offset lookup by this much and then filters exactly by day.")
+    allowed_lateness_days: int = Field(1, description="Days after its event day that a record may arrive and still reach its Silver partition.")
+    bronze_mode: Literal["batch", "stream"] = Field("batch", description="How Bronze lands: `batch` (a schedule re-materializes today's Bronze on `bronze_batch_cron`) or `stream` (`crypto-pipeline stream` appends through a checkpoint; the Bronze sensor records its writes as materializations).")
+    automation: Literal["off", "on"] = Field("off", description="`on` starts the schedule and sensors (Bronze cadence, Bronze -> Silver, Silver -> Gold, freshness) with `dagster dev`; `off` leaves them stopped until turned on in the UI.")
+    bronze_batch_cron: str = Field("* * * * *", description="Cadence of the batch-mode Bronze schedule (cron, UTC).")
+    stream_trigger_seconds: int = Field(5, description="Micro-batch trigger interval of the streaming Bronze job.")
+    stream_max_offsets_per_trigger: int = Field(500000, description="Most Kafka records one streaming micro-batch takes (bounds catch-up batches after downtime).")
+    stream_checkpoint_root: str = Field("", description="Checkpoints of the streaming Bronze job, one folder per table. Default: <lake_root>/_checkpoints.")
+    stream_compact_files: int = Field(32, description="Streaming Bronze: once an ingest day holds this many committed micro-batches, their small files are merged into one (and this many merged files into one again), so readers open few files; 0 turns merging off.")
+    stream_stall_seconds: int = Field(120, description="Streaming mode: the Bronze sensor's tick fails (visible in the UI) when the stream has landed nothing for this long while Kafka holds newer records.")
+    sensor_interval_seconds: int = Field(10, description="Minimum interval between ticks of the Bronze and Gold sensors.")
+    silver_freshness_minutes: int = Field(3, description="Freshness policy of Silver: warn when no partition was updated for this long (while data flows).")
+    gold_freshness_minutes: int = Field(5, description="Freshness policy of Gold: fail when no partition was updated for this long (while data flows).")
+    aws_region: str = Field("us-east-1", description="AWS region of the S3 lake, Glue jobs, Glue Data Catalog and CloudWatch logs.")
+    s3_endpoint_url: str = Field("", description="S3/Glue/CloudWatch endpoint override (a local S3 or moto server, http://host:port); empty = AWS.")
+    compute: Compute = Field("local", description="Where Bronze (batch mode), Silver and Gold run: `local` (in the Dagster process: Spark for Bronze, Arrow for Silver and Gold) or `glue` (AWS Glue job runs through Dagster Pipes).")
+    glue_job_prefix: str = Field("crypto-lakehouse", description="Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.")
+    glue_role_arn: str = Field("", description="IAM role the Glue jobs run as (required by `aws deploy`).")
+    glue_worker_type: str = Field("G.1X", description="Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).")
+    glue_workers: int = Field(2, description="Glue workers per job run (minimum 2).")
+    glue_version: str = Field("5.1", description="Glue version of the jobs (5.1 = Spark 3.5, Python 3.11, Java 17).")
+    glue_database: str = Field("crypto_lakehouse", description="Glue Data Catalog database of the Bronze/Silver/Gold tables (Athena reads it).")
+    glue_timeout_minutes: int = Field(60, description="A Glue job run longer than this is stopped by Glue (state TIMEOUT) and fails the Dagster run.")
+    glue_artifacts_root: str = Field("", description="S3 folder for the deployed wheel, Glue scripts and Dagster Pipes context. Default: s3://<lake bucket>/<glue_job_prefix>-artifacts.")
+    kafka_security_protocol: KafkaSecurityProtocol = Field("PLAINTEXT", description="Kafka client security: PLAINTEXT (local broker), SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka, e.g. MSK).")
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field("SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (user and password below) or AWS_MSK_IAM (AWS credentials).")
+    kafka_sasl_username: str = Field("", description="SASL user name (SASL_* protocols with a SCRAM or PLAIN mechanism).")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password; a secret: never printed or logged.")
+    kafka_sasl_secret_id: str = Field("", description="Glue Bronze jobs (batch and streaming): Secrets Manager secret holding {\"username\", \"password\"} for SASL (no secret in job arguments).")
+
+    @field_validator("products", mode="before")
+    @classmethod
+    def _product_list(cls, value: Any) -> Any:
+        items = tuple(p.strip() for p in value.split(",")) if isinstance(value, str) else tuple(value)
+        items = tuple(p for p in items if p)
+        if not items:
+            raise ValueError(f"{ENV_PREFIX}PRODUCTS needs at least one product id, e.g. BTC-USD,ETH-USD")
+        bad = [p for p in items if not _PRODUCT_ID.fullmatch(p)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))} is not a Coinbase product id; expected a comma-separated "
+                             f"list like BTC-USD,ETH-USD (upper case, BASE-QUOTE)")
+        return items
+
+    @field_validator("first_date")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        if value:
             try:
-                date.fromisoformat(self.first_date)
+                date.fromisoformat(value)
             except ValueError:
-                raise SettingsError(
-                    f"{ENV_PREFIX}FIRST_DATE={self.first_date!r} is not a date; expected YYYY-MM-DD, or empty for "
-                    f"the lake's first Bronze day"
-                ) from None
-        if self.kafka_partitions < 1:
-            raise SettingsError(f"{ENV_PREFIX}KAFKA_PARTITIONS must be >= 1, got {self.kafka_partitions}")
-        if not self.glue_artifacts_root and self.lake_root.startswith(("s3://", "s3a://")):
-            bucket = self.lake_root.split("://", 1)[1].split("/", 1)[0]
-            object.__setattr__(self, "glue_artifacts_root", f"s3://{bucket}/{self.glue_job_prefix}-artifacts")
-        _one_of("COMPUTE", self.compute, COMPUTES)
-        _one_of("KAFKA_SECURITY_PROTOCOL", self.kafka_security_protocol, KAFKA_SECURITY_PROTOCOLS)
-        _one_of("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, KAFKA_SASL_MECHANISMS)
-        if self.glue_workers < 2:
-            raise SettingsError(f"{ENV_PREFIX}GLUE_WORKERS must be >= 2 (Glue's minimum), got {self.glue_workers}")
-        if self.glue_timeout_minutes < 1:
-            raise SettingsError(f"{ENV_PREFIX}GLUE_TIMEOUT_MINUTES must be >= 1, got {self.glue_timeout_minutes}")
+                raise ValueError(f"{ENV_PREFIX}FIRST_DATE={value!r} is not a date; expected YYYY-MM-DD, or empty for "
+                                 f"the lake's first Bronze day") from None
+        return value
+
+    @field_validator("stream_compact_files")
+    @classmethod
+    def _compact_files(cls, value: int) -> int:
+        if value == 1 or value < 0:
+            raise ValueError(f"{ENV_PREFIX}STREAM_COMPACT_FILES must be 0 (off) or >= 2, got {value}")
+        return value
+
+    @field_validator("kafka_partitions")
+    @classmethod
+    def _partitions(cls, value: int) -> int:
+        return _at_least("KAFKA_PARTITIONS", 1, value)
+
+    @field_validator("glue_workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        return _at_least("GLUE_WORKERS", 2, value, " (Glue's minimum)")
+
+    @field_validator("glue_timeout_minutes")
+    @classmethod
+    def _timeout(cls, value: int) -> int:
+        return _at_least("GLUE_TIMEOUT_MINUTES", 1, value)
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
         if self.kafka_port == self.kafka_controller_port:
-            raise SettingsError(
-                f"{ENV_PREFIX}KAFKA_PORT and {ENV_PREFIX}KAFKA_CONTROLLER_PORT must differ "
-                f"(both are {self.kafka_port})"
-            )
+            raise ValueError(f"{ENV_PREFIX}KAFKA_PORT and {ENV_PREFIX}KAFKA_CONTROLLER_PORT must differ "
+                             f"(both are {self.kafka_port})")
+        home = Path(self.home) if self.home else _default_home()
+        derived = {
+            "home": str(home),
+            "state_dir": self.state_dir or str(home / ".state"),
+            "jvm_dir": self.jvm_dir or str(home / ".state" / "jvm"),
+            "lake_root": self.lake_root or str(home / "lake"),
+            "kafka_bootstrap": self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}",
+        }
+        if not self.glue_artifacts_root and derived["lake_root"].startswith(("s3://", "s3a://")):
+            bucket = derived["lake_root"].split("://", 1)[1].split("/", 1)[0]
+            derived["glue_artifacts_root"] = f"s3://{bucket}/{self.glue_job_prefix}-artifacts"
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: the derived defaults are set once, here
+        return self
 
     @property
     def topics(self) -> tuple[str, str]:
@@ -145,94 +272,94 @@ class Settings:
     def broker_dir(self) -> Path:
         return Path(self.state_dir) / "kafka"
 
+
+def parse_port_or_off(value: Any) -> int | None:
+    """A port number, 0 (any free port) or off/none/no (no endpoint)."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("off", "none", "no"):
+            return None
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError("expected a port (0-65535) or 'off'") from None
+    if value is not None and not 0 <= value <= 65535:
+        raise ValueError(f"must be a port (0-65535) or 'off', got {value}")
+    return value
+
+
+class ProducerSettings(_Declared):
+    """The feed producer's own options (`CRYPTO_PRODUCER_<NAME>`); each also has a CLI option of `produce`."""
+
+    model_config = SettingsConfigDict(env_prefix=PRODUCER_ENV_PREFIX)
+
+    ws_url: str = Field("wss://advanced-trade-ws.coinbase.com", validation_alias="CRYPTO_COINBASE_WS_URL",
+                        description="Coinbase Advanced Trade WebSocket endpoint (ws:// or wss://).")
+    watchdog_s: float = Field(10.0, gt=0, description="Seconds without any frame (heartbeats arrive every second) after which the connection is dropped and made again.")
+    backoff_base_s: float = Field(0.5, gt=0, description="First reconnect delay; doubles per failed attempt, with jitter.")
+    backoff_cap_s: float = Field(30.0, description="Longest reconnect delay.")
+    min_connect_interval_s: float = Field(0.5, ge=0, description="Least time between two connection attempts (Coinbase rate-limits connects).")
+    buffer_records: int = Field(100_000, ge=1, description="Records kept in memory while Kafka has not acknowledged them; at this bound (or buffer_mb) the producer waits for Kafka.")
+    buffer_mb: float = Field(64.0, gt=0, description="The same bound in MiB of record values.")
+    metrics_port: Annotated[int | None, NoDecode] = Field(9108, description="Port of the Prometheus metrics endpoint on 127.0.0.1 for live runs (offline runs only with `--metrics-port`); 0 = any free port, `off` = none.")
+    status_interval_s: float = Field(10.0, ge=0, description="Seconds between status lines (0 = none).")
+    linger_ms: int = Field(5, ge=0, description="Kafka producer linger (batching delay) in milliseconds.")
+    record: str | None = Field(None, description="Also save the live frames to this file (JSON lines), for `--source replay` later.")
+    close_timeout_s: float = Field(30.0, ge=0, description="On stop, how long to wait for Kafka to take the buffered records.")
+    coinbase_api_key_name: str = Field("", validation_alias="COINBASE_API_KEY_NAME",
+                                       description="Coinbase CDP API key name (optional: the public channels need no key); set with the private key.")
+    coinbase_api_private_key: SecretStr = Field(SecretStr(""), validation_alias="COINBASE_API_PRIVATE_KEY",
+                                                description="Its EC P-256 private key (PEM; literal \\n accepted); a secret: never printed or logged.")
+
+    @field_validator("ws_url")
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
-        """Defaults, then `CRYPTO_<NAME>` variables, then explicit keyword overrides."""
-        env = os.environ if environ is None else environ
-        values: dict = {}
-        for f in fields(cls):
-            var = ENV_PREFIX + f.name.upper()
-            if var not in env or env[var] == "":
-                continue
-            raw = env[var]
-            values[f.name] = _parse(var, raw, f.type)
-        values.update(overrides)
-        return cls(**values)
+    def _websocket(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("a WebSocket URL must start with ws:// or wss://")
+        return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> int | None:
+        return parse_port_or_off(value)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> ProducerSettings:
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError(f"{self.env_name('backoff_cap_s')} must be >= {self.env_name('backoff_base_s')}")
+        return self
+
+    @property
+    def buffer_bytes(self) -> int:
+        return int(self.buffer_mb * 1024**2)
 
 
-def _parse(var: str, raw: str, type_name: str):
-    try:
-        if type_name == "int":
-            return int(raw)
-        if type_name.startswith("tuple"):
-            items = tuple(p.strip() for p in raw.split(",") if p.strip())
-            if not items:
-                raise ValueError("empty list")
-            return items
-        return raw
-    except ValueError as exc:
-        raise SettingsError(f"{var}={raw!r} is not valid ({exc}); expected {type_name}") from None
-
-
-# name -> (description). Kept beside the dataclass so the README table cannot drift from it.
-SETTINGS_DOC: dict[str, str] = {
-    "home": "Project folder; state and lake default to folders inside it. Default: the repository root.",
-    "kafka_port": "Local broker's client (PLAINTEXT) port on 127.0.0.1.",
-    "kafka_controller_port": "Local broker's KRaft controller port on 127.0.0.1.",
-    "kafka_bootstrap": "Kafka bootstrap servers used by the producer, Spark and Dagster. Default: 127.0.0.1:<kafka_port>.",
-    "kafka_partitions": "Partitions of each topic created by `crypto-pipeline kafka up`.",
-    "kafka_retention_bytes": "Per-partition size retention of the local topics (no time retention, so replayed old data stays).",
-    "kafka_heap": "JVM heap of the local broker.",
-    "trades_topic": "Kafka topic of market_trades messages.",
-    "ticker_topic": "Kafka topic of ticker messages.",
-    "deadletter_topic": "Kafka topic for frames the producer could not route (with a reason).",
-    "products": "Comma-separated Coinbase product ids.",
-    "lake_root": "Root of the lake (Bronze/Silver/Gold Parquet). A local folder, or s3://bucket/prefix in AWS. Default: <home>/lake.",
-    "state_dir": "Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.",
-    "jvm_dir": "Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.",
-    "spark_master": "Spark master of local Spark sessions (streaming Bronze, Bronze batch, maintenance).",
-    "spark_connect_url": "If set (sc://host:port), every run attaches to that Spark Connect server (for example the warm local one of `crypto-pipeline spark up`) instead of starting its own Spark.",
-    "spark_connect_port": "Port of the local Spark Connect server started by `crypto-pipeline spark up`, on 127.0.0.1.",
-    "spark_shuffle_partitions": "spark.sql.shuffle.partitions, sized for a small machine.",
-    "spark_driver_memory": "Driver memory of the local Spark session.",
-    "first_date": "First day of the daily partitions (UTC), YYYY-MM-DD. Empty: the lake's first Bronze ingest day, or today for a new lake (a backfill or the demo of earlier days moves it back to their first day).",
-    "kafka_timestamp_skew_minutes": "How far out of order Kafka record timestamps may be; Bronze widens its offset lookup by this much and then filters exactly by day.",
-    "allowed_lateness_days": "Days after its event day that a record may arrive and still reach its Silver partition.",
-    "bronze_mode": "How Bronze lands: `batch` (a schedule re-materializes today's Bronze on `bronze_batch_cron`) or `stream` (`crypto-pipeline stream` appends through a checkpoint; the Bronze sensor records its writes as materializations).",
-    "automation": "`on` starts the schedule and sensors (Bronze cadence, Bronze -> Silver, Silver -> Gold, freshness) with `dagster dev`; `off` leaves them stopped until turned on in the UI.",
-    "bronze_batch_cron": "Cadence of the batch-mode Bronze schedule (cron, UTC).",
-    "stream_trigger_seconds": "Micro-batch trigger interval of the streaming Bronze job.",
-    "stream_max_offsets_per_trigger": "Most Kafka records one streaming micro-batch takes (bounds catch-up batches after downtime).",
-    "stream_checkpoint_root": "Checkpoints of the streaming Bronze job, one folder per table. Default: <lake_root>/_checkpoints.",
-    "stream_compact_files": "Streaming Bronze: once an ingest day holds this many committed micro-batches, their small files are merged into one (and this many merged files into one again), so readers open few files; 0 turns merging off.",
-    "stream_stall_seconds": "Streaming mode: the Bronze sensor's tick fails (visible in the UI) when the stream has landed nothing for this long while Kafka holds newer records.",
-    "sensor_interval_seconds": "Minimum interval between ticks of the Bronze and Gold sensors.",
-    "silver_freshness_minutes": "Freshness policy of Silver: warn when no partition was updated for this long (while data flows).",
-    "gold_freshness_minutes": "Freshness policy of Gold: fail when no partition was updated for this long (while data flows).",
-    "aws_region": "AWS region of the S3 lake, Glue jobs, Glue Data Catalog and CloudWatch logs.",
-    "s3_endpoint_url": "S3/Glue/CloudWatch endpoint override (a local S3 or moto server, http://host:port); empty = AWS.",
-    "compute": "Where Bronze (batch mode), Silver and Gold run: `local` (PySpark in the Dagster process) or `glue` (AWS Glue job runs through Dagster Pipes).",
-    "glue_job_prefix": "Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.",
-    "glue_role_arn": "IAM role the Glue jobs run as (required by `aws deploy`).",
-    "glue_worker_type": "Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).",
-    "glue_workers": "Glue workers per job run (minimum 2).",
-    "glue_version": "Glue version of the jobs (5.1 = Spark 3.5, Python 3.11, Java 17).",
-    "glue_database": "Glue Data Catalog database of the Bronze/Silver/Gold tables (Athena reads it).",
-    "glue_timeout_minutes": "A Glue job run longer than this is stopped by Glue (state TIMEOUT) and fails the Dagster run.",
-    "glue_artifacts_root": "S3 folder for the deployed wheel, Glue scripts and Dagster Pipes context. Default: s3://<lake bucket>/<glue_job_prefix>-artifacts.",
-    "kafka_security_protocol": "Kafka client security: PLAINTEXT (local broker), SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka, e.g. MSK).",
-    "kafka_sasl_mechanism": "SASL mechanism when the protocol is SASL_*: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (user/password from CRYPTO_KAFKA_SASL_USERNAME/_PASSWORD, never logged) or AWS_MSK_IAM (AWS credentials).",
-    "kafka_sasl_secret_id": "Glue Bronze jobs (batch and streaming): Secrets Manager secret holding {\"username\", \"password\"} for SASL (no secret in job arguments).",
-}
+def _shown(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return ""
+    if isinstance(value, tuple):
+        value = ",".join(value)
+    return "" if value in ("", None) else f"`{value}`"
 
 
 def settings_markdown() -> str:
-    defaults = Settings(home="<home>")
+    """The README's settings table, generated from the declarations above."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for f in fields(Settings):
-        value = getattr(defaults, f.name)
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        shown = f"`{value}`" if value != "" else ""
-        lines.append(f"| `{ENV_PREFIX}{f.name.upper()}` | {shown} | {SETTINGS_DOC[f.name]} |")
+    for cls, defaults in ((Settings, Settings(home="<home>")), (ProducerSettings, ProducerSettings())):
+        for name, field in cls.model_fields.items():
+            lines.append(f"| `{cls.env_name(name)}` | {_shown(getattr(defaults, name))} | {field.description} |")
     return "\n".join(lines)
+
+
+def environment(*declared: _Declared) -> dict[str, str]:
+    """The `CRYPTO_*` variables that make a child process resolve the same settings (secrets included:
+    they go to the child's environment, never to output)."""
+    env: dict[str, str] = {}
+    for settings in declared:
+        for name in type(settings).model_fields:
+            value = getattr(settings, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value in ("", None):
+                continue
+            env[type(settings).env_name(name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return env

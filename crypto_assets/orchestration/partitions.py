@@ -7,7 +7,6 @@ set, else the first Bronze ingest day in the lake, else today.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from datetime import datetime, timezone
 
@@ -52,7 +51,7 @@ def with_first_day(settings: Settings, earliest: str | None = None) -> Settings:
     first = first_day(settings)
     if earliest is not None and earliest < first:
         first = earliest
-    return dataclasses.replace(settings, first_date=first)
+    return settings.replace(first_date=first)
 
 
 def _daily(settings: Settings) -> DailyPartitionsDefinition:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crypto_assets.contracts.settings import Settings, SettingsError, settings_markdown
+from crypto_assets.contracts.settings import ProducerSettings, Settings, SettingsError, settings_markdown
 from crypto_assets.tools.console import setup_logging
 
 
@@ -51,8 +51,11 @@ def cmd_settings(args, settings: Settings) -> int:
     if args.markdown:
         print(settings_markdown())
     else:
-        for name, value in vars(settings).items():
-            print(f"CRYPTO_{name.upper()}={','.join(value) if isinstance(value, tuple) else value}")
+        for declared in (settings, ProducerSettings.from_env()):
+            for name in type(declared).model_fields:
+                value = getattr(declared, name)  # a secret prints as **********
+                shown = ",".join(value) if isinstance(value, tuple) else "" if value is None else value
+                print(f"{type(declared).env_name(name)}={shown}")
     return 0
 
 
@@ -71,14 +74,29 @@ def cmd_jars(args, settings: Settings) -> int:
     return 0
 
 
+def producer_options(args):
+    """The producer's settings: the environment's, with the options given on the command line."""
+    from crypto_assets.contracts.settings import ProducerSettings
+
+    flags = {"ws_url": "--ws-url", "watchdog_s": "--watchdog", "buffer_records": "--buffer-records",
+             "buffer_mb": "--buffer-mb", "status_interval_s": "--status-interval", "record": "--record",
+             "metrics_port": "--metrics-port"}
+    given = {name: getattr(args, flag[2:].replace("-", "_")) for name, flag in flags.items()}
+    given = {name: value for name, value in given.items() if value is not None}
+    try:
+        return ProducerSettings.from_env(**given)
+    except SettingsError as exc:  # a bad option is named as the user wrote it
+        message = str(exc)
+        for name in given:
+            message = message.replace(ProducerSettings.env_name(name), flags[name])
+        raise SettingsError(message) from None
+
+
 def cmd_produce(args, settings: Settings) -> int:
     import threading
-    from dataclasses import replace
 
     from producer.coinbase import Credentials, CredentialsError
     from producer.live import (
-        OptionsError,
-        ProducerOptions,
         install_stop_signals,
         run_live,
         with_products,
@@ -87,18 +105,13 @@ def cmd_produce(args, settings: Settings) -> int:
 
     try:
         settings = with_products(settings, args.products)
-        options = ProducerOptions.from_env(
-            ws_url=args.ws_url, watchdog_s=args.watchdog, buffer_records=args.buffer_records,
-            buffer_mb=args.buffer_mb, status_interval_s=args.status_interval, record=args.record,
-        )
-        if args.metrics_port is not None:
-            options = replace(options, metrics_port=args.metrics_port)
+        options = producer_options(args)
         if args.record and args.source != "coinbase":
-            raise OptionsError("--record saves the live stream: use it with --source coinbase")
+            raise SettingsError("--record saves the live stream: use it with --source coinbase")
         if args.file and args.source != "replay":
-            raise OptionsError(f"a recording ({args.file}) is only read with --source replay")
-        credentials = Credentials.from_env() if args.source == "coinbase" else None
-    except (OptionsError, CredentialsError) as exc:
+            raise SettingsError(f"a recording ({args.file}) is only read with --source replay")
+        credentials = Credentials.from_settings(options) if args.source == "coinbase" else None
+    except (SettingsError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -117,7 +130,7 @@ def cmd_produce(args, settings: Settings) -> int:
             speed=args.speed,
             stop=stop,
             status_interval_s=options.status_interval_s if args.status_interval is not None else 0.0,
-            metrics_port=args.metrics_port,  # offline runs are short: metrics only when asked
+            metrics_port=options.metrics_port if args.metrics_port is not None else None,  # offline: only when asked
             workers=args.workers,
         )
         print(summary)

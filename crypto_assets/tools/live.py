@@ -15,20 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields, replace
 from pathlib import Path
 
-from crypto_assets.contracts.settings import Settings
+from crypto_assets.contracts.settings import Settings, environment
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes child processes resolve the same settings."""
-    env = dict(os.environ)
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if value != "":
-            env[f"CRYPTO_{f.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
+    return {**os.environ, **environment(settings)}
 
 
 def local_spark_env(env: dict[str, str]) -> dict[str, str]:
@@ -53,7 +47,7 @@ def live_commands(settings: Settings, source: str, ui_port: int) -> dict[str, li
 def run_live(settings: Settings, source: str = "coinbase", ui_port: int = 3000) -> int:
     from crypto_assets.tools.broker import LocalBroker
 
-    settings = replace(settings, automation="on", bronze_mode="stream")
+    settings = settings.replace(automation="on", bronze_mode="stream")
     print(LocalBroker(settings).up().describe(), flush=True)
     logs = Path(settings.state_dir) / "live"
     logs.mkdir(parents=True, exist_ok=True)

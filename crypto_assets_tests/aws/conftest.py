@@ -6,7 +6,6 @@ ours is patched. Tests isolate themselves with their own bucket.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
 
@@ -62,10 +61,8 @@ def bucket(moto_endpoint) -> str:
 @pytest.fixture
 def s3_settings(base_settings, moto_endpoint, bucket):
     """Settings with an S3 lake in a bucket of its own on the moto server."""
-    return dataclasses.replace(
-        base_settings, lake_root=f"s3://{bucket}/lake", s3_endpoint_url=moto_endpoint, aws_region="us-east-1",
-        glue_artifacts_root=f"s3://{bucket}/glue-artifacts",
-    )
+    return base_settings.replace(lake_root=f"s3://{bucket}/lake", s3_endpoint_url=moto_endpoint, aws_region="us-east-1",
+                                 glue_artifacts_root=f"s3://{bucket}/glue-artifacts")
 
 
 @pytest.fixture
@@ -99,4 +96,4 @@ def glue_settings(settings, bucket: str, endpoint: str, **overrides):
         glue_job_prefix=f"t{tag}", glue_database=f"crypto_{tag}",
     )
     values.update(overrides)
-    return dataclasses.replace(settings, **values)
+    return settings.replace(**values)

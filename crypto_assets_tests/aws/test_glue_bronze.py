@@ -3,8 +3,6 @@ the real broker, reports through Dagster Pipes, and writes the rows the local en
 
 from __future__ import annotations
 
-import dataclasses
-
 from dagster import DagsterInstance, materialize
 
 from crypto_assets.lake.commits import list_commit_names, read_commit
@@ -76,7 +74,7 @@ def test_bronze_on_glue_reports_products_through_pipes_and_writes_what_local_wri
 
 
 def test_bronze_on_glue_with_kafka_unreachable_fails_with_one_line(base_settings, moto_endpoint, bucket, wheel, tmp_path):
-    aws = glue_settings(dataclasses.replace(base_settings, lake_root=str(tmp_path / "unused")), bucket, moto_endpoint,
+    aws = glue_settings(base_settings.replace(lake_root=str(tmp_path / "unused")), bucket, moto_endpoint,
                         kafka_bootstrap=f"127.0.0.1:{free_port()}")
     deploy(aws, wheel)
     result = materialize(_bronze_trades(aws), partition_key=D, resources=local_glue_resources(aws),

@@ -3,7 +3,6 @@ local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what th
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -62,7 +61,7 @@ def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
     topic = {"trades": local.trades_topic, "ticker": local.ticker_topic}
     send_records(local.kafka_bootstrap, [(topic[k], key, v, ts(when)) for k, key, v, when in records])
     instance = DagsterInstance.ephemeral()
-    for s in (local, dataclasses.replace(aws, compute="local")):
+    for s in (local, aws.replace(compute="local")):
         trades_bronze = [a for a in bronze_assets(s) if a.key.path[-1] == "bronze_trades"]
         for day in (D, D2):
             assert materialize(trades_bronze, partition_key=day, resources=build_resources(s), instance=instance).success
@@ -104,7 +103,7 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     from crypto_assets_tests.gold.datasets import cross_midnight
     from crypto_assets_tests.gold.silver_writer import write_silver
 
-    local = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    local = base_settings.replace(lake_root=str(tmp_path / "lake"))
     aws = glue_settings(local, bucket, moto_endpoint)
     deploy(aws, wheel)
     trades, tickers = cross_midnight()
@@ -134,7 +133,7 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
 
 @pytest.fixture
 def deployed(base_settings, moto_endpoint, bucket, wheel, tmp_path):
-    aws = glue_settings(dataclasses.replace(base_settings, lake_root=str(tmp_path / "unused")), bucket, moto_endpoint)
+    aws = glue_settings(base_settings.replace(lake_root=str(tmp_path / "unused")), bucket, moto_endpoint)
     deploy(aws, wheel)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("product_id", ["BTC-USD"])
@@ -176,12 +175,12 @@ def test_a_run_that_never_ends_does_not_hang_the_dagster_run(deployed):
 
 def test_missing_job_bucket_and_credentials_are_one_line(deployed, monkeypatch):
     aws, instance = deployed
-    message = _gold_failure(dataclasses.replace(aws, glue_job_prefix="never-deployed"), instance)
+    message = _gold_failure(aws.replace(glue_job_prefix="never-deployed"), instance)
     assert message == ("Glue job never-deployed-gold-features does not exist in us-east-1: run `crypto-pipeline aws "
                        "deploy` (or check CRYPTO_GLUE_JOB_PREFIX)")
-    message = _gold_failure(dataclasses.replace(aws, lake_root="/srv/local-lake"), instance)
+    message = _gold_failure(aws.replace(lake_root="/srv/local-lake"), instance)
     assert message.startswith("CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT=/srv/local-lake")
-    message = _gold_failure(dataclasses.replace(aws, lake_root="s3://no-such-lake-bucket/lake"), instance)
+    message = _gold_failure(aws.replace(lake_root="s3://no-such-lake-bucket/lake"), instance)
     assert "S3 bucket 'no-such-lake-bucket' of the lake root s3://no-such-lake-bucket/lake does not exist" in message
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)

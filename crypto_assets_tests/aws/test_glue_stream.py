@@ -4,7 +4,6 @@ before it read them stop it."""
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 
@@ -44,7 +43,7 @@ def test_streaming_bronze_equals_batch_bronze_resumes_from_its_checkpoint_and_fa
     stream_lake, checkpoints = str(tmp_path / "stream-lake"), str(tmp_path / "checkpoints")
     _run_stream(s, stream_lake, checkpoints)
 
-    batch = dataclasses.replace(s, lake_root=str(tmp_path / "batch-lake"))
+    batch = s.replace(lake_root=str(tmp_path / "batch-lake"))
     trades_bronze = [a for a in bronze_assets(batch) if a.key.path[-1] == "bronze_trades"]
     assert materialize(trades_bronze, partition_key=D, resources=build_resources(batch),
                        instance=DagsterInstance.ephemeral()).success

@@ -56,16 +56,23 @@ def test_missing_credentials_name_the_variables():
         kafka_python_config("SASL_SSL", "SCRAM-SHA-512", environ={})
 
 
-def test_settings_resource_and_producer_wiring(monkeypatch):
-    for k, v in CREDS.items():
+def test_settings_resource_and_producer_wiring(monkeypatch, capsys):
+    env = {"CRYPTO_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CRYPTO_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+           "CRYPTO_KAFKA_BOOTSTRAP": "b-1.msk:9096", **CREDS}
+    for k, v in env.items():
         monkeypatch.setenv(k, v)
-    s = Settings.from_env(environ={"CRYPTO_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CRYPTO_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-                                   "CRYPTO_KAFKA_BOOTSTRAP": "b-1.msk:9096"})
+    s = Settings.from_env()
     opts = KafkaResource.from_settings(s).spark_options()
     assert opts["kafka.bootstrap.servers"] == "b-1.msk:9096" and opts["kafka.sasl.mechanism"] == "SCRAM-SHA-256"
     assert producer_config(s)["sasl_plain_username"] == "alice"
-    # The secrets are not settings: neither in the table nor in `crypto-pipeline settings`.
-    assert "s3cr" not in settings_markdown() and "s3cr" not in str(vars(s))
+    assert producer_config(s)["sasl_plain_password"] == 's3cr"et'
+    # The password is a secret type: never in the table, the settings' repr or `crypto-pipeline settings`.
+    from crypto_assets.tools.cli import main
+
+    assert main(["settings"]) == 0
+    printed = capsys.readouterr().out
+    assert "CRYPTO_KAFKA_SASL_USERNAME=alice" in printed and "CRYPTO_KAFKA_SASL_PASSWORD=**********" in printed
+    assert not any("s3cr" in text for text in (settings_markdown(), repr(s), str(s), printed))
 
 
 @pytest.mark.parametrize("env, fragment", [

@@ -36,9 +36,8 @@ def _read_gold(spark, settings, product="BTC-USD", day=D) -> pd.DataFrame:
 
 
 def test_cross_midnight_lookback_then_targets_after_next_day_arrives(spark, base_settings, tmp_path):
-    import dataclasses
 
-    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    s = base_settings.replace(lake_root=str(tmp_path / "lake"))
     trades, tickers = cross_midnight()
     next_day = trades["trade_time"] >= pd.Timestamp("2024-03-12")
     write_silver(spark, s.lake_root, trades[~next_day], tickers)
@@ -71,9 +70,8 @@ def test_cross_midnight_lookback_then_targets_after_next_day_arrives(spark, base
 
 
 def test_leakage_check_fails_on_a_leaky_minute_bucket_join(spark, base_settings, tmp_path):
-    import dataclasses
 
-    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    s = base_settings.replace(lake_root=str(tmp_path / "lake"))
     trades, tickers = two_products_with_tickers()
     write_silver(spark, s.lake_root, trades, tickers)
     day = trades["trade_time"].dt.date.iloc[0]
@@ -86,18 +84,16 @@ def test_leakage_check_fails_on_a_leaky_minute_bucket_join(spark, base_settings,
 
 
 def test_missing_silver_gives_empty_gold_with_reason(base_settings, tmp_path):
-    import dataclasses
 
-    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    s = base_settings.replace(lake_root=str(tmp_path / "lake"))
     md, checks = _gold(s, DagsterInstance.ephemeral(), day="2024-01-05")
     assert md["rows"] == 0 and "missing or empty" in md["notes"]
     assert all(checks.values())
 
 
 def test_absent_tickers_leave_quotes_null_and_say_so(spark, base_settings, tmp_path):
-    import dataclasses
 
-    s = dataclasses.replace(base_settings, lake_root=str(tmp_path / "lake"))
+    s = base_settings.replace(lake_root=str(tmp_path / "lake"))
     trades, _ = cross_midnight()
     write_silver(spark, s.lake_root, trades, None)
     md, checks = _gold(s, DagsterInstance.ephemeral())
@@ -110,7 +106,6 @@ def test_absent_tickers_leave_quotes_null_and_say_so(spark, base_settings, tmp_p
 def test_arrow_and_spark_engines_write_identical_gold(spark, base_settings, tmp_path):
     """The Arrow writer builds Gold column by column from the feature arrays; Spark's Python
     workers go through the pandas rows. Same files, same values, same nulls, same types."""
-    import dataclasses
 
     import pyarrow.parquet as pq
 
@@ -121,7 +116,7 @@ def test_arrow_and_spark_engines_write_identical_gold(spark, base_settings, tmp_
     day = trades["trade_time"].min().date()
     out = {}
     for engine in ("arrow", "spark"):
-        s = dataclasses.replace(base_settings, lake_root=str(tmp_path / engine))
+        s = base_settings.replace(lake_root=str(tmp_path / engine))
         write_silver(spark, s.lake_root, trades, tickers)
         stats = build_gold(spark, LakeResource.from_settings(s), day, ["BTC-USD", "ETH-USD"], engine=engine)
         assert all(not st.schema_problems and st.leakage.passed for st in stats.values())

@@ -3,7 +3,6 @@ Bronze days it reads that were never built."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 
 from dagster import DagsterInstance
@@ -23,7 +22,7 @@ def _silver_rows(s, product: str) -> int:
 
 
 def test_backfill_products_and_the_bronze_days_silver_read_that_were_never_built(fresh_settings):
-    s = dataclasses.replace(fresh_settings, products=("BTC-USD",))
+    s = fresh_settings.replace(products=("BTC-USD",))
     send_records(s.kafka_bootstrap, [
         (s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [1, 2], "2026-10-01T10:00:00Z"), ts("2026-10-01T10:00:00.2Z")),
         (s.trades_topic, "ETH-USD", trades_frame("ETH-USD", [7], "2026-10-01T10:00:01Z"), ts("2026-10-01T10:00:01.2Z")),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 
 from crypto_assets.contracts.settings import Settings
@@ -62,7 +61,7 @@ def test_commit_log_lists_by_time_and_the_cursor_forgets_only_outside_its_grace_
 def test_settings_copy_with_another_lake_gets_its_own_checkpoints():
     s = Settings.from_env(environ={}, lake_root="/a")
     assert s.checkpoint_root == "/a/_checkpoints"
-    assert dataclasses.replace(s, lake_root="/b").checkpoint_root == "/b/_checkpoints"
+    assert s.replace(lake_root="/b").checkpoint_root == "/b/_checkpoints"
 
 
 def test_a_backfill_prints_only_its_own_lines_and_logs_the_rest(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import date, datetime, timezone
 
@@ -20,7 +19,7 @@ def _written_table(out: str) -> list[tuple[str, str]]:
 def test_demo_runs_the_pipeline_through_its_sensors_and_every_check_passes(fresh_settings, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    settings = dataclasses.replace(fresh_settings, first_date="")  # as `make demo`: the partitions follow the lake
+    settings = fresh_settings.replace(first_date="")  # as `make demo`: the partitions follow the lake
     assert run_demo(settings) == 0
     out = capsys.readouterr().out
     written = _written_table(out)

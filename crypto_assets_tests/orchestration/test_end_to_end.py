@@ -4,7 +4,6 @@ backfill from batch Bronze into a second lake must reproduce Silver and Gold exa
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -59,7 +58,7 @@ def _table_rows(spark, path: str) -> list[str]:
 
 
 def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(fresh_settings, spark, tmp_path):
-    s = dataclasses.replace(fresh_settings, products=PRODUCTS, stream_trigger_seconds=1)
+    s = fresh_settings.replace(products=PRODUCTS, stream_trigger_seconds=1)
     lake = LakeResource.from_settings(s)
     instance = DagsterInstance.ephemeral()
     defs = build_definitions(s)
@@ -103,7 +102,7 @@ def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(
     assert 0 < gold.count() < silver_trades.count()
 
     # The backfill (batch Bronze, one run per partition) reproduces the sensor-driven data exactly.
-    other = dataclasses.replace(s, lake_root=str(tmp_path / "backfill-lake"))
+    other = s.replace(lake_root=str(tmp_path / "backfill-lake"))
     day = START.date()
     runs = run_backfill(other, day, day, list(PRODUCTS), instance=DagsterInstance.ephemeral(), echo=lambda _: None)
     assert [r.success for r in runs] == [True] * len(runs) and len(runs) == 1 + 2 + 2

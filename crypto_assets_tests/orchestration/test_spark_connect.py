@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ D = "2026-10-01"
 
 @pytest.fixture(scope="module")
 def spark_server(base_settings, tmp_path_factory):
-    settings = dataclasses.replace(base_settings, state_dir=str(tmp_path_factory.mktemp("connect-state")),
+    settings = base_settings.replace(state_dir=str(tmp_path_factory.mktemp("connect-state")),
                                    spark_connect_port=free_port(), spark_driver_memory="1g")
     server = LocalSparkServer(settings)
     server.up()
@@ -54,7 +53,7 @@ def test_backfill_through_spark_connect_equals_the_local_session(fresh_settings,
 
     # Through the shared server, from another process (as a Dagster run would be): the backfill command.
     # Bronze runs on the server; Silver on its Arrow engine, whichever Spark is configured.
-    remote = dataclasses.replace(s, lake_root=str(tmp_path / "remote-lake"), spark_connect_url=spark_server.url)
+    remote = s.replace(lake_root=str(tmp_path / "remote-lake"), spark_connect_url=spark_server.url)
     home = tmp_path / "dagster-home"
     home.mkdir()
     cli = Path(sys.executable).parent / "crypto-pipeline"
@@ -70,7 +69,7 @@ def test_backfill_through_spark_connect_equals_the_local_session(fresh_settings,
 
 def test_spark_server_status_and_a_taken_port(spark_server, capsys):
     assert spark_server.status().running
-    taken = LocalSparkServer(dataclasses.replace(spark_server.settings, state_dir=spark_server.settings.state_dir + "-2"))
+    taken = LocalSparkServer(spark_server.settings.replace(state_dir=spark_server.settings.state_dir + "-2"))
     with pytest.raises(SparkServerError, match=f"port {spark_server.port} on 127.0.0.1 is already in use"):
         taken.up()
     assert main(["spark", "status"]) in (0, 3)  # the project's own server (default port): up or not, it answers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 
 import pytest
@@ -61,7 +60,7 @@ def test_stream_lands_the_batch_rows_exactly_once_across_a_restart(fresh_setting
     assert len(offsets) == 5 and len(set(spark.read.parquet(streamed).select("partition", "offset").collect())) == 5
 
     # The batch mode builds the same rows from the same Kafka records.
-    batch_settings = dataclasses.replace(s, lake_root=str(tmp_path / "batch-lake"))
+    batch_settings = s.replace(lake_root=str(tmp_path / "batch-lake"))
     batch_lake = LakeResource.from_settings(batch_settings)
     build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1))
     assert _rows(spark, streamed) == _rows(spark, f"{batch_settings.lake_root}/bronze/kafka_trades/ingest_date={D1}")
@@ -96,7 +95,7 @@ def test_a_replayed_micro_batch_rewrites_its_own_files_and_duplicates_nothing(fr
 
 
 def test_stream_against_a_missing_topic_fails_with_one_line(fresh_settings, spark):
-    s = dataclasses.replace(fresh_settings, trades_topic="no.such.topic")
+    s = fresh_settings.replace(trades_topic="no.such.topic")
     with pytest.raises(KafkaUnavailableError, match="topic 'no.such.topic' does not exist"):
         run_stream(s, ("trades",), once=True, spark=spark)
 
@@ -108,7 +107,7 @@ def test_a_stopped_stream_fails_the_sensor_tick_with_one_line_and_recovers(fresh
 
     from crypto_assets.orchestration.bronze_sensor import StreamStalledError, evaluate_bronze_commits
 
-    s = dataclasses.replace(fresh_settings, bronze_mode="stream", stream_stall_seconds=60)
+    s = fresh_settings.replace(bronze_mode="stream", stream_stall_seconds=60)
     lake, kafka = LakeResource.from_settings(s), KafkaResource.from_settings(s)
     _send(s, FIRST)
     run_stream(s, ("trades", "ticker"), once=True, spark=spark)
@@ -136,7 +135,7 @@ def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(
     from crypto_assets.lake.compaction import piece
     from crypto_assets.silver.build import build_silver
 
-    s = dataclasses.replace(fresh_settings, stream_compact_files=2)
+    s = fresh_settings.replace(stream_compact_files=2)
     for i in range(3):  # three runs, so three micro-batches: the third merges the first two
         _send(s, [("trades", "BTC-USD", trades_frame("BTC-USD", [10 * i + 1, 10 * i + 2], f"{D1}T1{i}:00:00Z"),
                    f"{D1}T1{i}:00:00.5Z"),
@@ -150,7 +149,7 @@ def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(
     assert bronze.count() == 6 and bronze.select("partition", "offset").distinct().count() == 6
 
     # Silver over the merged files equals Silver over the batch mode's files of the same records.
-    batch_settings = dataclasses.replace(s, lake_root=str(tmp_path / "batch-lake"))
+    batch_settings = s.replace(lake_root=str(tmp_path / "batch-lake"))
     batch_lake = LakeResource.from_settings(batch_settings)
     build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1))
     for target in (lake, batch_lake):

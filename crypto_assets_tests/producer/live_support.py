@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
-from producer.live import ProducerOptions, run_live
+from crypto_assets.contracts.settings import ProducerSettings
+from producer.live import run_live
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def by_key(records) -> dict[tuple[str, bytes], list[bytes]]:
 class LiveRun:
     """`run_live` in a thread; `stop()` ends it like SIGTERM would and returns the pipeline."""
 
-    def __init__(self, settings, options: ProducerOptions, credentials=None):
+    def __init__(self, settings, options: ProducerSettings, credentials=None):
         self.stop_event = threading.Event()
         self.pipeline = None
         self.metrics = None
@@ -126,9 +127,9 @@ class LiveRun:
         return self.pipeline
 
 
-def fast_options(url: str, **kw) -> ProducerOptions:
+def fast_options(url: str, **kw) -> ProducerSettings:
     """Test timings: quick reconnects, no fixed metrics port."""
     base = {"ws_url": url, "metrics_port": 0, "backoff_base_s": 0.05, "backoff_cap_s": 0.2,
             "min_connect_interval_s": 0.05, "status_interval_s": 1.0, "watchdog_s": 5.0, "close_timeout_s": 10.0}
     base.update(kw)
-    return ProducerOptions(**base)
+    return ProducerSettings(**base)

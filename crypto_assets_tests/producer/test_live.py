@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -149,7 +148,7 @@ def test_disconnects_resubscribe_count_gaps_publish_snapshots_and_replay_reprodu
 
     # Replaying the recording gives the same records (the source header says replay).
     tag = uuid.uuid4().hex[:8]
-    replay_settings = dataclasses.replace(s, trades_topic=f"r{tag}.trades", ticker_topic=f"r{tag}.ticker",
+    replay_settings = s.replace(trades_topic=f"r{tag}.trades", ticker_topic=f"r{tag}.ticker",
                                           deadletter_topic=f"r{tag}.dead")
     LocalBroker(replay_settings).ensure_topics()
     summary = run_offline_source(replay_settings, "replay", str(recording), seed=0, duration_s=0, speed=0)

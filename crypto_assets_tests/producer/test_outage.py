@@ -7,7 +7,6 @@ may be lost) and one with a tiny bound (the loss must be exactly what the log re
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -53,7 +52,7 @@ def _delivered(run: LiveRun, server: FakeCoinbase):
 
 def test_broker_outage_within_the_bound_loses_nothing_beyond_it_reports_exactly(private_broker, caplog):
     settings, broker = private_broker
-    small = dataclasses.replace(settings, trades_topic="small.trades", ticker_topic="small.ticker",
+    small = settings.replace(trades_topic="small.trades", ticker_topic="small.ticker",
                                 deadletter_topic="small.dead")
     LocalBroker(small).ensure_topics()
     bound = 100

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -23,7 +22,7 @@ from producer.synthetic import SyntheticConfig, generate_frames
 
 def _topics(settings):
     tag = uuid.uuid4().hex[:8]
-    s = dataclasses.replace(settings, trades_topic=f"p{tag}.trades", ticker_topic=f"p{tag}.ticker",
+    s = settings.replace(trades_topic=f"p{tag}.trades", ticker_topic=f"p{tag}.ticker",
                             deadletter_topic=f"p{tag}.dead")
     LocalBroker(s).ensure_topics()
     return s

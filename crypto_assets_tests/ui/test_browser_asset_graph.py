@@ -12,7 +12,6 @@ missing the test fails and says how to install it.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from crypto_assets.contracts.settings import ENV_PREFIX, Settings
+from crypto_assets.contracts.settings import Settings, environment
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
@@ -114,14 +113,6 @@ def _materialize_one_partition(settings: Settings, instance: DagsterInstance) ->
         assert all(rows), rows
 
 
-def _settings_env(settings: Settings) -> dict[str, str]:
-    env = {}
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        env[ENV_PREFIX + f.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
-
-
 def _wait_for_server(proc: subprocess.Popen, port: int, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -164,7 +155,7 @@ def dagster_ui(chromium, fresh_settings, spark, tmp_path):
     home = tmp_path / "dagster_home"
     _write_instance_config(home)
     port = free_port()
-    env = {**os.environ, **_settings_env(fresh_settings), "DAGSTER_HOME": str(home)}
+    env = {**os.environ, **environment(fresh_settings), "DAGSTER_HOME": str(home)}
     log = tmp_path / "dagster_dev.log"
     # The instance's databases exist before `dagster dev` opens them; it then starts while Spark
     # materializes (the UI reads the instance on every query, so it sees the runs as they land).
