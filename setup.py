@@ -28,6 +28,9 @@ setup(
         "websocket-client>=1.8,<2",
         "cryptography>=42",  # ES256 JWTs for authenticated Coinbase subscriptions (optional credentials)
         "boto3>=1.34,<2",
+        # Every setting is declared once (crypto_assets/contracts/settings.py); NoDecode needs 2.7.
+        "pydantic>=2.7,<3",
+        "pydantic-settings>=2.7,<3",
     ],
     extras_require={
         "dev": [
