@@ -1,13 +1,15 @@
 """Partitioning rules every layer applies the same way: the bounds of a UTC day, how late a record may
 arrive and how far ahead of its ingest time it may claim to be, when a product began trading, which
 product a Bronze row belongs to, and the hand-off from Silver D+1 to Gold D: Gold D's targets read
-the first trades of D+1, and Silver reports their fingerprint so the Gold sensor knows when D is due."""
+the first trades of D+1 (`DayHead`), which Silver reports so the Gold sensor knows when D is due."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from typing import ClassVar
 
 import numpy as np
 
@@ -48,13 +50,47 @@ def owner_product():
 
 TARGET_HORIZONS = (10, 50)  # the targets look this many trades ahead
 LOOKAHEAD_TRADES = max(TARGET_HORIZONS)  # so Gold D reads only the first 50 trades of D+1
+_DIGEST = re.compile("(?:[0-9a-f]{64})?")
 
 
-def head_fingerprint(trade_id: np.ndarray, time_us: np.ndarray, price: np.ndarray, n: int) -> str:
-    """SHA-256 of the first `n` trades of a Silver trades partition in its order (trade_time, trade_id):
-    their ids, times and prices, all the day before's Gold reads of it. "" for no trades."""
-    if not len(trade_id):
-        return ""
-    first = np.lexsort((trade_id, time_us))[:n]
-    rows = zip(np.asarray(trade_id)[first].tolist(), np.asarray(time_us)[first].tolist(), np.asarray(price)[first].tolist())
-    return hashlib.sha256(";".join(f"{i}:{t}:{p.hex()}" for i, t, p in rows).encode()).hexdigest()
+@dataclass(frozen=True)
+class DayHead:
+    """The first trades of one product's Silver trades day: the first LOOKAHEAD_TRADES in the order
+    (trade_time, trade_id), all that Gold of the day before reads of that day (its targets look that far
+    ahead). Silver D+1 reports the head it wrote (metadata `SILVER_KEY`), Gold D the head of D+1 it read
+    (`GOLD_KEY`); the Gold sensor recomputes Gold D only when the two differ.
+
+    `digest` identifies the trades: SHA-256 (hex) of their ids, times (microseconds) and prices, "" for a
+    day without trades. In metadata it is that text as is (the form instances already store)."""
+
+    digest: str = ""
+
+    SILVER_KEY: ClassVar[str] = "head_fingerprint"  # Silver trades D: the head of D it wrote
+    GOLD_KEY: ClassVar[str] = "next_day_head"  # Gold D: the head of D+1 it read for its targets
+
+    def __post_init__(self):
+        if not isinstance(self.digest, str) or not _DIGEST.fullmatch(self.digest):
+            raise ValueError(f"a day head is 64 lowercase hex digits or '' (no trades), not {self.digest!r}")
+
+    @classmethod
+    def of(cls, trade_id: np.ndarray, time_us: np.ndarray, price: np.ndarray) -> DayHead:
+        """The head of a day's trades given as arrays in any order (`time_us`: integer microseconds)."""
+        if not len(trade_id):
+            return cls()
+        first = np.lexsort((trade_id, time_us))[:LOOKAHEAD_TRADES]
+        rows = zip(np.asarray(trade_id)[first].tolist(), np.asarray(time_us)[first].tolist(),
+                   np.asarray(price)[first].tolist())
+        return cls(hashlib.sha256(";".join(f"{i}:{t}:{p.hex()}" for i, t, p in rows).encode()).hexdigest())
+
+    def to_metadata(self) -> str:
+        """The text stored under SILVER_KEY / GOLD_KEY."""
+        return self.digest
+
+    @classmethod
+    def from_metadata(cls, text: object) -> DayHead | None:
+        """The head stored as `to_metadata` wrote it; None when the entry is missing (None) or is not a
+        head (malformed): the caller cannot know which trades were read."""
+        try:
+            return cls(text) if text is not None else None
+        except ValueError:
+            return None

@@ -19,7 +19,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from crypto_assets.contracts.gold_features import FEATURES
-from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES, head_fingerprint
+from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.gold.checks import LeakageResult, prefix_invariance, sample_trade_ids
 from crypto_assets.gold.transforms import (
     LOOKBACK_SECONDS,
@@ -43,7 +43,7 @@ class GoldStats:
     path: str
     silver_days: list[str] = field(default_factory=list)
     ticker_days: list[str] = field(default_factory=list)
-    next_day_head: str = ""  # head_fingerprint of the Silver trades of D+1 read for the targets ("" if none)
+    next_day_head: DayHead = DayHead()  # the first Silver trades of D+1, read for the targets
     empty_reason: str | None = None
     silver_rows: int = 0  # Silver trades of the day
     excluded_lookback: int = 0  # computed independently of the writer
@@ -137,8 +137,8 @@ def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_joi
     trade_pdf["product_id"] = p
     times_us = trade_pdf["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
     next_day = times_us >= (day + timedelta(days=1) - date(1970, 1, 1)).days * 86_400_000_000
-    s.next_day_head = head_fingerprint(trade_pdf["trade_id"].to_numpy()[next_day], times_us[next_day],
-                                       trade_pdf["price"].to_numpy()[next_day], LOOKAHEAD_TRADES)
+    s.next_day_head = DayHead.of(trade_pdf["trade_id"].to_numpy()[next_day], times_us[next_day],
+                                 trade_pdf["price"].to_numpy()[next_day])
     ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
     if engine == "spark":
         spark = spark() if callable(spark) else spark  # a session, or how to get one when needed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crypto_assets.contracts.gold_features import FEATURES, TARGETS
+from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.contracts.reporting import CheckReport, Metadata, preview_markdown
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def gold_report(s: GoldStats) -> tuple[Metadata, list[CheckReport]]:
         "excluded_for_lookback": ("int", s.excluded_lookback),
         "silver_days_read": ("json", s.silver_days),
         "ticker_days_read": ("json", s.ticker_days),
-        "next_day_head": ("text", s.next_day_head),
+        DayHead.GOLD_KEY: ("text", s.next_day_head.to_metadata()),
         "tickers_in_input": ("int", s.tickers_in_input),
         "rows_without_quote": ("int", s.rows_without_quote),
         "min_trade_time": ("text", s.min_trade_time or ""),

@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from crypto_assets.contracts.names import KINDS, TRADES
+from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, partition_key, pending_run_exists
 from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
@@ -70,16 +71,17 @@ def gold_has_read(instance, latest, change) -> bool:
     return bool(run and run.start_time and run.start_time > change.timestamp)
 
 
-def _metadata_text(record, name: str) -> str | None:
-    value = record.asset_materialization.metadata.get(name) if record and record.asset_materialization else None
-    return None if value is None else str(value.value)
+def _day_head(record, key: str) -> DayHead | None:
+    """The DayHead a materialization (or None) reported under `key`; None if it reported none or a malformed one."""
+    value = record.asset_materialization.metadata.get(key) if record and record.asset_materialization else None
+    return DayHead.from_metadata(None if value is None else value.value)
 
 
 def _head_moved(change, latest) -> bool:
-    """Whether the first trades of a Silver trades day (`change`'s `head_fingerprint`) differ from the
-    ones the latest Gold of the day before read for its targets (`next_day_head`); unknown counts as moved."""
-    head = _metadata_text(change, "head_fingerprint")
-    return head is None or head != _metadata_text(latest, "next_day_head")
+    """Whether the first trades of a Silver trades day (`change`'s DayHead) differ from the ones the
+    latest Gold of the day before read for its targets (its next-day DayHead); unknown counts as moved."""
+    head = _day_head(change, DayHead.SILVER_KEY)
+    return head is None or head != _day_head(latest, DayHead.GOLD_KEY)
 
 
 def _run_finished(instance, run_id: str) -> bool:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT, bronze_asset
-from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES, SilverRules, day_bounds, head_fingerprint
+from crypto_assets.contracts.partitioning import DayHead, SilverRules, day_bounds
 from crypto_assets.lake.compaction import visible_paths
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.silver.transforms import (
@@ -69,7 +69,7 @@ class SilverStats:
     non_positive: dict[str, int] = field(default_factory=dict)
     crossed_quotes: int = 0
     trade_id_gaps: dict = field(default_factory=dict)
-    head_fingerprint: str = ""  # trades: of the first trades, which the day before's Gold targets read
+    head: DayHead = DayHead()  # trades: the first trades, which the day before's Gold targets read
     preview: list[dict] = field(default_factory=list)
 
     @property
@@ -357,9 +357,9 @@ def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
     s.non_positive = {"price": count(pc.less_equal(table.column("price"), 0.0))}
     if kind == TRADES:
         s.non_positive["size"] = count(pc.less_equal(table.column("size"), 0.0))
-        s.head_fingerprint = head_fingerprint(
+        s.head = DayHead.of(
             table.column("trade_id").to_numpy(), pc.cast(table.column("trade_time"), pa.int64()).to_numpy(),
-            table.column("price").to_numpy(), LOOKAHEAD_TRADES)
+            table.column("price").to_numpy())
         ids = np.unique(table.column("trade_id").drop_null().to_numpy())
         if len(ids):
             steps = np.diff(ids)

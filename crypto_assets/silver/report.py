@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crypto_assets.contracts.names import TICKER, TRADES
+from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.contracts.reporting import CheckReport, Metadata, preview_markdown
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def silver_report(kind: str, s: SilverStats) -> tuple[Metadata, list[CheckReport
         "preview": ("md", preview_markdown(s.preview)),
     }
     if kind == TRADES:
-        metadata["head_fingerprint"] = ("text", s.head_fingerprint)
+        metadata[DayHead.SILVER_KEY] = ("text", s.head.to_metadata())
     recon = {
         "bronze_window_items": s.window_items, "silver_rows": s.rows, "duplicates": s.duplicates,
         "quarantined": s.quarantined, "other_partitions": s.other_partitions,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-from dagster import DagsterInstance, MultiPartitionKey, materialize
+import hashlib
+from types import SimpleNamespace
 
+import numpy as np
+import pytest
+from dagster import DagsterInstance, MetadataValue, MultiPartitionKey, materialize
+
+from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES, DayHead
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_definitions, build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.gold_sensor import _head_moved
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.inprocess import requested, tick
 from crypto_assets_tests.helpers import break_silver_dedup, send_records, trades_frame, ts
@@ -108,3 +114,50 @@ def test_the_day_before_is_recomputed_only_when_the_first_trades_of_the_day_chan
     _run(s, instance, [trades], D2)
     assert requested(tick(_sensor(s), s, instance, after_same.cursor)) == [
         ("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D2}|BTC-USD")]
+
+
+def _trades(n: int, seed: int = 0):
+    """n trades in shuffled order: (trade_id, time_us, price); times repeat so trade_id breaks ties."""
+    order = np.random.default_rng(seed).permutation(n)
+    ids = np.arange(1_000, 1_000 + n, dtype=np.int64)
+    return ids[order], (1_700_000_000_000_000 + ids // 2 * 1_000)[order], (95_000.0 + ids * 0.01)[order]
+
+
+def test_day_head_identifies_the_first_trades_in_the_text_instances_already_store():
+    ids, times, prices = _trades(LOOKAHEAD_TRADES + 10)
+    head = DayHead.of(ids, times, prices)
+    first = np.argsort(ids)[:LOOKAHEAD_TRADES]  # ids grow with time here: the first trades are the lowest ids
+    stored = hashlib.sha256(";".join(f"{i}:{t}:{float(p).hex()}" for i, t, p in
+                                     zip(ids[first], times[first], prices[first])).encode()).hexdigest()
+    assert head.to_metadata() == stored  # the format written before DayHead existed
+    assert DayHead.from_metadata(stored) == head and DayHead.from_metadata(head.to_metadata()) == head
+
+    later = ids > ids.min() + LOOKAHEAD_TRADES - 1
+    assert DayHead.of(ids, times, np.where(later, prices + 1, prices)) == head  # trades past the head: same
+    moved = ids == ids.min() + LOOKAHEAD_TRADES - 1
+    assert DayHead.of(ids, times, np.where(moved, prices + 0.01, prices)) != head  # the last one read: moved
+
+    none = DayHead.of(ids[:0], times[:0], prices[:0])
+    assert none == DayHead() and none.to_metadata() == "" and DayHead.from_metadata("") == none
+
+
+@pytest.mark.parametrize("text", [None, "abc", "0" * 63, "0" * 65, "A" * 64, "g" * 64, " " + "0" * 64, 42])
+def test_a_missing_or_malformed_day_head_reads_as_none(text):
+    assert DayHead.from_metadata(text) is None
+    if text is not None:
+        with pytest.raises(ValueError, match="day head"):
+            DayHead(text)
+
+
+def test_an_unreadable_head_counts_as_moved():
+    def record(**metadata):
+        return SimpleNamespace(asset_materialization=SimpleNamespace(
+            metadata={k: MetadataValue.text(v) for k, v in metadata.items()}))
+
+    head = DayHead.of(*_trades(3)).to_metadata()
+    assert not _head_moved(record(head_fingerprint=head), record(next_day_head=head))
+    assert not _head_moved(record(head_fingerprint=""), record(next_day_head=""))  # no trades, read as none
+    assert _head_moved(record(head_fingerprint=head), record(next_day_head=""))
+    assert _head_moved(record(head_fingerprint=head), None)  # no Gold of the day before yet
+    assert _head_moved(record(head_fingerprint="garbled"), record(next_day_head="garbled"))
+    assert _head_moved(record(), record(next_day_head=""))  # a Silver materialization without a head
