@@ -13,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from producer.synthetic import format_rfc3339_nanos
+from producer.coinbase_text import format_rfc3339_nanos
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from producer.synthetic import (
-    Frame,
-    SyntheticConfig,
-    format_rfc3339_nanos,
-    format_trade_time,
-    generate_frames,
-    product_profile,
-)
+from producer.coinbase_text import format_rfc3339_nanos, format_trade_time
+from producer.synthetic import Frame, SyntheticConfig, generate_frames
+from producer.synthetic_market import product_profile
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; the package supports 3.10
 ENVELOPE_KEYS = ["channel", "client_id", "timestamp", "sequence_num", "events"]

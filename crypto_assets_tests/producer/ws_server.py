@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from producer.synthetic import SyntheticConfig, format_rfc3339_nanos, generate_frames
+from producer.coinbase_text import format_rfc3339_nanos
+from producer.synthetic import SyntheticConfig, generate_frames
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SAMPLES = Path(__file__).resolve().parents[2] / "producer" / "samples" / "samples_advanced_trade.ndjson"
