@@ -7,181 +7,29 @@ what happens next: `when_full="drop"` (live: never stall the WebSocket) refuses 
 and accounts for each one lost (count, topics, products, trade_id and sequence_num ranges,
 ingest times); `when_full="block"` (offline sources) waits, so nothing is lost and memory
 stays bounded.
+
+This module owns `KafkaSink`: opening the client (one clear `SinkUnavailableError` when the
+broker or a topic is missing), the buffer bound, sending, the delivery callbacks (run on
+Kafka's sender thread), health logging and shutdown. The client's configuration is
+`producer.kafka_client`; the counters and the loss ledger are `producer.sink_accounting`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
+from producer.kafka_client import client_config
 from producer.metrics import LatencyHistogram
 from producer.routing import KafkaRecord
+from producer.sink_accounting import LossLedger, SinkStats
 
 log = logging.getLogger(__name__)
-
-# Long enough for any broker outage the buffer bound can ride out: kafka-python retries a
-# batch until this expires, so records are kept (bounded by us), not expired after 2 minutes.
-DELIVERY_TIMEOUT_MS = 24 * 3600 * 1000
 
 
 class SinkUnavailableError(RuntimeError):
     """The broker could not be reached; the message names the address and what to do."""
-
-
-@dataclass
-class SinkStats:
-    sent: int = 0  # handed to the Kafka client
-    acked: int = 0  # acknowledged by the broker (acks=all)
-    failed: int = 0  # rejected by Kafka after retries (or not delivered when closing)
-    dropped: int = 0  # refused because the buffer was full (live) or the client raised
-    by_topic: dict[str, int] = field(default_factory=dict)
-    last_error: str | None = None
-    sent_bytes: int = 0
-    acked_bytes: int = 0
-    failed_bytes: int = 0
-
-    @property
-    def in_flight(self) -> int:
-        return self.sent - self.acked - self.failed
-
-    @property
-    def in_flight_bytes(self) -> int:
-        return self.sent_bytes - self.acked_bytes - self.failed_bytes
-
-    @property
-    def lost(self) -> int:
-        return self.failed + self.dropped
-
-
-def _fmt_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class _LossEpisode:
-    """What was lost between two moments, precise enough to say which data is missing."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.by_reason: dict[str, int] = defaultdict(int)
-        self.first_ts: int | None = None
-        self.last_ts: int | None = None
-        self.per_key: dict[tuple[str, str], list] = {}  # (topic, key) -> [records, trades, min id, max id]
-        self.seq: dict[str, list[int]] = {}  # connection_id -> [min, max]
-        self.started = time.monotonic()
-
-    def add(self, record: KafkaRecord, reason: str) -> None:
-        self.count += 1
-        self.by_reason[reason] += 1
-        ts = record.timestamp_ms
-        self.first_ts = ts if self.first_ts is None else min(self.first_ts, ts)
-        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
-        key = record.key.decode(errors="replace") if record.key else "-"
-        entry = self.per_key.setdefault((record.topic, key), [0, 0, None, None])
-        entry[0] += 1
-        try:  # loss is rare: parsing here costs nothing on the normal path
-            msg = json.loads(record.value)
-        except ValueError:
-            return
-        if not isinstance(msg, dict):
-            return
-        seq = msg.get("sequence_num")
-        conn = dict(record.headers).get("connection_id", b"").decode(errors="replace")
-        if isinstance(seq, int):
-            rng = self.seq.setdefault(conn, [seq, seq])
-            rng[0], rng[1] = min(rng[0], seq), max(rng[1], seq)
-        for event in msg.get("events") or ():
-            for trade in (event.get("trades") or ()) if isinstance(event, dict) else ():
-                try:
-                    tid = int(trade["trade_id"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                entry[1] += 1
-                entry[2] = tid if entry[2] is None else min(entry[2], tid)
-                entry[3] = tid if entry[3] is None else max(entry[3], tid)
-
-    def describe(self) -> str:
-        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(self.by_reason.items()))
-        parts = [f"LOST {self.count:,} Kafka records ({reasons})"]
-        if self.first_ts is not None:
-            parts.append(f"ingest times {_fmt_ms(self.first_ts)} .. {_fmt_ms(self.last_ts)}")
-        for (topic, key), (n, trades, lo, hi) in sorted(self.per_key.items()):
-            text = f"{topic} {key}: {n:,} records"
-            if trades:
-                text += f", {trades:,} trades, trade_id {lo}..{hi}"
-            parts.append(text)
-        for conn, (lo, hi) in sorted(self.seq.items()):
-            parts.append(f"sequence_num {lo}..{hi} on connection {conn}")
-        return "; ".join(parts)
-
-
-class LossLedger:
-    """Every lost record, by reason, grouped into episodes that are reported when they end."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.by_reason: dict[str, int] = defaultdict(int)
-        self._episode: _LossEpisode | None = None
-
-    def add(self, record: KafkaRecord, reason: str) -> bool:
-        """Returns True when this record starts a new episode."""
-        with self._lock:
-            self.by_reason[reason] += 1
-            new = self._episode is None
-            if new:
-                self._episode = _LossEpisode()
-            self._episode.add(record, reason)
-            return new
-
-    def take_episode(self) -> _LossEpisode | None:
-        with self._lock:
-            episode, self._episode = self._episode, None
-            return episode
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_reason.values())
-
-
-class CachedKeyPartitioner:
-    """Kafka's default key partitioning (murmur2, as the Java client), computed once per key.
-
-    kafka-python's pure-Python murmur2 costs microseconds per record; a feed has a handful of
-    keys, so the answer is cached per (topic, key, partition count).
-    """
-
-    def __init__(self) -> None:
-        from kafka.partitioner import DefaultPartitioner
-
-        self._default = DefaultPartitioner()
-        self._cache: dict[tuple, int] = {}
-
-    def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
-        if serialized_key is None:
-            return self._default.partition(topic, key, serialized_key, value, serialized_value, cluster)
-        parts = cluster.partitions_for_topic(topic)
-        cache_key = (topic, serialized_key, len(parts) if parts else 0)
-        partition = self._cache.get(cache_key)
-        if partition is None:
-            partition = self._default.partition(topic, key, serialized_key, value, serialized_value, cluster)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[cache_key] = partition
-        return partition
-
-
-def _make_partitioner():
-    from kafka.partitioner import Partitioner
-
-    class _Cached(CachedKeyPartitioner, Partitioner):
-        pass
-
-    return _Cached()
 
 
 class KafkaSink:
@@ -217,24 +65,7 @@ class KafkaSink:
         self.max_buffered_bytes = max_buffered_bytes
         self.when_full = when_full
         self.stall_warning_s = stall_warning_s
-        config = {
-            "bootstrap_servers": bootstrap_servers,
-            "acks": "all",
-            "retries": 2_147_483_647,
-            "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
-            "linger_ms": linger_ms,
-            "batch_size": batch_size,
-            "max_in_flight_requests_per_connection": 5,
-            "enable_idempotence": True,
-            "compression_type": None,
-            "partitioner": _make_partitioner(),
-            "client_id": "crypto-producer",
-            "bootstrap_timeout_ms": 10_000,
-            "max_block_ms": 10_000,
-            # Reconnect within a second of the broker coming back, not after 30 s of backoff.
-            "reconnect_backoff_max_ms": 1_000,
-        }
-        config.update(extra)
+        config = client_config(bootstrap_servers, linger_ms, batch_size, **extra)
         try:
             # `producer` lets tests drive acknowledgements; otherwise a real client.
             self._producer = producer if producer is not None else KafkaProducer(**config)

@@ -20,8 +20,9 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_connections
 
-from producer.kafka_sink import LossLedger, SinkStats, SinkUnavailableError
+from producer.kafka_sink import SinkUnavailableError
 from producer.routing import KafkaRecord
+from producer.sink_accounting import LossLedger, SinkStats
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from producer.kafka_sink import LossLedger, SinkStats
 from producer.metrics import LatencyHistogram
+from producer.sink_accounting import LossLedger, SinkStats
 
 
 class RecordingSink:
