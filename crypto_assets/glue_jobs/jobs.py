@@ -159,11 +159,10 @@ def gold_job(argv: list[str] | None = None) -> None:
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, GOLD_ARGS)
-    spark = glue_session(args)
-    lake = lake_from_args(args)
+    lake = lake_from_args(args)  # Gold reads and writes with Arrow: no Spark session
     day, product = date.fromisoformat(args["event_date"]), args["product_id"]
     with open_pipes(args) as pipes:
-        s = build_gold(spark, lake, day, [product])[product]
+        s = build_gold(lake, day, [product])[product]
         pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
                        f"{s.excluded_lookback} excluded for lookback")
         _report(pipes, GOLD_ASSET, *gold_report(s))

@@ -1,7 +1,8 @@
 """One Gold date for one or more products: read Silver D-1..D+1, compute, write, check.
 
-No Dagster here; the Gold asset (one product per run) and the benchmark (several products in
-one pass) call `build_gold`. Checks are measured on the written files.
+No Dagster and no Spark here: Silver is read and Gold written with Arrow, one Parquet file per
+partition. The Gold asset and its Glue job (one product per run) and the benchmark (several products
+in one pass) call `build_gold`. Checks are measured on the written files.
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
 
 from crypto_assets.contracts.gold_features import FEATURES
 from crypto_assets.contracts.partitioning import DayHead
@@ -27,7 +26,6 @@ from crypto_assets.gold.transforms import (
     TICKER_FIELDS,
     TICKER_ORDER,
     gold_arrow_schema,
-    gold_features,
     gold_table,
     with_ticker_seq,
 )
@@ -75,12 +73,8 @@ def _existing(lake: LakeResource, table: str, product: str, days: list[date]) ->
     return out
 
 
-def _read(spark: SparkSession, lake: LakeResource, table: str, parts: list[tuple[date, str]]) -> DataFrame:
-    return spark.read.option("basePath", lake.table_path("silver", table)).parquet(*[p for _, p in parts])
-
-
 def _naive_utc(df: pd.DataFrame) -> pd.DataFrame:
-    """Spark writes UTC-adjusted timestamps; the feature code works on naive UTC times."""
+    """Silver's timestamps are UTC-adjusted; the feature code works on naive UTC times."""
     for c in df.columns:
         if isinstance(df[c].dtype, pd.DatetimeTZDtype):
             df[c] = df[c].dt.tz_convert(None)
@@ -93,37 +87,31 @@ def _read_arrow(lake: LakeResource, parts: list[tuple[date, str]], columns: list
 
 
 def build_gold(
-    spark: SparkSession | Callable[[], SparkSession] | None,
     lake: LakeResource,
     day: date,
     products: list[str],
     quote_join: str = "asof",
     leakage_samples: int = 16,
-    engine: str = "arrow",
 ) -> dict[str, GoldStats]:
     """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product.
 
-    A Gold partition is one product's sequential computation, so by default (`engine="arrow"`)
-    it runs where the data is read: Silver with Arrow, `gold_table` (the feature arrays as an Arrow
-    table), one Parquet file swapped into the partition folder, products on parallel threads.
-    `engine="spark"` runs the same core (`compute_features`) in
-    Spark's Python workers (`gold_features`), which spreads many products over executors but
-    pays to move 134 columns between the JVM and Python. The checks read with Arrow either way.
+    A Gold partition is one product's sequential computation, so it runs where the data is read:
+    Silver with Arrow, `gold_table` (the feature arrays as an Arrow table), one Parquet file swapped
+    into the partition folder, products on parallel threads.
     """
     def one(p: str) -> GoldStats:
         s = GoldStats(p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat()))
-        _build_product(spark, lake, day, s, quote_join, leakage_samples, engine)
+        _build_product(lake, day, s, quote_join, leakage_samples)
         return s
 
-    if engine == "arrow" and len(products) > 1:
+    if len(products) > 1:
         # Products are independent; Parquet I/O and most NumPy/pandas kernels release the GIL.
         with ThreadPoolExecutor(max_workers=min(len(products), os.cpu_count() or 1)) as pool:
             return dict(zip(products, pool.map(one, products)))
     return {p: one(p) for p in products}
 
 
-def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_join: str, leakage_samples: int,
-                   engine: str) -> None:
+def _build_product(lake: LakeResource, day: date, s: GoldStats, quote_join: str, leakage_samples: int) -> None:
     p, clock = s.product_id, time.perf_counter()
     trade_parts = _existing(lake, "trades", p, [day - timedelta(days=1), day, day + timedelta(days=1)])
     ticker_parts = _existing(lake, "ticker", p, [day - timedelta(days=1), day])
@@ -140,16 +128,7 @@ def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_joi
     s.next_day_head = DayHead.of(trade_pdf["trade_id"].to_numpy()[next_day], times_us[next_day],
                                  trade_pdf["price"].to_numpy()[next_day])
     ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
-    if engine == "spark":
-        spark = spark() if callable(spark) else spark  # a session, or how to get one when needed
-        trades = _read(spark, lake, "trades", trade_parts)
-        tickers = (
-            _read(spark, lake, "ticker", ticker_parts) if ticker_parts else spark.createDataFrame([], _ticker_schema())
-        )
-        gold = gold_features(trades, tickers, day, quote_join).drop("product_id", "event_date")
-        gold.write.mode("overwrite").parquet(s.path)
-    else:
-        lake.replace_partition(gold_table(trade_pdf, ticker_pdf, day, quote_join), s.path)
+    lake.replace_partition(gold_table(trade_pdf, ticker_pdf, day, quote_join), s.path)
     timings = {"compute_and_write": time.perf_counter() - clock}
 
     clock = time.perf_counter()
@@ -162,13 +141,6 @@ def _build_product(spark, lake: LakeResource, day: date, s: GoldStats, quote_joi
         s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
     timings["leakage"] = time.perf_counter() - clock
     log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
-
-
-def _ticker_schema() -> str:
-    return (
-        "product_id string, event_time timestamp, ingest_time timestamp, kafka_partition int, kafka_offset bigint, "
-        "item_index int, " + ", ".join(f"{c} double" for c in TICKER_FIELDS)
-    )
 
 
 def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
@@ -201,7 +173,7 @@ def _measure(lake: LakeResource, s: GoldStats):
         if actual.get(f.name) != f.type
     ]
 
-    def values(name: str) -> np.ndarray:  # nulls (and NaN, which the Spark engine may write) as NaN
+    def values(name: str) -> np.ndarray:  # nulls as NaN
         return table.column(name).to_numpy(zero_copy_only=False).astype(float, copy=False)
 
     s.rows = table.num_rows

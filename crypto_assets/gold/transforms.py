@@ -5,8 +5,8 @@ costs O(1) per row per feature: rolling sums and means use pandas' online (add/r
 compensated) window kernels on prices re-centred on a reference, variances short per-block
 prefix sums with a bound on their rounding and a two-pass where the bound is too loose
 (`_rolling_std`: no day-long accumulation), min/max pandas' monotonic-deque kernels, time
-windows binary search plus prefix sums of counts and sizes. `gold_features` runs the core per
-product inside Spark (`cogroup().applyInPandas`), so local Spark and Glue run the same code.
+windows binary search plus prefix sums of counts and sizes. `gold_table` turns the arrays into the
+Arrow table Gold writes, locally and in the Glue job alike.
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from crypto_assets.contracts.gold_features import (
     FEATURE_NAMES,
-    FEATURES,
-    INT,
     TARGET_NAMES,
-    TARGETS,
     gold_columns,
-    gold_ddl,
 )
 from crypto_assets.contracts.partitioning import TARGET_HORIZONS
 
@@ -34,7 +30,6 @@ TICKER_FIELDS = (
     "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h", "price_percent_chg_24_h",
     "low_24_h", "high_24_h", "low_52_w", "high_52_w",
 )
-_INT_COLUMNS = tuple(f.name for f in FEATURES + TARGETS if f.dtype == INT)
 
 
 def _div(a, b):
@@ -394,18 +389,6 @@ def _gold_rows_of(trade_time: pd.Series, lookback_ok: np.ndarray, day: date) -> 
     return (times >= start) & (times < start + np.timedelta64(1, "D")) & lookback_ok
 
 
-def to_gold_rows(features: pd.DataFrame, day: date) -> pd.DataFrame:
-    """The rows Gold writes for `day` (`_gold_rows_of`), typed as the catalog says."""
-    out = features[_gold_rows_of(features["trade_time"], features["lookback_ok"].to_numpy(), day)].copy()
-    out.insert(1, "event_date", day)
-    for c in _INT_COLUMNS:
-        out[c] = out[c].astype("Int32")
-    return out[GOLD_COLUMN_NAMES].reset_index(drop=True)
-
-
-GOLD_COLUMN_NAMES = [name for name, _ in gold_columns()]
-
-
 def gold_arrow_schema():
     """The Gold file schema: the catalog's columns and types in Arrow (partition columns stay in the path)."""
     import pyarrow as pa
@@ -418,8 +401,9 @@ def gold_arrow_schema():
 
 
 def gold_table(trades: pd.DataFrame, tickers: pd.DataFrame | None, day: date, quote_join: str = "asof"):
-    """`to_gold_rows(compute_features(...))` as an Arrow table, built column by column from the
-    feature arrays: the same rows and values, without assembling a 134-column DataFrame."""
+    """The rows Gold writes for `day` (`_gold_rows_of`) as an Arrow table in the catalog's types, built
+    column by column from the feature arrays: `compute_features`' values, without assembling a
+    134-column DataFrame."""
     import pyarrow as pa
 
     t, f = feature_arrays(trades, tickers, quote_join)
@@ -458,20 +442,3 @@ def with_ticker_seq(tickers: pd.DataFrame) -> pd.DataFrame:
     ordered = _ordered(tickers, TICKER_ORDER)
     return ordered.assign(ticker_seq=np.arange(len(ordered), dtype=np.int64))
 
-
-def gold_features(trades, tickers, day: date, quote_join: str = "asof"):
-    """Spark: Silver trades (D-1..D+1) and tickers -> Gold rows of `day`, computed per product.
-
-    `tickers` carries either `ticker_seq` or Silver's lineage columns (ordered in pandas, which
-    avoids a Spark window over every ticker).
-    """
-    order = ["ticker_seq"] if "ticker_seq" in tickers.columns else TICKER_ORDER[1:]
-    t = trades.select("product_id", "trade_id", "trade_time", "price", "size", "side")
-    k = tickers.select("product_id", "event_time", *order, *TICKER_FIELDS)
-
-    def per_product(trade_pdf: pd.DataFrame, ticker_pdf: pd.DataFrame) -> pd.DataFrame:
-        if len(trade_pdf) == 0:
-            return pd.DataFrame({name: pd.Series(dtype=object) for name in GOLD_COLUMN_NAMES})
-        return to_gold_rows(compute_features(trade_pdf, with_ticker_seq(ticker_pdf), quote_join), day)
-
-    return t.groupBy("product_id").cogroup(k.groupBy("product_id")).applyInPandas(per_product, gold_ddl())

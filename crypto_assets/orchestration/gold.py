@@ -68,8 +68,8 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
             result = gold_on_glue(context, glue, lake, day.isoformat(), product)
             register_catalog_partitions(context, glue, lake, [("gold", "features")], written)
             return result
-        # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
-        s = build_gold(spark.get_session, lake, day, [product])[product]
+        # Gold computes with Arrow: no Spark session, no JVM.
+        s = build_gold(lake, day, [product])[product]
         context.log.info(
             f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
             f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''}"

@@ -1,4 +1,5 @@
-"""Gold through Dagster and Spark: cross-midnight lookback and targets, checks, leakage, bad input."""
+"""Gold through Dagster and `build_gold`: cross-midnight lookback and targets, checks, leakage, bad input,
+the written table against the feature rows."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from crypto_assets.contracts.gold_features import FEATURE_NAMES
 from crypto_assets.gold.build import build_gold
+from crypto_assets.gold.transforms import compute_features, gold_arrow_schema
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -76,9 +78,9 @@ def test_leakage_check_fails_on_a_leaky_minute_bucket_join(spark, base_settings,
     write_silver(spark, s.lake_root, trades, tickers)
     day = trades["trade_time"].dt.date.iloc[0]
     lake = LakeResource.from_settings(s)
-    honest = build_gold(spark, lake, day, ["BTC-USD"])["BTC-USD"]
+    honest = build_gold(lake, day, ["BTC-USD"])["BTC-USD"]
     assert honest.rows > 0 and honest.leakage.passed, honest.leakage
-    leaky = build_gold(spark, lake, day, ["BTC-USD"], quote_join="minute_bucket")["BTC-USD"]
+    leaky = build_gold(lake, day, ["BTC-USD"], quote_join="minute_bucket")["BTC-USD"]
     assert not leaky.leakage.passed
     assert set(leaky.leakage.mismatched_features) & {"best_bid", "best_ask", "mid_price", "ticker_age_ms"}
 
@@ -103,30 +105,39 @@ def test_absent_tickers_leave_quotes_null_and_say_so(spark, base_settings, tmp_p
     assert gold["best_bid"].isna().all() and gold["ma_500_trades"].notna().all()
 
 
-def test_arrow_and_spark_engines_write_identical_gold(spark, base_settings, tmp_path):
-    """The Arrow writer builds Gold column by column from the feature arrays; Spark's Python
-    workers go through the pandas rows. Same files, same values, same nulls, same types."""
-
+def test_products_built_together_write_exactly_the_feature_rows(spark, base_settings, tmp_path):
+    """Several products in one build (the benchmark's shape: parallel threads). The written table is built
+    column by column from the feature arrays; it must hold exactly `compute_features`' rows of the day
+    (what the leakage check recomputes), in the catalog's columns and types, with nulls as nulls."""
     import pyarrow.parquet as pq
-
-    from crypto_assets.gold.transforms import gold_arrow_schema
 
     trades, tickers = two_products_with_tickers()
     tickers = tickers[tickers["product_id"] == "BTC-USD"]  # ETH without tickers: its quote features are null
     day = trades["trade_time"].min().date()
-    out = {}
-    for engine in ("arrow", "spark"):
-        s = base_settings.replace(lake_root=str(tmp_path / engine))
-        write_silver(spark, s.lake_root, trades, tickers)
-        stats = build_gold(spark, LakeResource.from_settings(s), day, ["BTC-USD", "ETH-USD"], engine=engine)
-        assert all(not st.schema_problems and st.leakage.passed for st in stats.values())
-        out[engine] = {
-            p: pq.read_table(f"{s.lake_root}/gold/features/product_id={p}/event_date={day}")
-            .to_pandas().sort_values("trade_id").reset_index(drop=True)
-            for p in ("BTC-USD", "ETH-USD")
-        }
-    for p in ("BTC-USD", "ETH-USD"):
-        a, b = out["arrow"][p], out["spark"][p]
-        assert len(a) > 0 and list(a.columns) == [f.name for f in gold_arrow_schema()]
-        assert a["best_bid"].isna().all() == (p == "ETH-USD")  # nulls must survive both paths
-        pd.testing.assert_frame_equal(a, b[a.columns], check_exact=True)
+    start = pd.Timestamp(day)
+    s = base_settings.replace(lake_root=str(tmp_path / "lake"))
+    write_silver(spark, s.lake_root, trades, tickers)
+    stats = build_gold(LakeResource.from_settings(s), day, ["BTC-USD", "ETH-USD"])
+    schema = gold_arrow_schema()
+    for p, st in stats.items():
+        assert st.rows > 0 and st.reconciles and not st.schema_problems and st.leakage.passed, p
+        written = pq.read_table(f"{s.lake_root}/gold/features/product_id={p}/event_date={day}")
+        assert [(f.name, f.type) for f in written.schema] == [(f.name, f.type) for f in schema]
+        assert (written.column("best_bid").null_count == written.num_rows) == (p == "ETH-USD")
+
+        read = trades[(trades["product_id"] == p) & (trades["trade_time"] >= start - pd.Timedelta(days=1))
+                      & (trades["trade_time"] < start + pd.Timedelta(days=2))]  # Silver D-1..D+1, as Gold reads
+        rows = compute_features(read, tickers[tickers["product_id"] == p])
+        in_day = (rows["trade_time"] >= start) & (rows["trade_time"] < start + pd.Timedelta(days=1))
+        expected = rows[in_day & rows["lookback_ok"]].reset_index(drop=True)
+        got = written.to_pandas().sort_values(["trade_time", "trade_id"], kind="mergesort").reset_index(drop=True)
+        assert len(got) == len(expected) == st.rows
+        assert (got["trade_time"].dt.tz_convert(None) == expected["trade_time"]).all()
+        for name in schema.names:
+            if name == "trade_time":
+                continue
+            if got[name].dtype == object or got[name].dtype == bool:
+                assert got[name].tolist() == expected[name].tolist(), name
+            else:
+                np.testing.assert_array_equal(got[name].to_numpy(dtype=float, na_value=np.nan),
+                                              expected[name].to_numpy(dtype=float), err_msg=name)
