@@ -1,12 +1,9 @@
 """Bronze -> Silver for one busy day: 2,000,000 trades and 2,000,000 ticker messages, two products.
 
 Builds the Bronze partition with Spark (records in the exact Coinbase format, 1% snapshot
-re-sends, a few bad prices), then times `build_silver` for trades and ticker with both engines,
-side by side on the same Bronze:
-- arrow (the default; no Spark): one pass over both products, and once per product (how the
-  Dagster asset runs), in a fresh Python process of its own, whose peak RSS is reported;
-- spark (the same rules in Spark's Python workers; Spark reads and writes): one pass as the first
-  Silver jobs of the JVM, and one pass again in the now warm JVM.
+re-sends, a few bad prices), then times `build_silver` (Arrow, no Spark) for trades and ticker:
+one pass over both products, and once per product (how the Dagster asset runs), in a fresh Python
+process of its own, whose peak RSS is reported.
 Goal: under 60 s on 2 cores. Prints figures, peak memory, and a RESULT line.
 
     .venv/bin/python benchmarks/bench_silver.py [--trades 2000000] [--tickers 2000000]
@@ -21,7 +18,7 @@ import sys
 import time
 from datetime import date
 
-from _common import TreeRssSampler, bench_settings, machine_info, machine_line, print_result, reset_dir, write_result
+from _common import bench_settings, machine_info, machine_line, print_result, reset_dir, write_result
 
 DAY = date(2026, 11, 20)
 PRODUCTS = ["BTC-USD", "ETH-USD"]
@@ -88,7 +85,7 @@ def make_bronze(spark, lake, n_trades: int, n_tickers: int) -> None:
         bronze.sortWithinPartitions("partition", "offset").write.mode("overwrite").partitionBy("ingest_date").parquet(table)
 
 
-def time_engine(lake, engine: str, groups: list[list[str]], spark=None) -> float:
+def time_silver(lake, groups: list[list[str]]) -> float:
     """Seconds for trades + ticker over the product groups; every partition must reconcile."""
     from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.silver.build import build_silver
@@ -97,7 +94,7 @@ def time_engine(lake, engine: str, groups: list[list[str]], spark=None) -> float
     for kind in ("trades", "ticker"):
         for products in groups:
             clock = time.perf_counter()
-            stats = build_silver(spark, lake, kind, DAY, products, SilverRules(), engine=engine)
+            stats = build_silver(None, lake, kind, DAY, products, SilverRules())
             took = time.perf_counter() - clock
             total += took
             for p, s in stats.items():
@@ -108,14 +105,14 @@ def time_engine(lake, engine: str, groups: list[list[str]], spark=None) -> float
 
 
 def arrow_phase(settings) -> None:
-    """Run in a process of its own (no JVM), so its peak RSS is the Arrow engine's alone."""
+    """Run in a process of its own (no JVM), so its peak RSS is Silver's alone."""
     import resource
 
     from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
-    figures = {"one_pass": time_engine(lake, "arrow", [PRODUCTS]),
-               "per_product": time_engine(lake, "arrow", [[p] for p in PRODUCTS])}
+    figures = {"one_pass": time_silver(lake, [PRODUCTS]),
+               "per_product": time_silver(lake, [[p] for p in PRODUCTS])}
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print("ARROW " + json.dumps(figures), flush=True)
 
@@ -155,26 +152,14 @@ def main() -> None:
         arrow_phase(settings)
         return
 
-    from crypto_assets.lake.spark import build_spark_session
-    from crypto_assets.orchestration.resources.lake import LakeResource
-
     reset_dir(settings.lake_root)
     info = machine_info()
     print(machine_line(info))
     phase("bronze", "--trades", str(args.trades), "--tickers", str(args.tickers))
-    print("arrow engine (a fresh process, no Spark):", flush=True)
+    print("silver (Arrow, a fresh process, no Spark):", flush=True)
     out = phase("arrow")
     arrow = json.loads(next(line for line in out.splitlines() if line.startswith("ARROW "))[6:])
 
-    spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
-    lake = LakeResource.from_settings(settings)
-    spark_figures = {}
-    with TreeRssSampler() as rss:
-        # A fresh JVM pays its JIT warm-up in its first jobs; a long-lived session (or Spark Connect
-        # server) does not, so both are reported.
-        for mode in ("first", "warm"):
-            print(f"spark engine, one pass ({'a fresh' if mode == 'first' else 'the now warm'} JVM):", flush=True)
-            spark_figures[mode] = time_engine(lake, "spark", [PRODUCTS], spark)
     goal = 60.0
     records = args.trades * 1.01 + args.tickers
     summary = {
@@ -182,20 +167,13 @@ def main() -> None:
         "arrow_one_pass_seconds": arrow["one_pass"], "arrow_per_product_seconds": arrow["per_product"],
         "arrow_peak_rss_mib": arrow["peak_rss_mib"],
         "arrow_records_per_second": round(records / arrow["one_pass"]),
-        "spark_one_pass_first_seconds": spark_figures["first"], "spark_one_pass_warm_seconds": spark_figures["warm"],
-        "spark_peak_rss_mib": round(rss.peak_total / 1024**2),
-        "speedup_vs_spark_warm": round(spark_figures["warm"] / arrow["one_pass"], 1),
         "goal_seconds": goal,
         "goal_met": max(arrow["one_pass"], arrow["per_product"]) < goal,
     }
-    print(f"goal: under {goal:.0f} s on 2 cores -> arrow engine one pass {arrow['one_pass']} s, per product "
-          f"{arrow['per_product']} s ({'PASS' if summary['goal_met'] else 'MISS'}), peak RSS {arrow['peak_rss_mib']} MiB; "
-          f"spark engine {spark_figures['first']} s (fresh JVM) / {spark_figures['warm']} s (warm), "
-          f"peak RSS (driver + Spark JVM + workers) {summary['spark_peak_rss_mib']} MiB; "
-          f"arrow is {summary['speedup_vs_spark_warm']}x the warm spark engine")
+    print(f"goal: under {goal:.0f} s on 2 cores -> one pass {arrow['one_pass']} s, per product "
+          f"{arrow['per_product']} s ({'PASS' if summary['goal_met'] else 'MISS'}), peak RSS {arrow['peak_rss_mib']} MiB")
     write_result("bench_silver", summary)
     print_result(summary)
-    spark.stop()
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crypto_assets.bronze.kafka_source import KafkaAccess, OffsetWindow
+from crypto_assets.bronze.summary import write_summary
 from crypto_assets.bronze.transforms import filter_ingest_day, kafka_to_bronze
 from crypto_assets.contracts.names import BRONZE_TABLE
 from crypto_assets.contracts.partitioning import SilverRules, day_bounds, owner_product
 from crypto_assets.lake.commits import commit_from_summary, write_commit
 from crypto_assets.lake.store import LakeStore
-from crypto_assets.silver.transforms import write_summary
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from crypto_assets.bronze.kafka_source import KafkaAccess
+from crypto_assets.bronze.summary import write_summary
 from crypto_assets.bronze.transforms import kafka_to_bronze
 from crypto_assets.contracts.names import BRONZE_TABLE
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.lake.commits import commit_from_summary, write_commit
 from crypto_assets.lake.compaction import DEFAULT_FAN_IN, compact_folder
 from crypto_assets.lake.store import LakeStore
-from crypto_assets.silver.transforms import write_summary
 
 log = logging.getLogger(__name__)
 

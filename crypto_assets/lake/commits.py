@@ -39,7 +39,7 @@ class BronzeCommit:
 
 
 def commit_from_summary(kind: str, writer: str, summary_rows, **extra) -> BronzeCommit:
-    """A commit from the rows of `silver.transforms.write_summary`."""
+    """A commit from the rows of `bronze.summary.write_summary`."""
     owners: dict[tuple[str, str], int] = {}
     offsets: dict[str, list[int]] = {}
     days, rows = set(), 0

@@ -112,7 +112,7 @@ def _by_product(table):
     import numpy as np
     import pyarrow.compute as pc
 
-    from crypto_assets.silver.transforms import owner_products
+    from crypto_assets.contracts.ownership import owner_products
 
     owner = owner_products(table.column("product_id"), table.column("key"))
     table = table.append_column("_owner", owner)

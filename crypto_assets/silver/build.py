@@ -4,9 +4,9 @@ No Dagster here: the Silver assets (one product per run) and the Glue/benchmark 
 (several products in one pass) call `build_silver`. Everything reported is measured on what
 was written, so the reconciliation check is a real check of the files.
 
-Two engines run the same rules (`silver.transforms.mark_table`): `arrow` (the default) reads
-Bronze with Arrow and writes each partition as one file, with no Spark at all; `spark` reads
-and writes with Spark and marks in its Python workers, for product sets too big for one process.
+The rules (`silver.transforms.mark_table`) run on Bronze read with Arrow, in this process, and each
+partition is written as one file: no Spark at all (on this hardware Arrow per partition is much
+faster than Spark's Python workers; see `benchmarks/bench_silver.py`).
 """
 
 from __future__ import annotations
@@ -23,21 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT, bronze_asset
+from crypto_assets.contracts.ownership import owner_products
 from crypto_assets.contracts.partitioning import DayHead, SilverRules, day_bounds
 from crypto_assets.lake.compaction import visible_paths
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
-from crypto_assets.silver.transforms import (
-    BRONZE_INPUT,
-    QUARANTINE_ORDER,
-    SILVER_ORDER,
-    mark,
-    mark_table,
-    owner_products,
-    quarantine_rows,
-    quarantine_table,
-    silver_rows,
-    silver_table,
-)
+from crypto_assets.silver.transforms import BRONZE_INPUT, mark_table, quarantine_table, silver_table
 
 log = logging.getLogger(__name__)
 
@@ -169,17 +159,6 @@ def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRul
                         np.concatenate(file_ix), np.concatenate(row_ix), [f for _, f in files], lake)
 
 
-def _write_partitions(df, table_path: str, sort_cols: list[str]) -> None:
-    # No repartition: each task writes its share of a partition, in a deterministic order, so the
-    # write needs no second shuffle and keeps both cores busy even for a single product.
-    (
-        df.sortWithinPartitions("product_id", "event_date", *sort_cols)
-        .write.mode("overwrite")
-        .partitionBy("product_id", "event_date")
-        .parquet(table_path)
-    )
-
-
 def build_silver(
     spark,
     lake: LakeResource,
@@ -188,11 +167,10 @@ def build_silver(
     products: list[str],
     rules: SilverRules,
     require_bronze_day: bool = True,
-    engine: str = "arrow",
 ) -> dict[str, SilverStats]:
     """Rewrites Silver and quarantine partitions (day, p) for each product p, whole.
 
-    `spark` is a session, a function returning one, or None: only `engine="spark"` uses it."""
+    `spark` is not used (Silver runs without Spark); callers still pass theirs or None."""
     table = SILVER_TABLE[kind]
     stats = {
         p: SilverStats(
@@ -224,12 +202,7 @@ def build_silver(
         nonlocal clock
         timings[name], clock = round(time.perf_counter() - clock, 2), time.perf_counter()
 
-    if engine == "arrow":
-        _silver_arrow(lake, kind, day, rules, window, stats, lap)
-    elif engine == "spark":
-        _silver_spark(spark() if callable(spark) else spark, lake, kind, day, rules, window, stats, lap)
-    else:
-        raise ValueError(f"unknown Silver engine {engine!r}; expected 'arrow' or 'spark'")
+    _silver_arrow(lake, kind, day, rules, window, stats, lap)
 
     for s in stats.values():
         for path in (s.path, s.quarantine_path):
@@ -237,7 +210,7 @@ def build_silver(
                 lake.delete(path)  # a partition that became empty must not keep old files
         _measure(lake, kind, s)
     lap("measure")
-    log.info("silver %s %s %s (%s) timings (s): %s", kind, day, ",".join(products), engine, timings)
+    log.info("silver %s %s %s timings (s): %s", kind, day, ",".join(products), timings)
     return stats
 
 
@@ -279,50 +252,6 @@ def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, 
             else:
                 lake.delete(path)
     lap("write")
-
-
-def _silver_spark(spark, lake: LakeResource, kind: str, day: date, rules: SilverRules, window,
-                  stats: dict[str, SilverStats], lap: Callable[[str], None]) -> None:
-    from pyspark.sql import functions as F
-
-    from crypto_assets.contracts.partitioning import owner_product
-
-    products = list(stats)
-    bronze = spark.read.option("basePath", lake.table_path("bronze", BRONZE_TABLE[kind])).parquet(
-        *[f for _, files in window for f in files])
-    bronze = bronze.where((F.col("ingest_date") >= F.lit(day)) | (F.col("kafka_timestamp") >= F.lit(_earliest(day, rules))))
-    bronze = bronze.where(owner_product().isin(products))
-    items = ITEMS[kind]
-    for r in (
-        bronze.groupBy(owner_product().alias("p"))
-        .agg(F.sum(F.greatest(F.coalesce(F.size(items), F.lit(0)), F.lit(1))).alias("n"))
-        .collect()
-    ):
-        stats[r["p"]].window_items = int(r["n"])
-    lap("window_count")
-
-    marked = mark(bronze, kind, rules).persist()
-    try:
-        mine = marked.where(F.col("event_date") == F.lit(day))
-        _write_partitions(silver_rows(mine, kind), lake.table_path("silver", SILVER_TABLE[kind]), SILVER_ORDER[kind])
-        lap("silver_write")
-        _write_partitions(quarantine_rows(mine), lake.table_path("quarantine", SILVER_TABLE[kind]), QUARANTINE_ORDER)
-        lap("quarantine_write")
-        for r in (
-            marked.groupBy("product_id", (F.col("event_date") == F.lit(day)).alias("mine"), "disposition")
-            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("conflicting").cast("long")).alias("conflicting"))
-            .collect()
-        ):
-            s = stats[r["product_id"]]
-            if not r["mine"]:
-                s.other_partitions += r["n"]
-            elif r["disposition"] == "duplicate":
-                s.duplicates = r["n"]
-            elif r["disposition"] == "silver":
-                s.conflicting_duplicates = int(r["conflicting"] or 0)
-        lap("counts")
-    finally:
-        marked.unpersist()
 
 
 def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:

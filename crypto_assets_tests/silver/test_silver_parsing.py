@@ -1,4 +1,5 @@
-"""The Arrow rules under Silver, without Spark: parsing, the content hash, and which copy dedup keeps."""
+"""The Arrow rules under Silver, without Spark: parsing (`contracts.values`), the owner of a row
+(`contracts.ownership`), the content hash, and which copy dedup keeps."""
 
 from __future__ import annotations
 
@@ -11,17 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from crypto_assets.silver.transforms import (
-    _DECIMAL,
-    _INTEGER,
-    _TIMESTAMP,
-    content_hash,
-    duplicate_flags,
-    owner_products,
-    parse_double,
-    parse_int64,
-    parse_timestamp,
-)
+from crypto_assets.contracts.ownership import owner_products
+from crypto_assets.contracts.values import _DECIMAL, _INTEGER, _TIMESTAMP, parse_double, parse_int64, parse_timestamp
+from crypto_assets.silver.transforms import content_hash, duplicate_flags
 
 
 def reference_timestamp(text: str | None) -> datetime | None:
