@@ -36,6 +36,7 @@ setup(
         "dev": [
             "pytest>=8,<10",
             "ruff>=0.6",
+            "syrupy>=4.8,<8",  # the generated snapshot of every asset spec (crypto_assets_tests/orchestration)
             "moto[server]>=5.0,<6",
             # Browser test of the Dagster UI; drives Debian's /usr/bin/chromium (`make browser`),
             # never a downloaded browser.
