@@ -30,7 +30,7 @@ from crypto_assets.lake.store import LakeStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FAN_IN = Settings.stream_compact_files  # the default of CRYPTO_STREAM_COMPACT_FILES
+DEFAULT_FAN_IN = Settings.model_fields["stream_compact_files"].default  # the default of CRYPTO_STREAM_COMPACT_FILES
 MAX_LEVEL = 2
 _STREAM = re.compile(r"^stream-b(\d{12})-\d{4}\.snappy\.parquet$")
 _MERGED = re.compile(r"^compact-L(\d+)-b(\d{12})-b(\d{12})\.snappy\.parquet$")
