@@ -20,15 +20,9 @@ import pandas as pd
 from crypto_assets.contracts.gold_features import FEATURES
 from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.gold.checks import LeakageResult, prefix_invariance, sample_trade_ids
-from crypto_assets.gold.transforms import (
-    LOOKBACK_SECONDS,
-    LOOKBACK_TRADES,
-    TICKER_FIELDS,
-    TICKER_ORDER,
-    gold_arrow_schema,
-    gold_table,
-    with_ticker_seq,
-)
+from crypto_assets.gold.quotes import TICKER_FIELDS, TICKER_ORDER, with_ticker_seq
+from crypto_assets.gold.table import gold_arrow_schema, gold_table
+from crypto_assets.gold.transforms import LOOKBACK_SECONDS, LOOKBACK_TRADES
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 
 log = logging.getLogger(__name__)

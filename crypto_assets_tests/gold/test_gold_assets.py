@@ -9,7 +9,8 @@ from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from crypto_assets.contracts.gold_features import FEATURE_NAMES
 from crypto_assets.gold.build import build_gold
-from crypto_assets.gold.transforms import compute_features, gold_arrow_schema
+from crypto_assets.gold.table import gold_arrow_schema
+from crypto_assets.gold.transforms import compute_features
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.resources.lake import LakeResource
