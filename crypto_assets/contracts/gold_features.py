@@ -153,10 +153,6 @@ def gold_columns() -> list[tuple[str, str]]:
     return list(KEY_COLUMNS) + [(f.name, spark_type[f.dtype]) for f in FEATURES + TARGETS]
 
 
-def gold_ddl() -> str:
-    return ", ".join(f"{name} {typ}" for name, typ in gold_columns())
-
-
 def catalog_markdown() -> str:
     """The generated section of the docs (docs/feature_catalog.md)."""
     lines = [

@@ -40,7 +40,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def owner_product():
     """The product a Bronze row belongs to: its parsed product_id if well formed, else its Kafka key
     if well formed, else UNKNOWN (so even garbage has a product partition to be quarantined in). A Spark
-    column; Arrow's form is `silver.transforms.owner_products`, held to the same answers by a test."""
+    column; Arrow's form is `contracts.ownership.owner_products`, held to the same answers by a test."""
     from pyspark.sql import functions as F
 
     pid = F.when(F.col("product_id").rlike(PRODUCT_ID_PATTERN), F.col("product_id"))
