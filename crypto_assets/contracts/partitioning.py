@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from crypto_assets.contracts.names import PRODUCT_ID_PATTERN, UNKNOWN_PRODUCT
+from crypto_assets.contracts.settings import Settings
 
 # First day each product traded on Coinbase (UTC); earlier event times are absurd.
 LISTING_DATES = {
@@ -26,9 +27,16 @@ DEFAULT_LISTING_DATE = date(2015, 1, 26)  # Coinbase Exchange opened
 
 @dataclass(frozen=True)
 class SilverRules:
-    allowed_lateness_days: int = 1
+    """What makes a record acceptable for its Silver partition. The lateness is a setting
+    (`CRYPTO_ALLOWED_LATENESS_DAYS`): build the rules with `from_settings`; the default is that setting's."""
+
+    allowed_lateness_days: int = Settings.model_fields["allowed_lateness_days"].default
     max_future_skew_seconds: int = 300
     listing_dates: dict = field(default_factory=lambda: dict(LISTING_DATES))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SilverRules:
+        return cls(allowed_lateness_days=settings.allowed_lateness_days)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:

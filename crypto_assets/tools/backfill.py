@@ -117,7 +117,7 @@ def products_in_bronze(settings: Settings, start: date, end: date) -> list[str]:
     from crypto_assets.lake.store import Lake
     from crypto_assets.silver.build import bronze_products
 
-    lake, rules = Lake.from_settings(settings), SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
+    lake, rules = Lake.from_settings(settings), SilverRules.from_settings(settings)
     return sorted({p for kind in KINDS for p in bronze_products(lake, kind, date_range(start, end), rules)})
 
 

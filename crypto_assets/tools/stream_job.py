@@ -47,7 +47,7 @@ def run_stream(
     kafka.require_topics([kafka.topic_for(k) for k in kinds])  # one clear line if the broker or a topic is missing
     lake = LakeResource.from_settings(settings)
     spark = spark or SparkResource.from_settings(settings).get_session()
-    rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
+    rules = SilverRules.from_settings(settings)
     stop = stop or threading.Event()
     queries = {
         kind: start_bronze_stream(
