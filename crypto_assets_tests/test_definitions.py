@@ -56,7 +56,25 @@ def test_definitions_hold_every_asset_partition_and_resource():
         spec = graph.get_check_spec(check_key)
         checks.setdefault(check_key.asset_key.to_user_string(), {})[check_key.name] = spec.blocking
     assert checks == EXPECTED_CHECKS
-    assert set(defs.resources) >= {"spark", "kafka", "lake"}
+    assert set(defs.resources) >= {"spark", "kafka", "lake", "glue_catalog", "compute"}
+
+
+def test_the_compute_resource_is_chosen_by_the_setting(tmp_path):
+    """One mapping binds `compute` per CRYPTO_COMPUTE; the assets ask for `compute`, never for a particular one."""
+    from crypto_assets.orchestration.glue import GlueCompute
+    from crypto_assets.orchestration.resources.compute import LocalCompute
+
+    local = build_definitions(Settings.from_env(environ={}))
+    glue = build_definitions(Settings.from_env(environ={"CRYPTO_COMPUTE": "glue", "CRYPTO_GLUE_JOB_PREFIX": "lh",
+                                                        "CRYPTO_LAKE_ROOT": str(tmp_path / "lake")}))
+    assert type(local.resources["compute"]) is LocalCompute
+    assert type(glue.resources["compute"]) is GlueCompute
+    bound = glue.resources["compute"]
+    assert (bound.job_prefix, bound.lake.root) == ("lh", str(tmp_path / "lake"))
+    for defs in (local, glue):
+        for key in ("bronze_trades", "bronze_ticker", "silver_trades", "silver_ticker", "gold_features"):
+            needs = defs.get_assets_def(key).required_resource_keys - {"io_manager"}
+            assert needs == {"compute", "lake", "glue_catalog"}, key
 
 
 def test_partitions_include_today_and_start_at_first_date():

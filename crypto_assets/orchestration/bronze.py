@@ -1,8 +1,8 @@
 """Bronze assets: the raw Kafka records of one UTC ingest day, exactly once per offset.
 
-With `CRYPTO_COMPUTE=glue` a materialization runs the same step as a Glue job (`bronze_on_glue`);
-either way the products seen join the dynamic product partitions and, on an S3 lake, the day
-is registered in the Glue Data Catalog.
+The `compute` resource builds the day (locally on Spark, or as a Glue job run); either way the
+products seen join the dynamic product partitions and, on an S3 lake, the day is registered in
+the Glue Data Catalog.
 """
 
 
@@ -11,28 +11,24 @@ from datetime import date
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    Failure,
     MaterializeResult,
     asset,
 )
 
-from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
-from crypto_assets.bronze.report import bronze_report
 from crypto_assets.contracts.names import BRONZE_TABLE, KINDS, bronze_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.orchestration.glue import (
-    GlueEngineResource,
-    bronze_on_glue,
-    register_catalog_partitions,
-    reported_products,
-)
 from crypto_assets.orchestration.kafka_topics import OWNER, topic_asset_key
 from crypto_assets.orchestration.partitions import PRODUCTS, ingest_date_partitions
-from crypto_assets.orchestration.reporting import metadata_values
-from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
+from crypto_assets.orchestration.resources.compute import ComputeResource
 from crypto_assets.orchestration.resources.lake import LakeResource
-from crypto_assets.orchestration.resources.spark import SparkResource
+
+
+def reported_products(result: MaterializeResult) -> list[str]:
+    """The products a Bronze day saw, from the metadata it reported (`bronze_report`'s `products`)."""
+    entry = (result.metadata or {}).get("products")
+    return list(entry.value) if entry is not None else []
 
 
 def register_products(instance, products: list[str]) -> list[str]:
@@ -63,27 +59,13 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
         tags={"layer": "bronze"},
     )
     def _bronze(
-        context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, lake: LakeResource,
-        glue: GlueEngineResource,
+        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
     ) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
-        written = {"ingest_date": day.isoformat()}
-        if settings.compute == "glue":
-            result = bronze_on_glue(context, glue, lake, kafka, kind, day.isoformat(), rules.allowed_lateness_days)
-            register_products(context.instance, reported_products(result))
-            register_catalog_partitions(context, glue, lake, [("bronze", table)], written)
-            return result
-        try:
-            stats = build_bronze_day(spark.get_session(), kafka, lake, kind, day, rules)
-        except (KafkaUnavailableError, BronzeIntegrityError) as exc:
-            raise Failure(description=str(exc), allow_retries=False) from None
-        register_products(context.instance, stats.products)
-        context.log.info(
-            f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
-            f"{stats.bytes_written} bytes -> {stats.path}"
-        )
-        register_catalog_partitions(context, glue, lake, [("bronze", table)], written)
-        return MaterializeResult(metadata=metadata_values(bronze_report(stats)))
+        result = compute.bronze_day(context, kind, day, rules)
+        register_products(context.instance, reported_products(result))
+        glue_catalog.register(context, lake, [("bronze", table)], {"ingest_date": day.isoformat()})
+        return result
 
     return _bronze
 

@@ -8,11 +8,13 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.bronze_schedule import build_bronze_schedule
 from crypto_assets.orchestration.bronze_sensor import build_bronze_sensor
-from crypto_assets.orchestration.glue import GlueEngineResource
+from crypto_assets.orchestration.glue import GlueCompute
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.gold_sensor import build_gold_sensor
 from crypto_assets.orchestration.kafka_topics import kafka_topic_specs
 from crypto_assets.orchestration.partitions import with_first_day
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
+from crypto_assets.orchestration.resources.compute import ComputeResource, LocalCompute
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
@@ -20,13 +22,21 @@ from crypto_assets.orchestration.silver import silver_assets
 
 
 def build_resources(settings: Settings) -> dict:
-    """Resources of both engines (the `glue` one is only used with CRYPTO_COMPUTE=glue); every value comes
-    from `Settings` (env overrides)."""
+    """The resources of the code location; every value comes from `Settings`. `compute` (where Bronze, Silver
+    and Gold partitions are built) is chosen from one mapping keyed by CRYPTO_COMPUTE."""
+    spark = SparkResource.from_settings(settings)
+    kafka = KafkaResource.from_settings(settings)
+    lake = LakeResource.from_settings(settings)
+    compute: dict[str, ComputeResource] = {
+        "local": LocalCompute(spark=spark, kafka=kafka, lake=lake),
+        "glue": GlueCompute.from_settings(settings, lake=lake, kafka=kafka),
+    }
     return {
-        "spark": SparkResource.from_settings(settings),
-        "kafka": KafkaResource.from_settings(settings),
-        "lake": LakeResource.from_settings(settings),
-        "glue": GlueEngineResource.from_settings(settings),
+        "spark": spark,
+        "kafka": kafka,
+        "lake": lake,
+        "glue_catalog": GlueCatalogResource.from_settings(settings),
+        "compute": compute[settings.compute],
     }
 
 

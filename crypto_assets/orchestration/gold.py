@@ -17,15 +17,14 @@ from dagster import (
 )
 
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.gold.build import build_gold
-from crypto_assets.gold.report import GOLD_CHECKS, gold_report
-from crypto_assets.orchestration.glue import GlueEngineResource, gold_on_glue, register_catalog_partitions
+from crypto_assets.gold.report import GOLD_CHECKS
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import GOLD_KEY
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
-from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
+from crypto_assets.orchestration.reporting import check_specs
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
+from crypto_assets.orchestration.resources.compute import ComputeResource
 from crypto_assets.orchestration.resources.lake import LakeResource
-from crypto_assets.orchestration.resources.spark import SparkResource
 
 
 def _mapping(start: int, end: int) -> MultiPartitionMapping:
@@ -59,23 +58,12 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         check_specs=check_specs(GOLD_KEY, GOLD_CHECKS),
     )
     def gold_features(
-        context: AssetExecutionContext, spark: SparkResource, lake: LakeResource, glue: GlueEngineResource
+        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
     ) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
-        written = {"product_id": product, "event_date": day.isoformat()}
-        if settings.compute == "glue":
-            result = gold_on_glue(context, glue, lake, day.isoformat(), product)
-            register_catalog_partitions(context, glue, lake, [("gold", "features")], written)
-            return result
-        # Gold computes with Arrow: no Spark session, no JVM.
-        s = build_gold(lake, day, [product])[product]
-        context.log.info(
-            f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
-            f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''}"
-        )
-        register_catalog_partitions(context, glue, lake, [("gold", "features")], written)
-        metadata, checks = gold_report(s)
-        return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
+        result = compute.gold_partition(context, day, product)
+        glue_catalog.register(context, lake, [("gold", "features")], {"product_id": product, "event_date": day.isoformat()})
+        return result
 
     return gold_features

@@ -12,7 +12,6 @@ from dagster import (
     AssetExecutionContext,
     AssetRecordsFilter,
     AssetsDefinition,
-    Failure,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
@@ -23,15 +22,15 @@ from dagster import (
 from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TRADES, bronze_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.orchestration.glue import GlueEngineResource, register_catalog_partitions, silver_on_glue
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import bronze_key, silver_key
 from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
-from crypto_assets.orchestration.reporting import check_results, check_specs, metadata_values
+from crypto_assets.orchestration.reporting import check_specs
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
+from crypto_assets.orchestration.resources.compute import ComputeResource
 from crypto_assets.orchestration.resources.lake import LakeResource
-from crypto_assets.orchestration.resources.spark import SparkResource
-from crypto_assets.silver.build import BronzeMissingError, bronze_window_days, build_silver
-from crypto_assets.silver.report import SILVER_CHECKS, silver_report
+from crypto_assets.silver.build import bronze_window_days
+from crypto_assets.silver.report import SILVER_CHECKS
 
 
 def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str) -> bool:
@@ -100,33 +99,17 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         check_specs=check_specs(key, SILVER_CHECKS[kind]),
     )
     def _silver(
-        context: AssetExecutionContext, spark: SparkResource, lake: LakeResource, glue: GlueEngineResource
+        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
     ) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension
         day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
-        written = {"product_id": product, "event_date": day.isoformat()}
-        if settings.compute == "glue":
-            result = silver_on_glue(context, glue, lake, kind, day.isoformat(), product, rules.allowed_lateness_days,
-                                    _bronze_was_materialized(context, kind, day.isoformat()))
-            register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
-            _report_missing_bronze_days(context, lake, kind, day, product, rules)
-            return result
-        # The default (Arrow) engine needs no Spark: the session, and its JVM, start only if asked for.
-        try:
-            stats = build_silver(spark.get_session, lake, kind, day, [product], rules)[product]
-        except BronzeMissingError as exc:
-            if not _bronze_was_materialized(context, kind, day.isoformat()):
-                raise Failure(description=str(exc), allow_retries=False) from None
-            # Bronze ran for that day and found nothing: Silver is empty, not an error.
-            stats = build_silver(spark.get_session, lake, kind, day, [product], rules, require_bronze_day=False)[product]
-        context.log.info(
-            f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
-            f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
-        )
-        register_catalog_partitions(context, glue, lake, [("silver", table), ("quarantine", table)], written)
+        # A Bronze day that ran and found nothing gives an empty Silver; one never materialized is an error.
+        require_bronze_day = not _bronze_was_materialized(context, kind, day.isoformat())
+        result = compute.silver_partition(context, kind, day, product, rules, require_bronze_day)
+        glue_catalog.register(context, lake, [("silver", table), ("quarantine", table)],
+                              {"product_id": product, "event_date": day.isoformat()})
         _report_missing_bronze_days(context, lake, kind, day, product, rules)
-        metadata, checks = silver_report(kind, stats)
-        return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(key, checks))
+        return result
 
     return _silver
 

@@ -88,7 +88,7 @@ def wheel(tmp_path_factory):
 
 
 def glue_settings(settings, bucket: str, endpoint: str, **overrides):
-    """`settings` moved to AWS mode on moto: S3 lake, Glue engine, a job prefix and database of their own."""
+    """`settings` moved to AWS mode on moto: S3 lake, Glue compute, a job prefix and database of their own."""
     tag = uuid.uuid4().hex[:6]
     values = dict(
         lake_root=f"s3://{bucket}/lake", s3_endpoint_url=endpoint, aws_region="us-east-1", compute="glue",

@@ -2,12 +2,13 @@
 
 moto stores jobs and job runs but runs nothing. `LocalGlueRunner` wraps a boto3 Glue client
 (talking to moto's server): `start_job_run` registers the run with moto, fetches the job's
-script from (moto's) S3 as Glue would, runs it in a subprocess on local Spark with the merged
-default + run arguments, and ships the run's stdout/stderr to CloudWatch Logs
-(`/aws-glue/jobs/output|error`, stream = run id) as Glue does, where Dagster Pipes reads the
-messages. `get_job_run` then reports the run's final state. Only `awsglue` is a stand-in, and
-Dagster is kept out of the subprocess as Glue keeps it out (`awsglue_stub/sitecustomize.py`).
-`local_glue_resources` hands the Dagster assets a Glue engine whose runs go through it.
+script and its `--extra-py-files` (the wheel deploy shipped) from (moto's) S3 as Glue would, runs
+the script in a subprocess on local Spark with the merged default + run arguments and only that
+wheel as our code, and ships the run's stdout/stderr to CloudWatch Logs (`/aws-glue/jobs/output|error`,
+stream = run id) as Glue does, where Dagster Pipes reads the messages. `get_job_run` then reports the
+run's final state. Only `awsglue` is a stand-in; Dagster, and the development checkout, are kept out
+of the subprocess as Glue keeps them out (`awsglue_stub/sitecustomize.py`). `local_glue_resources`
+hands the Dagster assets a Glue compute whose runs go through it.
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.jars import spark_kafka_jars, spark_s3_jars
 from crypto_assets.lake.store import split_s3
 from crypto_assets.orchestration.definitions import build_resources
-from crypto_assets.orchestration.glue import GlueEngineResource
+from crypto_assets.orchestration.glue import GlueCompute
 
 STUB = Path(__file__).resolve().parent / "awsglue_stub"
 REPO = Path(__file__).resolve().parents[2]
 LOG_GROUP = "/aws-glue/jobs"
 
 
-def spark_conf_dir(settings) -> str:
-    """Glue hands its scripts a ready SparkContext; locally a spark-defaults.conf plays that part."""
+def spark_conf_dir(settings, extra_conf: dict[str, str] | None = None) -> str:
+    """Glue hands its scripts a ready SparkContext; locally a spark-defaults.conf plays that part
+    (`extra_conf`: more Spark settings, such as an event log for the sizing benchmark)."""
     conf_dir = Path(tempfile.mkdtemp(prefix="glue-spark-conf-"))
     jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings)])
     scratch = Path(settings.state_dir) / "glue-local"
@@ -50,6 +52,7 @@ def spark_conf_dir(settings) -> str:
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
         "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dderby.system.home={scratch}",
         "spark.pyspark.python": sys.executable,
+        **(extra_conf or {}),
     }
     (conf_dir / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in conf.items()))
     (conf_dir / "log4j2.properties").write_text(
@@ -59,13 +62,13 @@ def spark_conf_dir(settings) -> str:
     return str(conf_dir)
 
 
-def glue_script_env(settings) -> dict[str, str]:
-    """The environment a Glue entry script runs in locally: the awsglue stand-in (and the Dagster import
-    guard beside it) and the repository on the path."""
+def glue_script_env(settings, code: str | Path = REPO, extra_conf: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a Glue entry script runs in locally: the awsglue stand-in (and the import guard beside
+    it) and our code on the path: the shipped wheel, as in Glue, or the repository."""
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(STUB), str(REPO)]),
-        "SPARK_CONF_DIR": spark_conf_dir(settings),
+        "PYTHONPATH": os.pathsep.join([str(STUB), str(code)]),
+        "SPARK_CONF_DIR": spark_conf_dir(settings, extra_conf),
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONUNBUFFERED": "1",
     }
@@ -73,13 +76,14 @@ def glue_script_env(settings) -> dict[str, str]:
 
 class LocalGlueRunner:
     def __init__(self, glue_client, endpoint_url: str, settings, seconds_per_timeout_minute: float = 60.0,
-                 stay_running: bool = False):
+                 stay_running: bool = False, extra_conf: dict[str, str] | None = None):
         self._client = glue_client
         self.meta = glue_client.meta
         self.endpoint_url = endpoint_url
         self.settings = settings
         self.seconds_per_timeout_minute = seconds_per_timeout_minute
         self.stay_running = stay_running  # a run that never reaches a final state (for the client's deadline)
+        self.extra_conf = extra_conf
         self.runs: dict[str, dict] = {}
         self.s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name="us-east-1")
         self.logs = boto3.client("logs", endpoint_url=endpoint_url, region_name="us-east-1")
@@ -96,13 +100,13 @@ class LocalGlueRunner:
         self.runs[run_id] = {"state": "RUNNING", "arguments": arguments}
         if self.stay_running:
             return {"JobRunId": run_id}
-        bucket, key = split_s3(job["Command"]["ScriptLocation"])
-        script = Path(tempfile.mkdtemp(prefix="glue-script-")) / Path(key).name
-        self.s3.download_file(bucket, key, str(script))
+        folder = Path(tempfile.mkdtemp(prefix="glue-run-"))
+        script = self._fetch(job["Command"]["ScriptLocation"], folder)
+        wheel = self._fetch(arguments["--extra-py-files"], folder)  # our code: only what deploy shipped
         argv = [sys.executable, str(script)]
         for k, v in arguments.items():
             argv += [k, v]
-        env = glue_script_env(self.settings)
+        env = glue_script_env(self.settings, wheel, self.extra_conf)
         started = time.time()
         try:
             proc = subprocess.run(argv, env=env, capture_output=True, text=True,
@@ -120,6 +124,12 @@ class LocalGlueRunner:
         )
         self._ship_logs(run_id, stdout, stderr)
         return {"JobRunId": run_id}
+
+    def _fetch(self, uri: str, folder: Path) -> Path:
+        bucket, key = split_s3(uri)
+        path = folder / Path(key).name
+        self.s3.download_file(bucket, key, str(path))
+        return path
 
     def _ship_logs(self, run_id: str, stdout: str, stderr: str) -> None:
         for suffix, text in (("output", stdout), ("error", stderr)):
@@ -157,9 +167,9 @@ class LocalGlueRunner:
         return response
 
 
-# ---- the Dagster side: the glue engine with its runs played by LocalGlueRunner ---------------------------
+# ---- the Dagster side: the glue compute with its runs played by LocalGlueRunner -------------------------
 
-# Metadata Pipes adds to what a Glue run reports (the local engine has no such entries).
+# Metadata Pipes adds to what a Glue run reports (the local compute has no such entries).
 GLUE_ONLY_METADATA = {"AWS Glue Job Run ID", "AWS Glue Job Name", "AWS Glue Job Run URL", "glue_logs"}
 
 
@@ -173,7 +183,7 @@ def assert_glue_failure_line(message: str, job_name: str, cause: str) -> None:
 
 
 def assert_reports_like_local(local_md: dict, glue_md: dict, job_name: str, may_differ: tuple[str, ...]) -> None:
-    """A Glue run's materialization metadata: the local engine's entries with the same values (except
+    """A Glue run's materialization metadata: the local compute's entries with the same values (except
     `may_differ`, such as paths on another lake), plus the job name, its run id and where its logs are."""
     assert glue_md["AWS Glue Job Name"] == job_name
     assert glue_md["AWS Glue Job Run ID"].startswith("jr_") and "/aws-glue/jobs/output" in glue_md["glue_logs"]
@@ -183,27 +193,33 @@ def assert_reports_like_local(local_md: dict, glue_md: dict, job_name: str, may_
             assert glue_md[k] == local_md[k], k
 
 
-class LocalGlueEngine(GlueEngineResource):
-    """The Glue engine with job runs played locally (moto stores runs but does not execute them)."""
+class LocalGlueCompute(GlueCompute):
+    """The Glue compute with job runs played locally (moto stores runs but does not execute them)."""
 
-    state_dir: str = ""
-    jvm_dir: str = ""
+    state_dir: str
+    jvm_dir: str
     seconds_per_timeout_minute: float = 60.0
     stay_running: bool = False
+    deadline_seconds: float = 0.0  # 0: GlueCompute's (Glue's timeout plus the margin)
 
     def glue_client(self):
         return LocalGlueRunner(super().glue_client(), self.endpoint_url,
                                Settings(state_dir=self.state_dir, jvm_dir=self.jvm_dir),
                                self.seconds_per_timeout_minute, self.stay_running)
 
+    def wait_seconds(self) -> float:
+        return self.deadline_seconds or super().wait_seconds()
 
-def local_glue_resources(settings, **engine):
-    """The definitions' resources for `settings`, with LocalGlueEngine as `glue`; `engine` overrides its fields."""
-    base = GlueEngineResource.from_settings(settings)
-    fields = {k: getattr(base, k) for k in GlueEngineResource.model_fields}
-    fields.update(poll_seconds=0.2, state_dir=settings.state_dir, jvm_dir=settings.jvm_dir)
-    fields.update(engine)
-    return {**build_resources(settings), "glue": LocalGlueEngine(**fields)}
+
+def local_glue_resources(settings, **runner):
+    """The definitions' resources for `settings` (compute = glue), with `compute` running its jobs through
+    LocalGlueRunner; `runner` sets LocalGlueCompute's own fields."""
+    resources = build_resources(settings)
+    glue = resources["compute"]
+    assert isinstance(glue, GlueCompute), f"CRYPTO_COMPUTE={settings.compute} binds {type(glue).__name__}"
+    fields = {k: getattr(glue, k) for k in GlueCompute.model_fields}
+    return {**resources, "compute": LocalGlueCompute(**fields, state_dir=settings.state_dir,
+                                                     jvm_dir=settings.jvm_dir, **runner)}
 
 
 def materialization_metadata(result) -> dict:

@@ -1,5 +1,5 @@
 """Bronze (batch) with CRYPTO_COMPUTE=glue on moto: the real Glue entry script runs in a local subprocess against
-the real broker, reports through Dagster Pipes, and writes the rows the local engine writes."""
+the real broker, reports through Dagster Pipes, and writes the rows the local compute writes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from crypto_assets.lake.glue_catalog import catalog_partitions, table_for
 from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
-from crypto_assets.orchestration.glue import GlueEngineResource
 from crypto_assets.orchestration.partitions import PRODUCTS
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.tools.aws_deploy import deploy
 from crypto_assets_tests.aws.conftest import glue_settings
 from crypto_assets_tests.aws.local_glue import (
@@ -69,7 +69,7 @@ def test_bronze_on_glue_reports_products_through_pipes_and_writes_what_local_wri
     [name] = list_commit_names(lake, "trades")
     assert name == glue_md["commit"]
     assert read_commit(lake, "trades", name).partitions == [[D, "BTC-USD", 3], [D, "SOL-USD", 1]]
-    glue = GlueEngineResource.from_settings(aws).client("glue")
+    glue = GlueCatalogResource.from_settings(aws).client()
     assert catalog_partitions(glue, aws.glue_database, table_for("bronze", "kafka_trades")) == [{"ingest_date": D}]
 
 

@@ -1,5 +1,5 @@
 """Silver and Gold with CRYPTO_COMPUTE=glue on moto: the real Glue entry scripts run in a local subprocess on
-local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what the local engine writes."""
+local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what the local compute writes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from crypto_assets.lake.glue_catalog import catalog_partitions, table_for
 from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
-from crypto_assets.orchestration.glue import GlueEngineResource
 from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.aws_deploy import deploy
 from crypto_assets_tests.aws.conftest import glue_settings
@@ -46,7 +46,7 @@ def _rows(spark, path):
 
 @pytest.fixture
 def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
-    """The same Kafka input landed in Bronze twice: a local lake (local engine) and an S3 lake (glue engine,
+    """The same Kafka input landed in Bronze twice: a local lake (local compute) and an S3 lake (glue compute,
     deployed to moto)."""
     local = fresh_settings
     aws = glue_settings(local, bucket, moto_endpoint)
@@ -89,7 +89,7 @@ def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_l
             s3_spark, os.path.join(local.lake_root, part)), layer
 
     # The catalog knows exactly the partitions that are in S3.
-    glue = GlueEngineResource.from_settings(aws).client("glue")
+    glue = GlueCatalogResource.from_settings(aws).client()
     for layer in ("silver", "quarantine"):
         assert catalog_partitions(glue, aws.glue_database, table_for(layer, "trades")) == [
             dict(p) for p in lake.partitions(layer, "trades")] == [{"product_id": "BTC-USD", "event_date": D}]
@@ -123,7 +123,7 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == 6
     part = f"gold/features/product_id=BTC-USD/event_date={day}"
     assert _rows(s3_spark, f"s3a://{aws.lake_root[5:]}/{part}") == _rows(s3_spark, os.path.join(local.lake_root, part))
-    glue = GlueEngineResource.from_settings(aws).client("glue")
+    glue = GlueCatalogResource.from_settings(aws).client()
     assert catalog_partitions(glue, aws.glue_database, table_for("gold", "features")) == Lake.from_settings(
         aws).partitions("gold", "features") == [{"product_id": "BTC-USD", "event_date": day}]
 
@@ -140,8 +140,8 @@ def deployed(base_settings, moto_endpoint, bucket, wheel, tmp_path):
     return aws, instance
 
 
-def _gold_failure(aws, instance, **engine) -> str:
-    result = materialize([build_gold_asset(aws)], partition_key=_key(D), resources=local_glue_resources(aws, **engine),
+def _gold_failure(aws, instance, **runner) -> str:
+    result = materialize([build_gold_asset(aws)], partition_key=_key(D), resources=local_glue_resources(aws, **runner),
                          instance=instance, raise_on_error=False)
     assert not result.success
     message = step_failure(result)
@@ -160,8 +160,9 @@ def test_failed_glue_run_names_the_run_its_logs_and_the_cause(deployed):
 
 def test_glue_run_timeout_is_one_line(deployed):
     aws, instance = deployed
-    # The local runner stops the script after Timeout x 0.05 s, as Glue would after Timeout minutes.
-    message = _gold_failure(aws, instance, seconds_per_timeout_minute=0.05)
+    # The local runner stops the script after Timeout x 0.001 s (0.06 s: less than Python takes to import the
+    # job's modules), as Glue would after Timeout minutes.
+    message = _gold_failure(aws, instance, seconds_per_timeout_minute=0.001)
     assert " timed out after 60 min (CRYPTO_GLUE_TIMEOUT_MINUTES); logs: CloudWatch /aws-glue/jobs/error" in message
     assert message.startswith(f"Glue job {aws.glue_job_prefix}-gold-features run jr_")
 

@@ -15,7 +15,7 @@ def test_plaintext_adds_nothing():
     assert kafka_python_config("PLAINTEXT", "SCRAM-SHA-512", environ={}) == {}
     assert spark_kafka_options("PLAINTEXT", "SCRAM-SHA-512", environ={}) == {}
     # Only the read options every path shares (headers; a read that meets deleted offsets fails).
-    assert KafkaResource().spark_options() == {
+    assert KafkaResource.from_settings(Settings.from_env(environ={})).spark_options() == {
         "kafka.bootstrap.servers": "127.0.0.1:9092", "includeHeaders": "true", "failOnDataLoss": "true"}
 
 

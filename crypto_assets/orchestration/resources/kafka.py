@@ -11,15 +11,16 @@ __all__ = ["KafkaResource", "KafkaUnavailableError", "OffsetWindow"]
 
 
 class KafkaResource(ConfigurableResource, KafkaAccess):
-    """Where Kafka is and which topics hold the market data."""
+    """Where Kafka is and which topics hold the market data. Every field but the client's connect timeout
+    is a setting (`from_settings`), declared there only: the Glue Bronze jobs get these values as arguments."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    trades_topic: str = "crypto.trades.raw"
-    ticker_topic: str = "crypto.ticker.raw"
-    timestamp_skew_minutes: int = 60
+    bootstrap_servers: str
+    trades_topic: str
+    ticker_topic: str
+    timestamp_skew_minutes: int
+    security_protocol: str
+    sasl_mechanism: str
     connect_timeout_ms: int = 8000
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "SCRAM-SHA-512"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaResource:

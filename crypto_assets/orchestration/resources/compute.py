@@ -1,0 +1,96 @@
+"""Where a partition's step runs (`CRYPTO_COMPUTE`): the `compute` resource the Bronze, Silver and Gold
+assets call, with one implementation per compute. `LocalCompute` is here; `GlueCompute` (a Glue job
+run per partition, through Dagster Pipes) is in `orchestration/glue.py`. `definitions.py` binds one of
+them from a single mapping keyed by the setting, so no asset asks which compute it runs on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import date
+
+from dagster import AssetExecutionContext, ConfigurableResource, Failure, MaterializeResult
+
+from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
+from crypto_assets.bronze.report import bronze_report
+from crypto_assets.contracts.partitioning import SilverRules
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.gold.build import build_gold
+from crypto_assets.gold.report import gold_report
+from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
+from crypto_assets.orchestration.reporting import check_results, metadata_values
+from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.orchestration.resources.spark import SparkResource
+from crypto_assets.silver.build import BronzeMissingError, build_silver
+from crypto_assets.silver.report import silver_report
+
+
+class ComputeResource(ConfigurableResource, ABC):
+    """Builds one partition and returns what its asset reports (metadata and check results), wherever it runs."""
+
+    @abstractmethod
+    def bronze_day(self, context: AssetExecutionContext, kind: str, day: date, rules: SilverRules) -> MaterializeResult:
+        """Rewrites Bronze `kind` for ingest day `day` from Kafka; the metadata names the products seen."""
+
+    @abstractmethod
+    def silver_partition(self, context: AssetExecutionContext, kind: str, day: date, product: str, rules: SilverRules,
+                         require_bronze_day: bool) -> MaterializeResult:
+        """Rewrites Silver and quarantine (day, product); with `require_bronze_day`, a Bronze day never written
+        fails the step with one line (else Silver is empty)."""
+
+    @abstractmethod
+    def gold_partition(self, context: AssetExecutionContext, day: date, product: str) -> MaterializeResult:
+        """Rewrites Gold features (day, product)."""
+
+
+def _failure(message: str) -> Failure:
+    return Failure(description=message, allow_retries=False)
+
+
+class LocalCompute(ComputeResource):
+    """compute = local: the steps run in the Dagster run's process (Spark for Bronze, Arrow for Silver and Gold)."""
+
+    spark: SparkResource
+    kafka: KafkaResource
+    lake: LakeResource
+
+    @classmethod
+    def from_settings(cls, settings: Settings, spark: SparkResource, kafka: KafkaResource,
+                      lake: LakeResource) -> LocalCompute:
+        return cls(spark=spark, kafka=kafka, lake=lake)
+
+    def bronze_day(self, context, kind, day, rules):
+        try:
+            stats = build_bronze_day(self.spark.get_session(), self.kafka, self.lake, kind, day, rules)
+        except (KafkaUnavailableError, BronzeIntegrityError) as exc:
+            raise _failure(str(exc)) from None
+        context.log.info(
+            f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
+            f"{stats.bytes_written} bytes -> {stats.path}"
+        )
+        return MaterializeResult(metadata=metadata_values(bronze_report(stats)))
+
+    def silver_partition(self, context, kind, day, product, rules, require_bronze_day):
+        # Silver computes with Arrow: the Spark session, and its JVM, start only if asked for.
+        try:
+            stats = build_silver(self.spark.get_session, self.lake, kind, day, [product], rules,
+                                 require_bronze_day=require_bronze_day)[product]
+        except BronzeMissingError as exc:
+            raise _failure(str(exc)) from None
+        context.log.info(
+            f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
+            f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
+        )
+        metadata, checks = silver_report(kind, stats)
+        return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(silver_key(kind), checks))
+
+    def gold_partition(self, context, day, product):
+        # Gold computes with Arrow: no Spark session, no JVM.
+        s = build_gold(self.lake, day, [product])[product]
+        context.log.info(
+            f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
+            f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''}"
+        )
+        metadata, checks = gold_report(s)
+        return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
