@@ -1,8 +1,8 @@
 """AWS Glue job: Silver trades for one event date and product, launched by Dagster through Pipes.
 
-Arguments: --event_date --product_id --lake_root --aws_region --allowed_lateness_days
-[--s3_endpoint_url] [--require_bronze_day], plus Dagster Pipes' own. The work is the local
-asset's: `crypto_assets.silver.build.build_silver`.
+Arguments: `SILVER_ARGS` of `crypto_assets.glue_jobs.jobs`, each required (none has a default: a missing
+one fails the run with one line naming it), `IF_SET_ARGS` when their settings are set, plus
+Dagster Pipes' own. The work is the local compute's: `crypto_assets.silver.build.build_silver`.
 """
 
 from crypto_assets.glue_jobs.jobs import silver_job

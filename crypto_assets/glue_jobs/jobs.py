@@ -3,7 +3,7 @@
 Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
 dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
 imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check
-results come from each layer's `report.py`, as the local assets' do; tests compare both engines.
+results come from each layer's `report.py`, as the local compute's do; tests compare both computes.
 """
 
 from __future__ import annotations
@@ -23,25 +23,51 @@ from crypto_assets.silver.report import silver_report
 
 log = logging.getLogger("crypto_assets.glue")
 
-# Arguments every batch job needs (Glue passes them as `--name value`); the Dagster side sets them per run.
-SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_lateness_days"]
+# The arguments of each job (Glue passes them as `--name value`). Every value is a setting: `crypto-pipeline
+# aws deploy` sets them as the job's default arguments and Dagster adds the partition's per run. None has a
+# default here: a missing one stops the job with one line naming it (`JobArgumentError`).
+SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_lateness_days", "require_bronze_day"]
 GOLD_ARGS = ["event_date", "product_id", "lake_root", "aws_region"]
-STREAM_ARGS = ["lake_root", "aws_region", "kafka_bootstrap", "topic", "checkpoint_root"]
-BRONZE_BATCH_ARGS = ["ingest_date", "lake_root", "aws_region", "kafka_bootstrap", "topic"]
-OPTIONAL_ARGS = ["s3_endpoint_url", "require_bronze_day", "kafka_security_protocol", "kafka_sasl_mechanism",
-                 "kafka_sasl_secret_id", "kafka_timestamp_skew_minutes", "trigger_seconds", "run_seconds",
-                 "allowed_lateness_days", "compact_fan_in"]
+KAFKA_ARGS = ["kafka_bootstrap", "topic", "kafka_timestamp_skew_minutes", "kafka_security_protocol",
+              "kafka_sasl_mechanism"]
+BRONZE_BATCH_ARGS = ["ingest_date", "lake_root", "aws_region", "allowed_lateness_days", *KAFKA_ARGS]
+STREAM_ARGS = ["lake_root", "aws_region", "allowed_lateness_days", *KAFKA_ARGS, "checkpoint_root",
+               "trigger_seconds", "compact_fan_in"]
+# Present only when the setting they carry is set (Glue cannot pass an empty value): no S3 endpoint
+# override = AWS's, no secret = no SASL credentials from Secrets Manager.
+IF_SET_ARGS = ["s3_endpoint_url", "kafka_sasl_secret_id"]
+# The streaming jobs run until stopped, or for `--run_seconds` (tests).
+STREAM_ONLY_IF_SET = ["run_seconds"]
 
 
-def resolve_args(argv: list[str], required: list[str]) -> dict[str, str]:
-    """Glue's `getResolvedOptions` for the required names, plus the optional ones present."""
+class JobArgumentError(ValueError):
+    """A Glue job was started without an argument it needs; the message names it."""
+
+
+def resolve_args(argv: list[str], required: list[str], if_set: list[str] = IF_SET_ARGS) -> dict[str, str]:
+    """Glue's `getResolvedOptions` for the `required` names (all must be present) and the `if_set` names present."""
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    missing = [f"--{name}" for name in required if f"--{name}" not in given]
+    if missing:
+        raise JobArgumentError(
+            f"Glue job argument{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} missing: `crypto-pipeline aws deploy` sets every job argument "
+            f"from the settings (Dagster adds the partition's per run); run deploy again with this version"
+        )
     from awsglue.utils import getResolvedOptions
 
     args = dict(getResolvedOptions(argv, required))
-    present = [n for n in OPTIONAL_ARGS if f"--{n}" in argv]
+    present = [n for n in if_set if f"--{n}" in given]
     if present:
         args.update(getResolvedOptions(argv, present))
     return args
+
+
+def _flag(args: dict[str, str], name: str) -> bool:
+    value = args[name]
+    if value not in ("true", "false"):
+        raise JobArgumentError(f"Glue job argument --{name} is {value!r}; expected true or false")
+    return value == "true"
 
 
 def glue_session(args: dict[str, str]):
@@ -53,12 +79,12 @@ def glue_session(args: dict[str, str]):
     for k, v in RUNTIME_CONF.items():
         spark.conf.set(k, v)
     if args.get("s3_endpoint_url"):  # a non-AWS S3 (tests: moto)
-        apply_s3a_conf(spark, args["s3_endpoint_url"], args.get("aws_region", ""))
+        apply_s3a_conf(spark, args["s3_endpoint_url"], args["aws_region"])
     return spark
 
 
 def lake_from_args(args: dict[str, str]) -> Lake:
-    return Lake(args["lake_root"], args.get("s3_endpoint_url", ""), args.get("aws_region", "us-east-1"))
+    return Lake(args["lake_root"], args.get("s3_endpoint_url", ""), args["aws_region"])
 
 
 def open_pipes(args: dict[str, str]):
@@ -67,7 +93,7 @@ def open_pipes(args: dict[str, str]):
     import boto3
     from dagster_pipes import PipesCliArgsParamsLoader, PipesS3ContextLoader, open_dagster_pipes
 
-    s3 = boto3.client("s3", region_name=args.get("aws_region"), endpoint_url=args.get("s3_endpoint_url") or None)
+    s3 = boto3.client("s3", region_name=args["aws_region"], endpoint_url=args.get("s3_endpoint_url") or None)
     return open_dagster_pipes(context_loader=PipesS3ContextLoader(s3), params_loader=PipesCliArgsParamsLoader())
 
 
@@ -78,7 +104,7 @@ def _secret_credentials(args: dict[str, str]) -> tuple[str, str] | None:
         return None
     import boto3
 
-    client = boto3.client("secretsmanager", region_name=args.get("aws_region"))
+    client = boto3.client("secretsmanager", region_name=args["aws_region"])
     secret = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
     return secret["username"], secret["password"]
 
@@ -92,8 +118,7 @@ def kafka_security_args(args: dict[str, str]) -> tuple[str, str, tuple[str, str]
 
     from crypto_assets.contracts.kafka_security import sasl_credentials
 
-    protocol = args.get("kafka_security_protocol", "PLAINTEXT")
-    mechanism = args.get("kafka_sasl_mechanism", "SCRAM-SHA-512")
+    protocol, mechanism = args["kafka_security_protocol"], args["kafka_sasl_mechanism"]
     credentials = _secret_credentials(args)
     if credentials is None and protocol.startswith("SASL_") and mechanism != "AWS_MSK_IAM":
         credentials = sasl_credentials(dict(os.environ))
@@ -101,13 +126,13 @@ def kafka_security_args(args: dict[str, str]) -> tuple[str, str, tuple[str, str]
 
 
 def kafka_from_args(kind: str, args: dict[str, str]):
-    """The Kafka cluster and topic of a Bronze batch job, as the Dagster resource would describe them."""
+    """The Kafka cluster and topic of a Bronze job, as the Dagster resource would describe them."""
     from crypto_assets.bronze.kafka_source import KafkaClient
 
     protocol, mechanism, credentials = kafka_security_args(args)
     return KafkaClient(
         bootstrap_servers=args["kafka_bootstrap"], **{f"{kind}_topic": args["topic"]},
-        timestamp_skew_minutes=int(args.get("kafka_timestamp_skew_minutes", "60")),
+        timestamp_skew_minutes=int(args["kafka_timestamp_skew_minutes"]),
         security_protocol=protocol, sasl_mechanism=mechanism, credentials=credentials,
     )
 
@@ -146,7 +171,7 @@ def silver_job(kind: str, argv: list[str] | None = None) -> None:
     day, product = date.fromisoformat(args["event_date"]), args["product_id"]
     rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
     with open_pipes(args) as pipes:
-        require = args.get("require_bronze_day", "true") == "true"
+        require = _flag(args, "require_bronze_day")
         s = build_silver(spark, lake, kind, day, [product], rules, require_bronze_day=require)[product]
         pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
                        f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
@@ -181,7 +206,7 @@ def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
     spark = glue_session(args)
     lake = lake_from_args(args)
     day = date.fromisoformat(args["ingest_date"])
-    rules = SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1")))
+    rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
     with open_pipes(args) as pipes:
         stats = build_bronze_day(spark, kafka, lake, kind, day, rules)
         pipes.log.info(f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} "
@@ -196,10 +221,9 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     from crypto_assets.bronze.transforms import kafka_to_bronze
     from crypto_assets.contracts.names import BRONZE_TABLE
     from crypto_assets.contracts.partitioning import SilverRules
-    from crypto_assets.lake.compaction import DEFAULT_FAN_IN
 
     argv = sys.argv if argv is None else argv
-    args = resolve_args(argv, STREAM_ARGS)
+    args = resolve_args(argv, STREAM_ARGS, IF_SET_ARGS + STREAM_ONLY_IF_SET)
     spark = glue_session(args)
     lake = lake_from_args(args)
     # The batch job's Kafka access, so the stream reads with the same options as every other path.
@@ -207,8 +231,8 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
     table = lake.table_path("bronze", BRONZE_TABLE[kind])
     # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
     # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.
-    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args.get("allowed_lateness_days", "1"))),
-                                    compact_fan_in=int(args.get("compact_fan_in", DEFAULT_FAN_IN)))
+    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"])),
+                                    compact_fan_in=int(args["compact_fan_in"]))
 
     checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
     if checkpoint.startswith("s3://"):
@@ -217,7 +241,7 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
         kafka_to_bronze(spark.readStream.format("kafka").options(**options).load(), kind)
         .writeStream.foreachBatch(write_batch)
         .option("checkpointLocation", checkpoint)
-        .trigger(processingTime=f"{int(args.get('trigger_seconds', '60'))} seconds")
+        .trigger(processingTime=f"{int(args['trigger_seconds'])} seconds")
         .start()
     )
     log.info("bronze %s stream from %s to %s, checkpoint %s", kind, args["topic"], table, checkpoint)

@@ -34,6 +34,9 @@ MANIFEST = "deploy-manifest.json"
 # need kafka-python, for the offset lookup by time. Pinned to the versions the tests run.
 PIPES_MODULE = "dagster-pipes==1.13.27"
 KAFKA_CLIENT_MODULE = "kafka-python==3.0.12"
+# The sub-packages of crypto_assets the Glue jobs import (DESIGN.md: glue jobs use contracts, lake and the
+# layers); only these are shipped. Tools, the Dagster orchestration and the producer run only locally.
+GLUE_PACKAGES = ("contracts", "lake", "bronze", "silver", "gold", "glue_jobs")
 
 
 class DeployError(RuntimeError):
@@ -71,14 +74,17 @@ def _require(settings: Settings, for_deploy: bool = True) -> Lake:
 
 
 def build_wheel(out_dir: Path) -> Path:
-    """The project's wheel (no dependencies), built from a copy of this checkout's package sources
-    (setuptools would otherwise leave a build/ folder in the repository)."""
+    """The wheel shipped to Glue (no dependencies): the packages the Glue jobs import (`GLUE_PACKAGES`),
+    built from a copy of this checkout's sources (setuptools would otherwise leave a build/ folder in the
+    repository). The tools, the Dagster orchestration and the producer are not in it."""
     import shutil
 
     src = out_dir / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("crypto_assets", "producer"):
-        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    (src / "crypto_assets").mkdir(parents=True)
+    shutil.copy2(REPO / "crypto_assets" / "__init__.py", src / "crypto_assets" / "__init__.py")
+    for package in GLUE_PACKAGES:
+        shutil.copytree(REPO / "crypto_assets" / package, src / "crypto_assets" / package, ignore=ignore)
     shutil.copy2(REPO / "setup.py", src / "setup.py")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -97,6 +103,7 @@ def _kafka_args(settings: Settings, kind: str) -> dict[str, str]:
     args = {
         "--kafka_bootstrap": settings.kafka_bootstrap,
         "--topic": settings.trades_topic if kind == "trades" else settings.ticker_topic,
+        "--kafka_timestamp_skew_minutes": str(settings.kafka_timestamp_skew_minutes),
         "--kafka_security_protocol": settings.kafka_security_protocol,
         "--kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
     }
@@ -105,35 +112,57 @@ def _kafka_args(settings: Settings, kind: str) -> dict[str, str]:
     return args
 
 
+def job_arguments(settings: Settings, job: str) -> dict[str, str]:
+    """The arguments of `job` (a key of BATCH_JOBS / STREAM_JOBS) that carry settings; with the partition's,
+    which Dagster adds per run, they are every argument the entry script requires (`glue_jobs/jobs.py`)."""
+    kind = kafka_kind(job)
+    args = {"--lake_root": to_s3(settings.lake_root), "--aws_region": settings.aws_region}
+    if settings.s3_endpoint_url:  # empty = AWS (Glue cannot carry an empty value)
+        args["--s3_endpoint_url"] = settings.s3_endpoint_url
+    if job.startswith("silver_") or kind:  # Bronze commits name the Silver partitions, by the same rule
+        args["--allowed_lateness_days"] = str(settings.allowed_lateness_days)
+    if kind:
+        args.update(_kafka_args(settings, kind))
+    if job in STREAM_JOBS:
+        args["--checkpoint_root"] = f"{settings.glue_artifacts_root.rstrip('/')}/checkpoints/"
+        args["--trigger_seconds"] = str(settings.stream_trigger_seconds)
+        args["--compact_fan_in"] = str(settings.stream_compact_files)
+    return args
+
+
+# Silver and Gold jobs compute with Arrow on the driver and run no Spark tasks: Glue's minimum of 2 workers,
+# of the smallest type whose memory holds the driver's measured peak twice over (benchmarks/bench_glue_sizing.py,
+# README "AWS mode": 5.5 GB for Gold on a busy product-day; a G.1X worker has 16 GB). Until the settings
+# declare these two, deploy uses that measured choice.
+SILVER_GOLD_SIZING_SETTINGS = ("glue_silver_gold_worker_type", "glue_silver_gold_workers")
+SILVER_GOLD_SIZING = ("G.1X", 2)
+
+
+def job_sizing(settings: Settings, job: str) -> tuple[str, int]:
+    """(worker type, number of workers) of `job`: the Bronze jobs (batch and streaming) run Spark work and get
+    CRYPTO_GLUE_WORKER_TYPE x CRYPTO_GLUE_WORKERS; Silver and Gold only need the driver."""
+    if kafka_kind(job):
+        return settings.glue_worker_type, settings.glue_workers
+    type_setting, count_setting = SILVER_GOLD_SIZING_SETTINGS
+    return getattr(settings, type_setting, SILVER_GOLD_SIZING[0]), getattr(settings, count_setting, SILVER_GOLD_SIZING[1])
+
+
 def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, str]) -> dict[str, dict]:
     """Glue job name -> create_job arguments (without Name/Tags)."""
     artifacts = settings.glue_artifacts_root.rstrip("/")
-    common_args = {
-        "--job-language": "python",
-        "--extra-py-files": wheel_uri,
-        "--additional-python-modules": PIPES_MODULE,
-        "--lake_root": to_s3(settings.lake_root),
-        "--aws_region": settings.aws_region,
-        "--TempDir": f"{artifacts}/tmp/",
-        "--enable-metrics": "true",
-    }
-    if settings.s3_endpoint_url:
-        common_args["--s3_endpoint_url"] = settings.s3_endpoint_url
     jobs = {}
     for job in [*BATCH_JOBS, *STREAM_JOBS]:
         streaming = job in STREAM_JOBS
-        kind = kafka_kind(job)
-        args = dict(common_args)
-        if job.startswith("silver_") or kind:  # Bronze commits name the Silver partitions, by the same rule
-            args["--allowed_lateness_days"] = str(settings.allowed_lateness_days)
-        if kind:
-            args.update(_kafka_args(settings, kind))
-        if streaming:
-            args["--checkpoint_root"] = f"{artifacts}/checkpoints/"
-            args["--compact_fan_in"] = str(settings.stream_compact_files)
-        elif kind:
-            args["--additional-python-modules"] = f"{PIPES_MODULE},{KAFKA_CLIENT_MODULE}"
-            args["--kafka_timestamp_skew_minutes"] = str(settings.kafka_timestamp_skew_minutes)
+        modules = [PIPES_MODULE] + ([KAFKA_CLIENT_MODULE] if kafka_kind(job) and not streaming else [])
+        args = {
+            "--job-language": "python",
+            "--extra-py-files": wheel_uri,
+            "--additional-python-modules": ",".join(modules),  # the Bronze batch jobs: kafka-python too
+            "--TempDir": f"{artifacts}/tmp/",
+            "--enable-metrics": "true",
+            **job_arguments(settings, job),
+        }
+        worker_type, workers = job_sizing(settings, job)
         jobs[job_name(settings.glue_job_prefix, job)] = {
             "Description": f"{job}: created by {MADE_BY}",
             "Role": settings.glue_role_arn,
@@ -144,8 +173,8 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
             "ExecutionProperty": {"MaxConcurrentRuns": 1 if streaming else 20},
             "MaxRetries": 0,
             "GlueVersion": settings.glue_version,
-            "WorkerType": settings.glue_worker_type,
-            "NumberOfWorkers": settings.glue_workers,
+            "WorkerType": worker_type,
+            "NumberOfWorkers": workers,
             **({} if streaming else {"Timeout": settings.glue_timeout_minutes}),
         }
     return jobs
@@ -279,8 +308,11 @@ def cmd_aws(args, settings: Settings) -> int:
     try:
         if args.action == "deploy":
             result = deploy(settings, Path(args.wheel) if args.wheel else None)
-            print(f"Glue jobs ({settings.glue_version}, {settings.glue_workers} x {settings.glue_worker_type}): "
-                  f"{', '.join(result.jobs)}")
+            sizes = {}
+            for job in [*BATCH_JOBS, *STREAM_JOBS]:
+                worker_type, workers = job_sizing(settings, job)
+                sizes[job_name(settings.glue_job_prefix, job)] = f"{workers} x {worker_type}"
+            print(f"Glue jobs (Glue {settings.glue_version}): {', '.join(f'{n} ({sizes[n]})' for n in result.jobs)}")
             print(f"Glue Data Catalog {settings.glue_database}: {', '.join(result.tables)}")
             print(f"uploaded to {settings.glue_artifacts_root}: {len(result.uploaded)} files")
             print("Athena query that reads Gold:\n" + result.athena_query)

@@ -9,7 +9,7 @@ from crypto_assets.bronze.transforms import BRONZE_COLUMNS
 from crypto_assets.contracts.gold_features import gold_columns
 from crypto_assets.lake.glue_catalog import catalog_tables
 from crypto_assets.silver.transforms import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
-from crypto_assets.tools.aws_deploy import MADE_BY, deploy, destroy
+from crypto_assets.tools.aws_deploy import MADE_BY, SILVER_GOLD_SIZING, deploy, destroy
 from crypto_assets_tests.aws.conftest import glue_settings
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
@@ -42,7 +42,10 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert f'FROM "{s.glue_database}"."gold_features"' in first.athena_query
 
     job = glue.get_job(JobName=f"{prefix}-silver-trades")["Job"]
-    assert job["GlueVersion"] == "5.1" and job["WorkerType"] == "G.2X" and job["NumberOfWorkers"] == 3
+    # Silver and Gold compute on the driver: the measured driver-only sizing, whatever the Bronze jobs get.
+    for driver_only in ("silver-trades", "silver-ticker", "gold-features"):
+        found = glue.get_job(JobName=f"{prefix}-{driver_only}")["Job"]
+        assert (found["GlueVersion"], found["WorkerType"], found["NumberOfWorkers"]) == ("5.1", *SILVER_GOLD_SIZING)
     assert job["Role"] == s.glue_role_arn and job["Timeout"] == s.glue_timeout_minutes
     assert job["Command"] == {"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/glue-artifacts/scripts/silver_trades.py",
                               "PythonVersion": "3"}
@@ -57,6 +60,9 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert stream["DefaultArguments"]["--kafka_bootstrap"] == s.kafka_bootstrap
     assert stream["DefaultArguments"]["--checkpoint_root"] == f"s3://{bucket}/glue-artifacts/checkpoints/"
     assert stream["DefaultArguments"]["--allowed_lateness_days"] == "1"
+    assert stream["DefaultArguments"]["--trigger_seconds"] == str(s.stream_trigger_seconds)
+    assert stream["DefaultArguments"]["--compact_fan_in"] == str(s.stream_compact_files)
+    assert (stream["WorkerType"], stream["NumberOfWorkers"]) == ("G.2X", 3)
     # Bronze batch: the streaming job's Kafka arguments, kafka-python for the offset lookup, a batch job's settings.
     batch = glue.get_job(JobName=f"{prefix}-bronze-ticker-batch")["Job"]
     assert batch["Command"] == {"Name": "glueetl", "PythonVersion": "3",

@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient, TopicPartition
 
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.tools.aws_deploy import job_arguments
 from crypto_assets_tests.aws.local_glue import REPO, glue_script_env
 from crypto_assets_tests.helpers import send_records, trades_frame, ts
 
@@ -21,9 +22,13 @@ COLUMNS = ["topic", "partition", "offset", "kafka_timestamp", "key", "value", "s
 
 
 def _run_stream(settings, lake_root, checkpoint_root, check: bool = True) -> subprocess.CompletedProcess:
-    argv = [sys.executable, str(REPO / "glue" / "bronze_trades_stream.py"), "--lake_root", lake_root,
-            "--aws_region", "us-east-1", "--kafka_bootstrap", settings.kafka_bootstrap, "--topic", settings.trades_topic,
-            "--checkpoint_root", checkpoint_root, "--trigger_seconds", "1", "--run_seconds", "5"]
+    """The streaming script with the arguments deploy gives the job (a local lake and checkpoints instead of
+    S3's, a 1 s trigger), for 5 s."""
+    arguments = {**job_arguments(settings.replace(lake_root="s3://unused/lake"), "bronze_trades_stream"),
+                 "--lake_root": lake_root, "--checkpoint_root": checkpoint_root, "--trigger_seconds": "1",
+                 "--run_seconds": "5"}
+    argv = [sys.executable, str(REPO / "glue" / "bronze_trades_stream.py"),
+            *(item for pair in arguments.items() for item in pair)]
     proc = subprocess.run(argv, env=glue_script_env(settings), capture_output=True, text=True, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]

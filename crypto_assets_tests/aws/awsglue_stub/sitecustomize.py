@@ -1,6 +1,8 @@
 """Glue's Python, played locally: Dagster is not installed there (only `dagster-pipes`, from the jobs'
 `--additional-python-modules`), so importing it fails here too. A Glue script that would die on
-`import dagster` in AWS then fails its local run in the tests instead of passing.
+`import dagster` in AWS then fails its local run in the tests instead of passing. Our own code comes
+only from PYTHONPATH (in a job run: the wheel deploy shipped, as `--extra-py-files` in Glue): the
+development checkout's editable install, which would serve any module of the repository, is taken out.
 
 Python imports this module at start-up because its folder is on PYTHONPATH (`local_glue.glue_script_env`).
 """
@@ -17,4 +19,5 @@ class _NotOnGlue(importlib.abc.MetaPathFinder):
         return None
 
 
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 sys.meta_path.insert(0, _NotOnGlue())

@@ -1,0 +1,106 @@
+"""Glue job arguments: every value a job needs comes from the settings (deploy's default arguments plus what
+Dagster adds per run), none has a default in the entry scripts, and a missing one stops the job with one
+line naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, bronze_batch_job, kafka_kind
+from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
+from crypto_assets.contracts.partitioning import SilverRules
+from crypto_assets.glue_jobs import jobs
+from crypto_assets.orchestration.glue import GlueCompute
+from crypto_assets.orchestration.resources.kafka import KafkaResource
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.tools.aws_deploy import job_arguments
+from crypto_assets_tests.aws.local_glue import REPO, glue_script_env
+
+DAY = date(2026, 3, 4)
+
+
+def _settings(base_settings, **overrides):
+    return base_settings.replace(lake_root="s3://lake-bucket/lake", compute="glue", **overrides)
+
+
+def _run_arguments(settings, job: str) -> dict[str, str]:
+    """What Dagster's Glue compute adds to the job's default arguments for one partition."""
+    compute = GlueCompute.from_settings(settings, lake=LakeResource.from_settings(settings),
+                                        kafka=KafkaResource.from_settings(settings))
+    rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
+    if job in STREAM_JOBS:
+        return {}
+    if kafka_kind(job):
+        assert job == bronze_batch_job(kafka_kind(job))
+        return compute.bronze_arguments(kafka_kind(job), DAY, rules)
+    if job == GOLD_ASSET:
+        return compute.gold_arguments(DAY, "BTC-USD")
+    assert job in (silver_asset("trades"), silver_asset("ticker"))
+    return compute.silver_arguments(DAY, "BTC-USD", rules, require_bronze_day=True)
+
+
+def _required(job: str) -> list[str]:
+    if job in STREAM_JOBS:
+        return jobs.STREAM_ARGS
+    if kafka_kind(job):
+        return jobs.BRONZE_BATCH_ARGS
+    return jobs.GOLD_ARGS if job == GOLD_ASSET else jobs.SILVER_ARGS
+
+
+def _argv(arguments: dict[str, str]) -> list[str]:
+    return [item for pair in arguments.items() for item in pair]
+
+
+@pytest.mark.parametrize("job", [*BATCH_JOBS, *STREAM_JOBS])
+def test_every_argument_a_job_requires_comes_from_the_settings(base_settings, job):
+    plain = _settings(base_settings)
+    given = {**job_arguments(plain, job), **_run_arguments(plain, job)}
+    assert sorted(given) == sorted(f"--{name}" for name in _required(job))
+    # The arguments of empty-means-none settings appear once those settings are set.
+    full = _settings(base_settings, s3_endpoint_url="http://127.0.0.1:5000", kafka_sasl_secret_id="AmazonMSK_x")
+    given = {**job_arguments(full, job), **_run_arguments(full, job)}
+    extra = {"--s3_endpoint_url": "http://127.0.0.1:5000", **({"--kafka_sasl_secret_id": "AmazonMSK_x"}
+                                                               if kafka_kind(job) else {})}
+    assert sorted(given) == sorted([*(f"--{name}" for name in _required(job)), *extra])
+    assert {k: given[k] for k in extra} == extra
+    # The values are the settings'.
+    assert given["--lake_root"] == "s3://lake-bucket/lake" and given["--aws_region"] == full.aws_region
+    if "--allowed_lateness_days" in given:
+        assert given["--allowed_lateness_days"] == str(full.allowed_lateness_days)
+    if job in STREAM_JOBS:
+        assert (given["--trigger_seconds"], given["--compact_fan_in"]) == (
+            str(full.stream_trigger_seconds), str(full.stream_compact_files))
+    if kafka_kind(job):
+        assert (given["--kafka_bootstrap"], given["--kafka_timestamp_skew_minutes"], given["--kafka_security_protocol"],
+                given["--kafka_sasl_mechanism"]) == (full.kafka_bootstrap, str(full.kafka_timestamp_skew_minutes),
+                                                     full.kafka_security_protocol, full.kafka_sasl_mechanism)
+
+
+# One argument per job, each one the entry scripts used to fill in silently when it was missing.
+MISSING = {
+    "silver_trades": "require_bronze_day", "silver_ticker": "allowed_lateness_days", "gold_features": "aws_region",
+    "bronze_trades_batch": "kafka_timestamp_skew_minutes", "bronze_ticker_batch": "kafka_security_protocol",
+    "bronze_trades_stream": "trigger_seconds", "bronze_ticker_stream": "compact_fan_in",
+}
+
+
+@pytest.mark.parametrize("job", sorted(MISSING))
+def test_a_job_started_without_an_argument_fails_with_one_line_naming_it(base_settings, wheel, job):
+    """The real entry script, with the shipped wheel as its code, as Glue would start it."""
+    settings = _settings(base_settings)
+    arguments = {**job_arguments(settings, job), **_run_arguments(settings, job)}
+    del arguments[f"--{MISSING[job]}"]
+    script = REPO / "glue" / {**BATCH_JOBS, **STREAM_JOBS}[job]
+    proc = subprocess.run([sys.executable, str(script), *_argv(arguments)], env=glue_script_env(settings, wheel),
+                          capture_output=True, text=True, cwd=os.sep, timeout=300)
+    assert proc.returncode != 0
+    # What Glue shows as the run's error (and Dagster in its one failure line): the exception's line.
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"crypto_assets.glue_jobs.jobs.JobArgumentError: Glue job argument --{MISSING[job]} is missing: "
+        f"`crypto-pipeline aws deploy` sets every job argument from the settings (Dagster adds the partition's per "
+        f"run); run deploy again with this version")
