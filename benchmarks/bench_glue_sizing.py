@@ -305,7 +305,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from crypto_assets.contracts.glue_jobs import job_name
-    from crypto_assets.tools.aws_deploy import SILVER_GOLD_SIZING, build_wheel, deploy
+    from crypto_assets.tools.aws_deploy import build_wheel, deploy
     from crypto_assets_tests.aws.conftest import DUMMY_AWS_ENV
     from crypto_assets_tests.conftest import free_port
 
@@ -354,10 +354,11 @@ def main() -> None:
           f"wall time at most): {chosen['workers']} x {chosen['worker_type']} (Glue's minimum of workers; "
           f"{chosen['worker_memory_gib']} GiB per worker, {chosen['memory_margin']}x the driver's largest need of "
           f"{chosen['driver_need_mib']:,} MiB including an idle Spark JVM)", flush=True)
-    deployed = f"{SILVER_GOLD_SIZING[1]} x {SILVER_GOLD_SIZING[0]}"
-    same = (chosen["worker_type"], chosen["workers"]) == SILVER_GOLD_SIZING
+    configured = (settings.glue_silver_gold_worker_type, settings.glue_silver_gold_workers)
+    deployed = f"{configured[1]} x {configured[0]}"
+    same = (chosen["worker_type"], chosen["workers"]) == configured
     print(f"`crypto-pipeline aws deploy` sizes the Silver and Gold jobs {deployed} by default: "
-          f"{'the same' if same else 'DIFFERENT: update SILVER_GOLD_SIZING and the README'}", flush=True)
+          f"{'the same' if same else 'DIFFERENT: update the defaults of CRYPTO_GLUE_SILVER_GOLD_WORKER_TYPE / _WORKERS and the README'}", flush=True)
     moto.stop()
     summary = {"benchmark": "bench_glue_sizing", "machine": info, "trades": args.trades, "tickers": args.tickers,
                "product": PRODUCT, "jobs": figures, "idle_driver_jvm_mib": idle["jvm_peak_mib"], "sizing": chosen}

@@ -177,8 +177,10 @@ class Settings(_Declared):
     compute: Compute = Field("local", description="Where Bronze (batch mode), Silver and Gold run: `local` (in the Dagster process: Spark for Bronze, Arrow for Silver and Gold) or `glue` (AWS Glue job runs through Dagster Pipes).")
     glue_job_prefix: str = Field("crypto-lakehouse", description="Name prefix of the Glue jobs `crypto-pipeline aws deploy` makes (`<prefix>-silver-trades`, ...) and of the default artifacts folder.")
     glue_role_arn: str = Field("", description="IAM role the Glue jobs run as (required by `aws deploy`).")
-    glue_worker_type: str = Field("G.1X", description="Glue worker type (G.1X = 4 vCPU, 16 GB, 1 DPU).")
-    glue_workers: int = Field(2, description="Glue workers per job run (minimum 2).")
+    glue_worker_type: str = Field("G.1X", description="Glue worker type of the Bronze jobs (batch and streaming), which run Spark work (G.1X = 4 vCPU, 16 GB, 1 DPU).")
+    glue_workers: int = Field(2, description="Glue workers per Bronze job run (minimum 2).")
+    glue_silver_gold_worker_type: str = Field("G.1X", description="Glue worker type of the Silver and Gold jobs, which compute with Arrow on the driver and run no Spark task: its memory must hold the driver's peak (README, AWS mode: about 5 GiB per million trades of a Gold product-day; G.1X = 16 GB, G.2X = 32 GB).")
+    glue_silver_gold_workers: int = Field(2, description="Workers per Silver or Gold job run: Glue's minimum of 2 (one is the driver, the other idles).")
     glue_version: str = Field("5.1", description="Glue version of the jobs (5.1 = Spark 3.5, Python 3.11, Java 17).")
     glue_database: str = Field("crypto_lakehouse", description="Glue Data Catalog database of the Bronze/Silver/Gold tables (Athena reads it).")
     glue_timeout_minutes: int = Field(60, description="A Glue job run longer than this is stopped by Glue (state TIMEOUT) and fails the Dagster run.")
@@ -225,10 +227,10 @@ class Settings(_Declared):
     def _partitions(cls, value: int) -> int:
         return _at_least("KAFKA_PARTITIONS", 1, value)
 
-    @field_validator("glue_workers")
+    @field_validator("glue_workers", "glue_silver_gold_workers")
     @classmethod
-    def _workers(cls, value: int) -> int:
-        return _at_least("GLUE_WORKERS", 2, value, " (Glue's minimum)")
+    def _workers(cls, value: int, info) -> int:
+        return _at_least(info.field_name.upper(), 2, value, " (Glue's minimum)")
 
     @field_validator("glue_timeout_minutes")
     @classmethod

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, job_name, kafka_kind
@@ -31,9 +32,12 @@ MADE_BY = "crypto-pipeline aws deploy"
 MANIFEST = "deploy-manifest.json"
 # Inside Glue only these are installed from PyPI; our wheel goes on the path without its dependencies
 # (pulling dagster and pyspark into Glue would replace Glue's own Spark). The Bronze batch jobs also
-# need kafka-python, for the offset lookup by time. Pinned to the versions the tests run.
+# need kafka-python, for the offset lookup by time. Pinned to the versions the tests run. Every job
+# reads its settings' declaration (contracts.settings), so pydantic-settings goes too, at the version
+# installed here (the one the tests ran).
 PIPES_MODULE = "dagster-pipes==1.13.27"
 KAFKA_CLIENT_MODULE = "kafka-python==3.0.12"
+SETTINGS_MODULES = tuple(f"{name}=={metadata.version(name)}" for name in ("pydantic", "pydantic-settings"))
 # The sub-packages of crypto_assets the Glue jobs import (DESIGN.md: glue jobs use contracts, lake and the
 # layers); only these are shipped. Tools, the Dagster orchestration and the producer run only locally.
 GLUE_PACKAGES = ("contracts", "lake", "bronze", "silver", "gold", "glue_jobs")
@@ -134,17 +138,12 @@ def job_arguments(settings: Settings, job: str) -> dict[str, str]:
 # of the smallest type whose memory holds the driver's measured peak twice over (benchmarks/bench_glue_sizing.py,
 # README "AWS mode": 5.5 GB for Gold on a busy product-day; a G.1X worker has 16 GB). Until the settings
 # declare these two, deploy uses that measured choice.
-SILVER_GOLD_SIZING_SETTINGS = ("glue_silver_gold_worker_type", "glue_silver_gold_workers")
-SILVER_GOLD_SIZING = ("G.1X", 2)
-
-
 def job_sizing(settings: Settings, job: str) -> tuple[str, int]:
     """(worker type, number of workers) of `job`: the Bronze jobs (batch and streaming) run Spark work and get
     CRYPTO_GLUE_WORKER_TYPE x CRYPTO_GLUE_WORKERS; Silver and Gold only need the driver."""
     if kafka_kind(job):
         return settings.glue_worker_type, settings.glue_workers
-    type_setting, count_setting = SILVER_GOLD_SIZING_SETTINGS
-    return getattr(settings, type_setting, SILVER_GOLD_SIZING[0]), getattr(settings, count_setting, SILVER_GOLD_SIZING[1])
+    return settings.glue_silver_gold_worker_type, settings.glue_silver_gold_workers
 
 
 def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, str]) -> dict[str, dict]:
@@ -153,7 +152,7 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
     jobs = {}
     for job in [*BATCH_JOBS, *STREAM_JOBS]:
         streaming = job in STREAM_JOBS
-        modules = [PIPES_MODULE] + ([KAFKA_CLIENT_MODULE] if kafka_kind(job) and not streaming else [])
+        modules = [PIPES_MODULE, *SETTINGS_MODULES] + ([KAFKA_CLIENT_MODULE] if kafka_kind(job) and not streaming else [])
         args = {
             "--job-language": "python",
             "--extra-py-files": wheel_uri,

@@ -9,7 +9,7 @@ from crypto_assets.bronze.transforms import BRONZE_COLUMNS
 from crypto_assets.contracts.gold_features import gold_columns
 from crypto_assets.lake.glue_catalog import catalog_tables
 from crypto_assets.silver.transforms import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
-from crypto_assets.tools.aws_deploy import MADE_BY, SILVER_GOLD_SIZING, deploy, destroy
+from crypto_assets.tools.aws_deploy import MADE_BY, SETTINGS_MODULES, deploy, destroy
 from crypto_assets_tests.aws.conftest import glue_settings
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
@@ -29,7 +29,8 @@ def _keys(s3, bucket):
 
 def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_its_own(
         base_settings, moto_endpoint, bucket, wheel, capsys):
-    s = glue_settings(base_settings, bucket, moto_endpoint, glue_workers=3, glue_worker_type="G.2X")
+    s = glue_settings(base_settings, bucket, moto_endpoint, glue_workers=3, glue_worker_type="G.2X",
+                      glue_silver_gold_worker_type="G.4X")
     glue, s3 = _clients(moto_endpoint)
     # Things deploy did not make, which destroy must leave alone.
     s3.put_object(Bucket=bucket, Key="lake/silver/trades/product_id=X/event_date=2026-01-01/part-0.parquet", Body=b"x")
@@ -45,13 +46,14 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     # Silver and Gold compute on the driver: the measured driver-only sizing, whatever the Bronze jobs get.
     for driver_only in ("silver-trades", "silver-ticker", "gold-features"):
         found = glue.get_job(JobName=f"{prefix}-{driver_only}")["Job"]
-        assert (found["GlueVersion"], found["WorkerType"], found["NumberOfWorkers"]) == ("5.1", *SILVER_GOLD_SIZING)
+        assert (found["GlueVersion"], found["WorkerType"], found["NumberOfWorkers"]) == (
+            "5.1", s.glue_silver_gold_worker_type, s.glue_silver_gold_workers)
     assert job["Role"] == s.glue_role_arn and job["Timeout"] == s.glue_timeout_minutes
     assert job["Command"] == {"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/glue-artifacts/scripts/silver_trades.py",
                               "PythonVersion": "3"}
     args = job["DefaultArguments"]
     assert args["--extra-py-files"] == f"s3://{bucket}/glue-artifacts/dist/{wheel.name}"
-    assert args["--additional-python-modules"] == "dagster-pipes==1.13.27"
+    assert args["--additional-python-modules"] == ",".join(["dagster-pipes==1.13.27", *SETTINGS_MODULES])
     assert args["--lake_root"] == f"s3://{bucket}/lake" and args["--aws_region"] == "us-east-1"
     assert args["--allowed_lateness_days"] == "1" and args["--job-language"] == "python"
     stream = glue.get_job(JobName=f"{prefix}-bronze-trades-stream")["Job"]
@@ -71,7 +73,7 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
         "5.1", "G.2X", 3, s.glue_timeout_minutes)
     assert batch["DefaultArguments"] == {
         **{k: v for k, v in args.items() if k != "--additional-python-modules"},
-        "--additional-python-modules": "dagster-pipes==1.13.27,kafka-python==3.0.12",
+        "--additional-python-modules": ",".join(["dagster-pipes==1.13.27", *SETTINGS_MODULES, "kafka-python==3.0.12"]),
         "--kafka_bootstrap": s.kafka_bootstrap, "--topic": s.ticker_topic,
         "--kafka_security_protocol": "PLAINTEXT", "--kafka_sasl_mechanism": "SCRAM-SHA-512",
         "--kafka_timestamp_skew_minutes": str(s.kafka_timestamp_skew_minutes),
@@ -170,6 +172,7 @@ def test_modules_installed_in_glue_are_the_versions_the_tests_run():
 
     from crypto_assets.tools.aws_deploy import KAFKA_CLIENT_MODULE, PIPES_MODULE
 
-    for pin in (PIPES_MODULE, KAFKA_CLIENT_MODULE):
+    assert [m.partition("==")[0] for m in SETTINGS_MODULES] == ["pydantic", "pydantic-settings"]
+    for pin in (PIPES_MODULE, KAFKA_CLIENT_MODULE, *SETTINGS_MODULES):
         name, _, pinned = pin.partition("==")
         assert version(name) == pinned, pin
