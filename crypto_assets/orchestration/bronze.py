@@ -21,7 +21,7 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.kafka_topics import OWNER, topic_asset_key
 from crypto_assets.orchestration.partitions import PRODUCTS, ingest_date_partitions
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
-from crypto_assets.orchestration.resources.compute import ComputeResource
+from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
 from crypto_assets.orchestration.resources.lake import LakeResource
 
 
@@ -41,7 +41,7 @@ def register_products(instance, products: list[str]) -> list[str]:
 
 def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
     table = BRONZE_TABLE[kind]
-    rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
+    rules = SilverRules.from_settings(settings)
 
     @asset(
         name=bronze_asset(kind),
@@ -53,7 +53,7 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
         ),
         partitions_def=ingest_date_partitions(settings),
         group_name="bronze",
-        kinds={"spark", "parquet", "kafka"},
+        kinds=asset_kinds(settings, "spark", "kafka", "parquet"),
         owners=[OWNER],
         deps=[topic_asset_key(kind)],
         tags={"layer": "bronze"},

@@ -7,12 +7,8 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    DimensionPartitionMapping,
     FreshnessPolicy,
-    IdentityPartitionMapping,
     MaterializeResult,
-    MultiPartitionMapping,
-    TimeWindowPartitionMapping,
     asset,
 )
 
@@ -20,20 +16,11 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.gold.report import GOLD_CHECKS
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import GOLD_KEY
-from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
+from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions, event_day_window
 from crypto_assets.orchestration.reporting import check_specs
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
-from crypto_assets.orchestration.resources.compute import ComputeResource
+from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
 from crypto_assets.orchestration.resources.lake import LakeResource
-
-
-def _mapping(start: int, end: int) -> MultiPartitionMapping:
-    return MultiPartitionMapping(
-        {
-            EVENT_DATE: DimensionPartitionMapping(EVENT_DATE, TimeWindowPartitionMapping(start_offset=start, end_offset=end)),
-            PRODUCT: DimensionPartitionMapping(PRODUCT, IdentityPartitionMapping()),
-        }
-    )
 
 
 def build_gold_asset(settings: Settings) -> AssetsDefinition:
@@ -47,13 +34,13 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="gold",
-        kinds={"spark", "pandas", "parquet"},
+        kinds=asset_kinds(settings, "pandas", "parquet"),
         owners=[OWNER],
         tags={"layer": "gold"},
         freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.gold_freshness_minutes)),
         deps=[
-            AssetDep(AssetKey("silver_trades"), partition_mapping=_mapping(-1, 1)),
-            AssetDep(AssetKey("silver_ticker"), partition_mapping=_mapping(-1, 0)),
+            AssetDep(AssetKey("silver_trades"), partition_mapping=event_day_window(-1, 1)),
+            AssetDep(AssetKey("silver_ticker"), partition_mapping=event_day_window(-1, 0)),
         ],
         check_specs=check_specs(GOLD_KEY, GOLD_CHECKS),
     )

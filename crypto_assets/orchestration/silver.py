@@ -15,7 +15,6 @@ from dagster import (
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
-    MultiToSingleDimensionPartitionMapping,
     asset,
 )
 
@@ -24,10 +23,15 @@ from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import bronze_key, silver_key
-from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions
+from crypto_assets.orchestration.partitions import (
+    EVENT_DATE,
+    PRODUCT,
+    event_date_product_partitions,
+    event_days_of_ingest_day,
+)
 from crypto_assets.orchestration.reporting import check_specs
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
-from crypto_assets.orchestration.resources.compute import ComputeResource
+from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.silver.build import bronze_window_days
 from crypto_assets.silver.report import SILVER_CHECKS
@@ -71,7 +75,7 @@ def _report_missing_bronze_days(context: AssetExecutionContext, lake: LakeResour
 def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
     key = silver_key(kind)
     table = SILVER_TABLE[kind]
-    rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
+    rules = SilverRules.from_settings(settings)
 
     @asset(
         key=key,
@@ -83,7 +87,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="silver",
-        kinds={"arrow", "spark", "parquet"},
+        kinds=asset_kinds(settings, "arrow", "parquet"),
         owners=[OWNER],
         tags={"layer": "silver"},
         freshness_policy=FreshnessPolicy.time_window(
@@ -93,7 +97,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         deps=[
             AssetDep(
                 bronze_key(kind),
-                partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=EVENT_DATE),
+                partition_mapping=event_days_of_ingest_day(),
             )
         ],
         check_specs=check_specs(key, SILVER_CHECKS[kind]),

@@ -26,6 +26,13 @@ from crypto_assets.silver.build import BronzeMissingError, build_silver
 from crypto_assets.silver.report import silver_report
 
 
+def asset_kinds(settings: Settings, *computed_with: str) -> set[str]:
+    """An asset's kinds in the UI: what computes its step (most telling first), led by `glue` when the step
+    runs as a Glue job; Dagster allows three."""
+    kinds = ["glue", *computed_with] if settings.compute == "glue" else list(computed_with)
+    return set(kinds[:3])
+
+
 class ComputeResource(ConfigurableResource, ABC):
     """Builds one partition and returns what its asset reports (metadata and check results), wherever it runs."""
 
@@ -74,7 +81,7 @@ class LocalCompute(ComputeResource):
     def silver_partition(self, context, kind, day, product, rules, require_bronze_day):
         # Silver computes with Arrow: the Spark session, and its JVM, start only if asked for.
         try:
-            stats = build_silver(self.spark.get_session, self.lake, kind, day, [product], rules,
+            stats = build_silver(self.lake, kind, day, [product], rules,
                                  require_bronze_day=require_bronze_day)[product]
         except BronzeMissingError as exc:
             raise _failure(str(exc)) from None
