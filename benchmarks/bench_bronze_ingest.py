@@ -10,7 +10,7 @@
    prices a seeded random walk, Kafka timestamps spread evenly and increasing over one UTC day,
    headers source=bench, connection_id=bench-1. Reports the publish rate.
 3. Builds a local Spark session (local[2], 4 shuffle partitions, 4g driver), warms it up and
-   times `build_bronze_day(..., "trades", day)`; checks rows == N and malformed == 0.
+   times `build_bronze_day(..., "trades", day, rules)`; checks rows == N and malformed == 0.
    Reports seconds, records/s, bytes and files written, the time of each phase (offset lookup,
    existing-partition check, read+transform+write, stats collection) and peak memory.
    Goal: at least 50,000 records/s on 2 cores.
@@ -167,6 +167,7 @@ def run_bronze(spark, settings, day: date, groups: dict[str, int]):
     from pyspark.sql.readwriter import DataFrameWriter
 
     import crypto_assets.bronze.build as step
+    from crypto_assets.contracts.partitioning import SilverRules
     from crypto_assets.orchestration.resources.kafka import KafkaResource
     from crypto_assets.orchestration.resources.lake import LakeResource
 
@@ -181,7 +182,7 @@ def run_bronze(spark, settings, day: date, groups: dict[str, int]):
     ]
     try:
         with C.CpuWindow(groups) as cw:
-            stats = step.build_bronze_day(spark, kafka, lake, "trades", day)
+            stats = step.build_bronze_day(spark, kafka, lake, "trades", day, SilverRules.from_settings(settings))
     finally:
         for owner, attr, orig in originals:
             setattr(owner, attr, orig)

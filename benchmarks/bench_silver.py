@@ -94,7 +94,7 @@ def time_silver(lake, groups: list[list[str]]) -> float:
     for kind in ("trades", "ticker"):
         for products in groups:
             clock = time.perf_counter()
-            stats = build_silver(None, lake, kind, DAY, products, SilverRules())
+            stats = build_silver(lake, kind, DAY, products, SilverRules())
             took = time.perf_counter() - clock
             total += took
             for p, s in stats.items():

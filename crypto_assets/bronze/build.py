@@ -85,8 +85,7 @@ def _guard_against_loss(existing: dict[int, tuple[int, int]], window: OffsetWind
 
 
 def build_bronze_day(
-    spark: SparkSession, kafka: KafkaAccess, lake: LakeStore, kind: str, day: date,
-    rules: SilverRules | None = None,
+    spark: SparkSession, kafka: KafkaAccess, lake: LakeStore, kind: str, day: date, rules: SilverRules,
 ) -> BronzeDayStats:
     """Rewrites `bronze/<table>/ingest_date=<day>/` whole from the Kafka records of that UTC day, then
     commits what it added (see `crypto_assets.lake.commits`) with the Silver partitions `rules` assign it to."""
@@ -119,7 +118,7 @@ def build_bronze_day(
         lake.delete(part_path)
         return stats
     _collect_stats(spark, lake, stats)
-    _commit_new_rows(spark, lake, stats, existing, rules or SilverRules())
+    _commit_new_rows(spark, lake, stats, existing, rules)
     return stats
 
 

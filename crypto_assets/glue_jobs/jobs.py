@@ -166,13 +166,12 @@ def silver_job(kind: str, argv: list[str] | None = None) -> None:
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, SILVER_ARGS)
-    spark = glue_session(args)
-    lake = lake_from_args(args)
+    lake = lake_from_args(args)  # Silver computes with Arrow on the driver: no Spark session needed
     day, product = date.fromisoformat(args["event_date"]), args["product_id"]
     rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
     with open_pipes(args) as pipes:
         require = _flag(args, "require_bronze_day")
-        s = build_silver(spark, lake, kind, day, [product], rules, require_bronze_day=require)[product]
+        s = build_silver(lake, kind, day, [product], rules, require_bronze_day=require)[product]
         pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
                        f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
         _report(pipes, silver_asset(kind), *silver_report(kind, s))

@@ -160,7 +160,6 @@ def read_bronze_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRul
 
 
 def build_silver(
-    spark,
     lake: LakeResource,
     kind: str,
     day: date,
@@ -168,9 +167,7 @@ def build_silver(
     rules: SilverRules,
     require_bronze_day: bool = True,
 ) -> dict[str, SilverStats]:
-    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole.
-
-    `spark` is not used (Silver runs without Spark); callers still pass theirs or None."""
+    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole (Arrow; no Spark)."""
     table = SILVER_TABLE[kind]
     stats = {
         p: SilverStats(

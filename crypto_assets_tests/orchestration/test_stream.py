@@ -62,7 +62,7 @@ def test_stream_lands_the_batch_rows_exactly_once_across_a_restart(fresh_setting
     # The batch mode builds the same rows from the same Kafka records.
     batch_settings = s.replace(lake_root=str(tmp_path / "batch-lake"))
     batch_lake = LakeResource.from_settings(batch_settings)
-    build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1))
+    build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1), SilverRules())
     assert _rows(spark, streamed) == _rows(spark, f"{batch_settings.lake_root}/bronze/kafka_trades/ingest_date={D1}")
 
     commits = [read_commit(lake, "trades", n) for n in list_commit_names(lake, "trades")]
@@ -151,9 +151,9 @@ def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(
     # Silver over the merged files equals Silver over the batch mode's files of the same records.
     batch_settings = s.replace(lake_root=str(tmp_path / "batch-lake"))
     batch_lake = LakeResource.from_settings(batch_settings)
-    build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1))
+    build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1), SilverRules())
     for target in (lake, batch_lake):
-        stats = build_silver(None, target, "trades", date.fromisoformat(D1), ["BTC-USD", "ETH-USD"], SilverRules())
+        stats = build_silver(target, "trades", date.fromisoformat(D1), ["BTC-USD", "ETH-USD"], SilverRules())
         assert [(p, st.rows, st.window_items) for p, st in stats.items()] == [("BTC-USD", 6, 6), ("ETH-USD", 3, 3)]
     assert _rows(spark, f"{s.lake_root}/silver/trades") == _rows(spark, f"{batch_settings.lake_root}/silver/trades")
 

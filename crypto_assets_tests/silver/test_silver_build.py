@@ -75,7 +75,7 @@ def _bronze_lake(spark, root, kind, records) -> Lake:
 def test_build_writes_and_reports_every_case(spark, tmp_path, kind, records):
     products = ["BTC-USD", "ETH-USD", "UNKNOWN"]
     lake = _bronze_lake(spark, tmp_path, kind, records)
-    stats = build_silver(None, lake, kind, DAY, products, RULES)
+    stats = build_silver(lake, kind, DAY, products, RULES)
     for p in products:
         s = stats[p]
         assert s.reconciles, p
