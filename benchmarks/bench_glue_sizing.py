@@ -1,6 +1,6 @@
 """What a Silver and a Gold Glue job use, measured on local Spark: the basis of the worker sizing `aws deploy` sets.
 
-Each job is run the way the tests run Glue jobs (`crypto_assets_tests/aws/local_glue.py`): the real entry
+Each job is run the way the tests run Glue jobs (`crypto_assets_tests/support/local_glue.py`): the real entry
 script in `glue/`, with the wheel `aws deploy` ships as its only code, started through moto's Glue API
 with the job's deployed default arguments, in a process of its own. The data is a busy generated day:
 Bronze of 2,000,000 trade and 2,000,000 ticker records over two products (1% of the trades re-sent) for
@@ -306,8 +306,8 @@ def main() -> None:
 
     from crypto_assets.contracts.glue_jobs import job_name
     from crypto_assets.tools.aws_deploy import build_wheel, deploy
-    from crypto_assets_tests.aws.conftest import DUMMY_AWS_ENV
     from crypto_assets_tests.conftest import free_port
+    from crypto_assets_tests.support.aws import DUMMY_AWS_ENV
 
     info = machine_info()
     print(machine_line(info), flush=True)

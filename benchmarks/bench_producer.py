@@ -108,7 +108,7 @@ def bench_replay(settings, path: Path, workers: int, broker_pid: int, quiet: boo
 def bench_latency(settings, seconds: float, rate: int, broker_pid: int) -> dict:
     sys.path.insert(0, str(C.REPO))
     from crypto_assets.contracts.settings import ProducerSettings
-    from crypto_assets_tests.producer.ws_server import FakeCoinbase, Market
+    from crypto_assets_tests.support.fake_exchange import FakeCoinbase, Market
     from producer.live import run_live
 
     s = fresh_topics(settings, "live")

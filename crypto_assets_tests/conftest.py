@@ -2,6 +2,11 @@
 
 The broker runs on free ports with its own state folder, so a developer's broker on 9092 is
 left alone. Tests isolate themselves with their own topics (`fresh_settings`) and lake folders.
+
+The tests mirror the code's layers (contracts/, producer/, lake/, bronze/, silver/, gold/,
+orchestration/, glue_jobs/, tools/, ui/); `support/` holds what several of them share: the fake
+Coinbase exchange, the producer's fake sinks, the local Glue runner and its `awsglue` stand-in,
+the moto fixtures (registered below) and the Kafka record builders.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from crypto_assets.contracts.settings import Settings
+
+pytest_plugins = ["crypto_assets_tests.support.aws"]
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_STATE = REPO / ".state" / "test"

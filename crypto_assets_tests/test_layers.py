@@ -117,3 +117,15 @@ def test_the_check_names_each_import_against_the_layering(module, is_package, so
     known = {"crypto_assets.gold.build", "crypto_assets.silver.transforms", "crypto_assets.tools",
              "crypto_assets.orchestration.definitions", "crypto_assets.contracts.names"}
     assert violations(module, source, is_package, known) == expected
+
+
+def test_the_tests_mirror_the_layers():
+    """A test folder per layer (tests of `producer/` in `producer/`, of `crypto_assets/lake/` in `lake/`, ...),
+    plus `support/` (what several share) and `ui/` (the browser test); no test module loose at the top
+    but the repository-wide ones."""
+    tests = REPO / "crypto_assets_tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == (set(MAY_IMPORT) - {PACKAGE_ROOT}) | {"support", "ui"}
+    loose = {p.name for p in tests.glob("test_*.py")}
+    assert loose == {"test_layers.py", "test_repository.py"}
+    assert not list((tests / "support").glob("test_*.py"))

@@ -10,7 +10,7 @@ from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_definitions, build_resources
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.tools.inprocess import apply, execute, requested, tick
-from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, ticker_frame, trades_frame, ts
 
 D1, D2 = "2026-06-01", "2026-06-02"
 

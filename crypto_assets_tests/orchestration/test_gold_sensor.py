@@ -16,7 +16,7 @@ from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.gold_sensor import _head_moved
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.inprocess import requested, tick
-from crypto_assets_tests.helpers import break_silver_dedup, send_records, trades_frame, ts
+from crypto_assets_tests.support.records import break_silver_dedup, send_records, trades_frame, ts
 
 D1, D2 = "2026-08-01", "2026-08-02"
 

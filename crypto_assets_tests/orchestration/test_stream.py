@@ -17,7 +17,7 @@ from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnav
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.tools.inprocess import tick
 from crypto_assets.tools.stream_job import run_stream
-from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, ticker_frame, trades_frame, ts
 
 D1 = "2026-07-01"
 

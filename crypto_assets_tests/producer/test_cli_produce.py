@@ -14,8 +14,8 @@ import pytest
 
 from crypto_assets.tools.cli import main
 from crypto_assets_tests.conftest import REPO
-from crypto_assets_tests.producer.live_support import consume_all, expected_records
-from crypto_assets_tests.producer.ws_server import FakeCoinbase, Market
+from crypto_assets_tests.support.fake_exchange import FakeCoinbase, Market
+from crypto_assets_tests.support.live_producer import consume_all, expected_records
 from producer.recording import Recorder
 from producer.synthetic import SyntheticConfig, generate_frames
 

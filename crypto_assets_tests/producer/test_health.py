@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from crypto_assets_tests.helpers import ticker_frame, trades_frame
+from crypto_assets_tests.support.records import ticker_frame, trades_frame
 from producer.health import FeedHealth
 
 WHEN = "2026-11-24T23:50:00.123456789Z"

@@ -14,20 +14,20 @@ import uuid
 import pytest
 
 from crypto_assets.tools.broker import LocalBroker
-from crypto_assets_tests.producer.fakes import parse_exposition
-from crypto_assets_tests.producer.live_support import (
-    LiveRun,
-    by_key,
-    consume_all,
-    expected_records,
-    fast_options,
-)
-from crypto_assets_tests.producer.ws_server import (
+from crypto_assets_tests.support.fake_exchange import (
     ERROR_SAMPLE,
     L2_SAMPLE,
     Action,
     FakeCoinbase,
     Market,
+)
+from crypto_assets_tests.support.fake_sinks import parse_exposition
+from crypto_assets_tests.support.live_producer import (
+    LiveRun,
+    by_key,
+    consume_all,
+    expected_records,
+    fast_options,
 )
 from producer.live import install_stop_signals
 from producer.run import run_offline_source

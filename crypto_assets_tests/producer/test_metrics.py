@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crypto_assets_tests.helpers import trades_frame
-from crypto_assets_tests.producer.fakes import RecordingSink, parse_exposition
+from crypto_assets_tests.support.fake_sinks import RecordingSink, parse_exposition
+from crypto_assets_tests.support.records import trades_frame
 from producer.metrics import Family, LatencyHistogram, MetricsServer, render
 from producer.pipeline import FeedPipeline
 

@@ -16,14 +16,14 @@ import pytest
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.tools.broker import LocalBroker
 from crypto_assets_tests.conftest import REPO, free_port
-from crypto_assets_tests.producer.live_support import (
+from crypto_assets_tests.support.fake_exchange import FakeCoinbase, Market
+from crypto_assets_tests.support.live_producer import (
     LiveRun,
     by_key,
     consume_all,
     expected_records,
     fast_options,
 )
-from crypto_assets_tests.producer.ws_server import FakeCoinbase, Market
 
 
 @pytest.fixture

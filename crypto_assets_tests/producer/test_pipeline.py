@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-from crypto_assets_tests.helpers import ticker_frame, trades_frame
-from crypto_assets_tests.producer.fakes import RecordingSink, parse_exposition
+from crypto_assets_tests.support.fake_sinks import RecordingSink, parse_exposition
+from crypto_assets_tests.support.records import ticker_frame, trades_frame
 from producer.metrics import render
 from producer.pipeline import FeedPipeline, LogLimiter
 from producer.run import TimedFrame, publish_frames

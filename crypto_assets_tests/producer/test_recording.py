@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from crypto_assets_tests.producer.fakes import RecordingSink
+from crypto_assets_tests.support.fake_sinks import RecordingSink
 from producer.recording import Recorder
 from producer.run import (
     datetime_to_ms,

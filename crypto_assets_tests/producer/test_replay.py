@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crypto_assets.tools.broker import LocalBroker
-from crypto_assets_tests.producer.live_support import consume_all
+from crypto_assets_tests.support.live_producer import consume_all
 from producer.recording import Recorder
 from producer.run import datetime_to_ms, parse_rfc3339, run_offline_source
 from producer.synthetic import SyntheticConfig, generate_frames

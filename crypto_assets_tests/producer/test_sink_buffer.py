@@ -11,7 +11,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 
-from crypto_assets_tests.helpers import ticker_frame, trades_frame
+from crypto_assets_tests.support.records import ticker_frame, trades_frame
 from producer.kafka_sink import KafkaSink
 from producer.routing import KafkaRecord
 

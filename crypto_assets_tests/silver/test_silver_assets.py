@@ -11,7 +11,7 @@ from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.partitions import event_date_product_partitions
 from crypto_assets.orchestration.silver import silver_assets
-from crypto_assets_tests.helpers import break_silver_dedup, send_records, ticker_frame, ts
+from crypto_assets_tests.support.records import break_silver_dedup, send_records, ticker_frame, ts
 
 D1, D2 = "2026-04-01", "2026-04-02"
 

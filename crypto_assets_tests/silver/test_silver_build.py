@@ -12,8 +12,8 @@ from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.lake.store import Lake
 from crypto_assets.silver.build import build_silver
 from crypto_assets.silver.transforms import quarantine_schema, silver_schema
-from crypto_assets_tests.helpers import ticker_frame
 from crypto_assets_tests.silver.test_silver_transforms import bronze, frame, trade
+from crypto_assets_tests.support.records import ticker_frame
 
 DAY = date(2026, 3, 10)
 RULES = SilverRules(allowed_lateness_days=1)

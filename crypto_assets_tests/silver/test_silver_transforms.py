@@ -16,7 +16,7 @@ import pytest
 from crypto_assets.bronze.transforms import kafka_to_bronze
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.silver.transforms import mark_table, quarantine_table, silver_table
-from crypto_assets_tests.helpers import ticker_frame, ts
+from crypto_assets_tests.support.records import ticker_frame, ts
 
 KAFKA_SCHEMA = (
     "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp, "

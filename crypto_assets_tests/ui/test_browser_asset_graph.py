@@ -31,7 +31,7 @@ from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets_tests.conftest import REPO, free_port
-from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, ticker_frame, trades_frame, ts
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
 INSTALL_HINT = "install it with `make browser` (apt-get install -y --no-install-recommends chromium)"

@@ -6,7 +6,7 @@ from dagster import DagsterInstance, materialize
 
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
-from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, ticker_frame, trades_frame, ts
 
 DAY = "2026-03-10"
 

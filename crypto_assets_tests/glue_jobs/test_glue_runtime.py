@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from crypto_assets_tests.aws.local_glue import glue_script_env
+from crypto_assets_tests.support.local_glue import glue_script_env
 
 
 @pytest.mark.parametrize("module", ["crypto_assets.bronze.build", "crypto_assets.bronze.stream",

@@ -70,7 +70,7 @@ def test_up_status_down_lifecycle(cli_env):
 def test_data_survives_restart(cli_env):
     from kafka import KafkaConsumer, TopicPartition
 
-    from crypto_assets_tests.helpers import send_records, ts
+    from crypto_assets_tests.support.records import send_records, ts
 
     assert run(cli_env, "kafka", "up").returncode == 0
     bootstrap = f"127.0.0.1:{cli_env['CRYPTO_KAFKA_PORT']}"

@@ -19,7 +19,7 @@ from crypto_assets.orchestration.glue import GlueCompute
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.tools.aws_deploy import job_arguments
-from crypto_assets_tests.aws.local_glue import REPO, glue_script_env
+from crypto_assets_tests.support.local_glue import REPO, glue_script_env
 
 DAY = date(2026, 3, 4)
 

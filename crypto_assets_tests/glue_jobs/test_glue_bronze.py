@@ -13,16 +13,16 @@ from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.partitions import PRODUCTS
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.tools.aws_deploy import deploy
-from crypto_assets_tests.aws.conftest import glue_settings
-from crypto_assets_tests.aws.local_glue import (
+from crypto_assets_tests.conftest import free_port
+from crypto_assets_tests.support.aws import glue_settings
+from crypto_assets_tests.support.local_glue import (
     assert_glue_failure_line,
     assert_reports_like_local,
     local_glue_resources,
     materialization_metadata,
     step_failure,
 )
-from crypto_assets_tests.conftest import free_port
-from crypto_assets_tests.helpers import send_records, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, trades_frame, ts
 
 D = "2026-06-10"
 

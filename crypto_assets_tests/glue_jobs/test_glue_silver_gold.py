@@ -16,8 +16,8 @@ from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.aws_deploy import deploy
-from crypto_assets_tests.aws.conftest import glue_settings
-from crypto_assets_tests.aws.local_glue import (
+from crypto_assets_tests.support.aws import glue_settings
+from crypto_assets_tests.support.local_glue import (
     GLUE_ONLY_METADATA,
     assert_glue_failure_line,
     assert_reports_like_local,
@@ -25,7 +25,7 @@ from crypto_assets_tests.aws.local_glue import (
     materialization_metadata,
     step_failure,
 )
-from crypto_assets_tests.helpers import send_records, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, trades_frame, ts
 
 D, D2 = "2026-04-01", "2026-04-02"
 

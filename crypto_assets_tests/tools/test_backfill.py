@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 from crypto_assets.orchestration.bronze import register_products
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.tools.backfill import run_backfill
-from crypto_assets_tests.helpers import send_records, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, trades_frame, ts
 
 D = date(2026, 10, 1)
 

@@ -16,7 +16,7 @@ from crypto_assets.tools.cli import main
 from crypto_assets.tools.live import settings_env
 from crypto_assets.tools.spark_server import LocalSparkServer, SparkServerError
 from crypto_assets_tests.conftest import free_port
-from crypto_assets_tests.helpers import send_records, ticker_frame, trades_frame, ts
+from crypto_assets_tests.support.records import send_records, ticker_frame, trades_frame, ts
 
 D = "2026-10-01"
 

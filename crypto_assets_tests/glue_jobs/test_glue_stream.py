@@ -13,8 +13,8 @@ from kafka import KafkaAdminClient, TopicPartition
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.tools.aws_deploy import job_arguments
-from crypto_assets_tests.aws.local_glue import REPO, glue_script_env
-from crypto_assets_tests.helpers import send_records, trades_frame, ts
+from crypto_assets_tests.support.local_glue import REPO, glue_script_env
+from crypto_assets_tests.support.records import send_records, trades_frame, ts
 
 D = "2026-05-03"
 COLUMNS = ["topic", "partition", "offset", "kafka_timestamp", "key", "value", "source", "connection_id", "channel",

@@ -1,4 +1,4 @@
-"""AWS fixtures: one moto server (S3, Glue, CloudWatch Logs, IAM-less) for the session, dummy credentials.
+"""AWS fixtures (a pytest plugin, registered by the root conftest): one moto server (S3, Glue, CloudWatch Logs, IAM-less) for the session, dummy credentials.
 
 Every AWS call of these tests goes over HTTP to moto's server, as it would to AWS; nothing of
 ours is patched. Tests isolate themselves with their own bucket.

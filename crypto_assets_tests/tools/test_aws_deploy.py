@@ -10,7 +10,7 @@ from crypto_assets.contracts.gold_features import gold_columns
 from crypto_assets.lake.glue_catalog import catalog_tables
 from crypto_assets.silver.transforms import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
 from crypto_assets.tools.aws_deploy import MADE_BY, SETTINGS_MODULES, deploy, destroy
-from crypto_assets_tests.aws.conftest import glue_settings
+from crypto_assets_tests.support.aws import glue_settings
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
         "bronze-trades-stream", "bronze-ticker-stream"]

@@ -9,7 +9,7 @@ import sys
 import zipfile
 
 from crypto_assets.tools.aws_deploy import GLUE_PACKAGES
-from crypto_assets_tests.aws.local_glue import REPO, glue_script_env
+from crypto_assets_tests.support.local_glue import REPO, glue_script_env
 
 
 def test_the_wheel_holds_the_glue_packages_and_no_tools(wheel):
