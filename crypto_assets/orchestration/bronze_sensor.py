@@ -24,7 +24,6 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     MetadataValue,
-    MultiPartitionKey,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -38,7 +37,7 @@ from crypto_assets.contracts.names import KINDS
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit
 from crypto_assets.orchestration.keys import bronze_key, silver_key
-from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, PRODUCTS
+from crypto_assets.orchestration.partitions import PRODUCTS, partition_key
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
 
@@ -103,10 +102,6 @@ def check_stream_progress(cursor: CommitCursor, kafka: KafkaResource, settings: 
             + f": start it with `crypto-pipeline stream` (it resumes from {settings.checkpoint_root}), "
             f"or see its log (.state/live/stream.log under `make live`)"
         )
-
-
-def partition_key(event_date: str, product: str) -> MultiPartitionKey:
-    return MultiPartitionKey({EVENT_DATE: event_date, PRODUCT: product})
 
 
 def pending_run_exists(instance, asset: AssetKey, key: str) -> bool:

@@ -1,6 +1,6 @@
 """Gold asset: the 120 per-trade features and 6 targets of the catalog, per event date x product."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from dagster import (
     AssetDep,
@@ -16,7 +16,7 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.gold.report import GOLD_CHECKS
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import GOLD_KEY
-from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT, event_date_product_partitions, event_day_window
+from crypto_assets.orchestration.partitions import event_date_product_partitions, event_day_window, parse_partition_key
 from crypto_assets.orchestration.reporting import check_specs
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
@@ -47,8 +47,7 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
     def gold_features(
         context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
     ) -> MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
+        day, product = parse_partition_key(context.partition_key)
         result = compute.gold_partition(context, day, product)
         glue_catalog.register(context, lake, [("gold", "features")], {"product_id": product, "event_date": day.isoformat()})
         return result

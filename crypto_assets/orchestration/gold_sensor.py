@@ -31,9 +31,9 @@ from dagster import (
 from crypto_assets.contracts.names import KINDS, TRADES
 from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, partition_key, pending_run_exists
+from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, pending_run_exists
 from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
-from crypto_assets.orchestration.partitions import EVENT_DATE, PRODUCT
+from crypto_assets.orchestration.partitions import parse_partition_key, partition_key
 
 BATCH = 200
 
@@ -107,15 +107,14 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
         if not _run_finished(instance, rec.run_id):
             break
         after = rec.storage_id
-        keys = rec.partition_key.split("|") if rec.partition_key else None
-        if not keys:
+        if not rec.partition_key:
             continue
-        dims = dict(zip(sorted([EVENT_DATE, PRODUCT]), keys))
+        event_day, product = parse_partition_key(rec.partition_key)
         failed = failed_blocking_checks(instance, rec)
         if failed:
             blocked.append(f"{rec.asset_key.to_user_string()} {rec.partition_key} ({', '.join(failed)})")
             continue
-        slot = (rec.asset_key.path[-1].split("_", 1)[1], dims[EVENT_DATE], dims[PRODUCT])
+        slot = (rec.asset_key.path[-1].split("_", 1)[1], event_day.isoformat(), product)
         if slot not in changed or rec.storage_id > changed[slot].storage_id:
             changed[slot] = rec
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from dagster import (
     BetaWarning,
@@ -17,6 +17,7 @@ from dagster import (
     DimensionPartitionMapping,
     DynamicPartitionsDefinition,
     IdentityPartitionMapping,
+    MultiPartitionKey,
     MultiPartitionMapping,
     MultiPartitionsDefinition,
     MultiToSingleDimensionPartitionMapping,
@@ -104,3 +105,21 @@ def event_day_window(start: int, end: int) -> MultiPartitionMapping:
             EVENT_DATE: DimensionPartitionMapping(EVENT_DATE, TimeWindowPartitionMapping(start_offset=start, end_offset=end)),
             PRODUCT: DimensionPartitionMapping(PRODUCT, IdentityPartitionMapping()),
         })
+
+
+def partition_key(event_date: date | str, product: str) -> MultiPartitionKey:
+    """The (event day, product) partition of Silver and Gold: the one way such a key is built."""
+    day = event_date.isoformat() if isinstance(event_date, date) else event_date
+    return MultiPartitionKey({EVENT_DATE: day, PRODUCT: product})
+
+
+def parse_partition_key(key: MultiPartitionKey | str) -> tuple[date, str]:
+    """(event day, product) of a Silver or Gold partition key, as the asset receives it or as Dagster stores it
+    (the dimensions' keys joined by "|" in the order of their names: event_date, product_id)."""
+    if isinstance(key, MultiPartitionKey):
+        dims = key.keys_by_dimension
+    else:
+        dims = dict(zip(sorted([EVENT_DATE, PRODUCT]), key.split("|")))
+    if set(dims) != {EVENT_DATE, PRODUCT}:
+        raise ValueError(f"{key!r} is not an (event_date, product_id) partition key")
+    return date.fromisoformat(dims[EVENT_DATE]), dims[PRODUCT]

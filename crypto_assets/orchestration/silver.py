@@ -24,10 +24,9 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import bronze_key, silver_key
 from crypto_assets.orchestration.partitions import (
-    EVENT_DATE,
-    PRODUCT,
     event_date_product_partitions,
     event_days_of_ingest_day,
+    parse_partition_key,
 )
 from crypto_assets.orchestration.reporting import check_specs
 from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
@@ -105,8 +104,7 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
     def _silver(
         context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
     ) -> MaterializeResult:
-        keys = context.partition_key.keys_by_dimension
-        day, product = date.fromisoformat(keys[EVENT_DATE]), keys[PRODUCT]
+        day, product = parse_partition_key(context.partition_key)
         # A Bronze day that ran and found nothing gives an empty Silver; one never materialized is an error.
         require_bronze_day = not _bronze_was_materialized(context, kind, day.isoformat())
         result = compute.silver_partition(context, kind, day, product, rules, require_bronze_day)

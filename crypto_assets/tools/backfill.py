@@ -95,16 +95,15 @@ def bronze_steps(settings: Settings, start: date, end: date, layers: tuple[str, 
 
 
 def silver_gold_steps(settings: Settings, start: date, end: date, products: list[str], layers: tuple[str, ...]):
-    from dagster import MultiPartitionKey
-
     from crypto_assets.orchestration.gold import build_gold_asset
+    from crypto_assets.orchestration.partitions import partition_key
     from crypto_assets.orchestration.silver import silver_assets
 
     steps = []
     for layer, assets in (("silver", silver_assets(settings)), ("gold", [build_gold_asset(settings)])):
         if layer in layers:
             steps += [
-                (layer, assets, MultiPartitionKey({"event_date": d.isoformat(), "product_id": p}))
+                (layer, assets, partition_key(d, p))
                 for d in date_range(start, end) for p in products
             ]
     return steps

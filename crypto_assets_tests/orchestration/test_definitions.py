@@ -116,3 +116,19 @@ def test_batch_schedule_closes_yesterday_just_after_midnight():
 
     assert bronze_days_due(datetime(2026, 3, 2, 0, 5, tzinfo=timezone.utc)) == ["2026-03-01", "2026-03-02"]
     assert bronze_days_due(datetime(2026, 3, 2, 0, 20, tzinfo=timezone.utc)) == ["2026-03-02"]
+
+
+def test_partition_keys_are_built_and_parsed_by_one_pair_of_functions():
+    from datetime import date
+
+    import pytest
+
+    from crypto_assets.orchestration.partitions import event_date_product_partitions, parse_partition_key, partition_key
+
+    key = partition_key(date(2026, 1, 2), "BTC-USD")
+    assert parse_partition_key(key) == (date(2026, 1, 2), "BTC-USD")
+    assert parse_partition_key(str(key)) == (date(2026, 1, 2), "BTC-USD")  # as Dagster stores it
+    pd = event_date_product_partitions(Settings.from_env(environ={}, first_date="2026-01-01"))
+    assert parse_partition_key(pd.get_partition_key_from_str(str(key))) == (date(2026, 1, 2), "BTC-USD")
+    with pytest.raises(ValueError, match="not an \\(event_date, product_id\\) partition key"):
+        parse_partition_key("2026-01-02")
