@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from dagster import Failure, MaterializeResult, MetadataValue
+from dagster import MaterializeResult, MetadataValue
 
 from crypto_assets.contracts.glue_jobs import bronze_batch_job, job_name
 from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.store import LakeUnavailableError, split_s3, to_s3
-from crypto_assets.orchestration.resources.compute import ComputeResource
+from crypto_assets.orchestration.resources.compute import ComputeResource, step_failure
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
 
@@ -82,10 +82,6 @@ class ObservedGlueClient:
 
     def __getattr__(self, name):
         return getattr(self._client, name)
-
-
-def _failure(message: str) -> Failure:
-    return Failure(description=message, allow_retries=False)
 
 
 class GlueCompute(ComputeResource):
@@ -173,14 +169,14 @@ class GlueCompute(ComputeResource):
         """A Glue job needs the lake in an S3 bucket that exists, and an S3 folder for the Pipes context."""
         lake = self.lake
         if not lake.on_s3:
-            raise _failure(f"CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
+            raise step_failure(f"CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
                            f"s3://bucket/prefix (or use CRYPTO_COMPUTE=local)")
         try:
             lake.check()
         except LakeUnavailableError as exc:
-            raise _failure(str(exc)) from None
+            raise step_failure(str(exc)) from None
         if not self.artifacts_root:
-            raise _failure("CRYPTO_GLUE_ARTIFACTS_ROOT is not set (an s3:// folder for the Pipes context): set it, or "
+            raise step_failure("CRYPTO_GLUE_ARTIFACTS_ROOT is not set (an s3:// folder for the Pipes context): set it, or "
                            "use an s3:// CRYPTO_LAKE_ROOT so it defaults to the lake's bucket")
 
     def run_job(self, context, job: str, arguments: dict[str, str]) -> MaterializeResult:
@@ -210,22 +206,22 @@ class GlueCompute(ComputeResource):
         try:
             invocation = pipes.run(context=context, start_job_run_params=params)
         except NoCredentialsError:
-            raise _failure(f"no AWS credentials to start Glue job {name}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            raise step_failure(f"no AWS credentials to start Glue job {name}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
                            f"or AWS_PROFILE (or run where an IAM role is attached)") from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "EntityNotFoundException":
-                raise _failure(f"Glue job {name} does not exist in {self.aws_region}: run `crypto-pipeline aws "
+                raise step_failure(f"Glue job {name} does not exist in {self.aws_region}: run `crypto-pipeline aws "
                                f"deploy` (or check CRYPTO_GLUE_JOB_PREFIX)") from None
             if code in ("NoSuchBucket", "404"):
-                raise _failure(f"S3 bucket {bucket!r} for the Glue artifacts/Pipes context does not exist: create it "
+                raise step_failure(f"S3 bucket {bucket!r} for the Glue artifacts/Pipes context does not exist: create it "
                                f"or fix CRYPTO_GLUE_ARTIFACTS_ROOT") from None
             run, logs = describe()
-            raise _failure(f"{run}: AWS refused {exc.operation_name} ({code}: "
+            raise step_failure(f"{run}: AWS refused {exc.operation_name} ({code}: "
                            f"{exc.response['Error'].get('Message', '')}); {logs}") from None
         except GlueRunError as exc:
             run, logs = describe()
-            raise _failure(f"{run}: {exc}; {logs}") from None
+            raise step_failure(f"{run}: {exc}; {logs}") from None
         except RuntimeError:  # PipesGlueClient (or GlueRunEnded): the run ended in a state other than SUCCEEDED
             state = glue.last_run.get("JobRunState", "")
             if state in ("", "SUCCEEDED"):
@@ -236,13 +232,13 @@ class GlueCompute(ComputeResource):
             else:
                 message = (glue.last_run.get("ErrorMessage") or "no error message").strip().splitlines()[-1]
                 what = f"ended {state}: {message}"
-            raise _failure(f"{run} {what}; {logs}") from None
+            raise step_failure(f"{run} {what}; {logs}") from None
         except BotoCoreError as exc:
-            raise _failure(f"AWS not reachable to start Glue job {name}: {exc}") from None
+            raise step_failure(f"AWS not reachable to start Glue job {name}: {exc}") from None
         run, logs = describe()
         results = invocation.get_results(implicit_materializations=False)
         if not any(isinstance(r, MaterializeResult) for r in results):
-            raise _failure(f"{run} succeeded but reported nothing through Dagster Pipes; {logs}")
+            raise step_failure(f"{run} succeeded but reported nothing through Dagster Pipes; {logs}")
         result = invocation.get_materialize_result(implicit_materialization=False)
         group = glue.last_run.get("LogGroupName") or GLUE_LOG_GROUP
         metadata = {**(result.metadata or {}), "glue_logs": MetadataValue.text(f"{group}/output, stream {glue.run_id}")}

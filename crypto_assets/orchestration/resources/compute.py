@@ -51,7 +51,8 @@ class ComputeResource(ConfigurableResource, ABC):
         """Rewrites Gold features (day, product)."""
 
 
-def _failure(message: str) -> Failure:
+def step_failure(message: str) -> Failure:
+    """A step that failed for a reason the user can fix: its one line, no retry."""
     return Failure(description=message, allow_retries=False)
 
 
@@ -71,7 +72,7 @@ class LocalCompute(ComputeResource):
         try:
             stats = build_bronze_day(self.spark.get_session(), self.kafka, self.lake, kind, day, rules)
         except (KafkaUnavailableError, BronzeIntegrityError) as exc:
-            raise _failure(str(exc)) from None
+            raise step_failure(str(exc)) from None
         context.log.info(
             f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
             f"{stats.bytes_written} bytes -> {stats.path}"
@@ -84,7 +85,7 @@ class LocalCompute(ComputeResource):
             stats = build_silver(self.lake, kind, day, [product], rules,
                                  require_bronze_day=require_bronze_day)[product]
         except BronzeMissingError as exc:
-            raise _failure(str(exc)) from None
+            raise step_failure(str(exc)) from None
         context.log.info(
             f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
             f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
