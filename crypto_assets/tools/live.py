@@ -3,7 +3,7 @@
 Starts the local broker, then three processes: the producer (live Coinbase, or a paced synthetic
 market for machines without internet), the streaming Bronze job, and `dagster dev` with the
 sensors on and Bronze in streaming mode. The sensor-driven Silver and Gold runs start no Spark
-(both run on their Arrow engine), so no shared Spark server is needed. Ctrl-C stops all three (the broker keeps running, like
+(both run with Arrow), so no shared Spark server is needed. Ctrl-C stops all three (the broker keeps running, like
 after `make demo`; `crypto-pipeline kafka down` stops it). A process that exits on its own
 stops the others, with one line naming it and its log.
 """
