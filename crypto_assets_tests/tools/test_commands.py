@@ -87,4 +87,6 @@ def test_a_backfill_prints_only_its_own_lines_and_logs_the_rest(tmp_path):
     assert lines[0].startswith("[1/2] silver 2026-10-05|BTC-USD") and "FAILED" in lines[0]
     assert lines[1].startswith("error: the silver run for 2026-10-05|BTC-USD failed: Bronze kafka_ticker "
                                "ingest_date=2026-10-05 has not been written yet: materialize bronze_ticker"), lines[1]
-    assert "BetaWarning" in (state / "logs" / "crypto-pipeline.log").read_text()
+    # Library warnings would go to the log file (tools/test_console.py); loading the code location makes none
+    # any more (the beta partition mappings silence theirs where they are made).
+    assert "Warning" not in (state / "logs" / "crypto-pipeline.log").read_text()
