@@ -120,7 +120,7 @@ class _Declared(BaseSettings):
         if field is None:
             return f"unknown setting {name!r}"
         var, raw = cls.env_name(name), error.get("input")
-        shown = "" if isinstance(raw, SecretStr) or "secret" in name or "password" in name else f"={raw!r}"
+        shown = "" if field.annotation is SecretStr else f"={raw!r}"  # a secret's value is never shown
         if error["type"] == "value_error":
             return message if message.startswith(var) else f"{var}{shown} is not valid; {message}"
         if error["type"].endswith(("_parsing", "_type", "literal_error")):

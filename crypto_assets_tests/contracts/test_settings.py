@@ -97,6 +97,9 @@ def test_a_bad_secret_is_named_but_never_shown():
     with pytest.raises(SettingsError) as err:
         Settings.from_env(environ={"CRYPTO_KAFKA_SASL_PASSWORD": "hunter2"}, kafka_sasl_password=12345)
     assert "CRYPTO_KAFKA_SASL_PASSWORD" in str(err.value) and "12345" not in str(err.value)
+    with pytest.raises(SettingsError) as err:  # every secret type, whatever its name says
+        ProducerSettings(coinbase_api_private_key=67890)
+    assert "COINBASE_API_PRIVATE_KEY" in str(err.value) and "67890" not in str(err.value)
 
 
 def test_direct_construction_ignores_the_environment(monkeypatch):
