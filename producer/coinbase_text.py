@@ -23,6 +23,7 @@ __all__ = [
     "NS_PER_S",
     "SIZE_DECIMALS",
     "SIZE_SCALE",
+    "UTC",
     "format_go_time",
     "format_pct",
     "format_rfc3339_nanos",

@@ -41,9 +41,9 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from producer.coinbase_text import EPOCH, NS_PER_S, format_go_time, format_rfc3339_nanos
+from producer.coinbase_text import EPOCH, NS_PER_S, UTC, format_go_time, format_rfc3339_nanos
 from producer.synthetic_market import (
     BURST_RATE_MULT,
     BURST_TO_CALM_PER_S,
@@ -53,8 +53,6 @@ from producer.synthetic_market import (
     derive_seed,
     product_profile,
 )
-
-UTC = timezone.utc  # datetime.UTC needs Python 3.11; the package supports 3.10
 
 __all__ = ["Frame", "SyntheticConfig", "generate_frames"]
 

@@ -28,19 +28,18 @@ import math
 import random
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from producer.coinbase_text import (
     NS_PER_S,
     SIZE_DECIMALS,
     SIZE_SCALE,
+    UTC,
     format_pct,
     format_size,
     format_trade_time,
     format_units,
 )
-
-UTC = timezone.utc  # datetime.UTC needs Python 3.11; the package supports 3.10
 
 __all__ = [
     "BURST_RATE_MULT",

@@ -170,14 +170,14 @@ class GlueCompute(ComputeResource):
         lake = self.lake
         if not lake.on_s3:
             raise step_failure(f"CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
-                           f"s3://bucket/prefix (or use CRYPTO_COMPUTE=local)")
+                               f"s3://bucket/prefix (or use CRYPTO_COMPUTE=local)")
         try:
             lake.check()
         except LakeUnavailableError as exc:
             raise step_failure(str(exc)) from None
         if not self.artifacts_root:
             raise step_failure("CRYPTO_GLUE_ARTIFACTS_ROOT is not set (an s3:// folder for the Pipes context): set it, or "
-                           "use an s3:// CRYPTO_LAKE_ROOT so it defaults to the lake's bucket")
+                               "use an s3:// CRYPTO_LAKE_ROOT so it defaults to the lake's bucket")
 
     def run_job(self, context, job: str, arguments: dict[str, str]) -> MaterializeResult:
         """Starts `<prefix>-<job>` with the arguments, waits, and returns what the run reported through Pipes."""
@@ -207,18 +207,18 @@ class GlueCompute(ComputeResource):
             invocation = pipes.run(context=context, start_job_run_params=params)
         except NoCredentialsError:
             raise step_failure(f"no AWS credentials to start Glue job {name}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                           f"or AWS_PROFILE (or run where an IAM role is attached)") from None
+                               f"or AWS_PROFILE (or run where an IAM role is attached)") from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "EntityNotFoundException":
                 raise step_failure(f"Glue job {name} does not exist in {self.aws_region}: run `crypto-pipeline aws "
-                               f"deploy` (or check CRYPTO_GLUE_JOB_PREFIX)") from None
+                                   f"deploy` (or check CRYPTO_GLUE_JOB_PREFIX)") from None
             if code in ("NoSuchBucket", "404"):
                 raise step_failure(f"S3 bucket {bucket!r} for the Glue artifacts/Pipes context does not exist: create it "
-                               f"or fix CRYPTO_GLUE_ARTIFACTS_ROOT") from None
+                                   f"or fix CRYPTO_GLUE_ARTIFACTS_ROOT") from None
             run, logs = describe()
             raise step_failure(f"{run}: AWS refused {exc.operation_name} ({code}: "
-                           f"{exc.response['Error'].get('Message', '')}); {logs}") from None
+                               f"{exc.response['Error'].get('Message', '')}); {logs}") from None
         except GlueRunError as exc:
             run, logs = describe()
             raise step_failure(f"{run}: {exc}; {logs}") from None

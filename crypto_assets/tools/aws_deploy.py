@@ -134,10 +134,9 @@ def job_arguments(settings: Settings, job: str) -> dict[str, str]:
     return args
 
 
-# Silver and Gold jobs compute with Arrow on the driver and run no Spark tasks: Glue's minimum of 2 workers,
-# of the smallest type whose memory holds the driver's measured peak twice over (benchmarks/bench_glue_sizing.py,
-# README "AWS mode": 5.5 GB for Gold on a busy product-day; a G.1X worker has 16 GB). Until the settings
-# declare these two, deploy uses that measured choice.
+# Silver and Gold jobs compute with Arrow on the driver and run no Spark tasks: by default Glue's minimum of 2
+# workers, of the smallest type whose memory holds the driver's measured peak with margin (benchmarks/
+# bench_glue_sizing.py, README "AWS mode": 5.5 GB for Gold on a busy product-day; a G.1X worker has 16 GB).
 def job_sizing(settings: Settings, job: str) -> tuple[str, int]:
     """(worker type, number of workers) of `job`: the Bronze jobs (batch and streaming) run Spark work and get
     CRYPTO_GLUE_WORKER_TYPE x CRYPTO_GLUE_WORKERS; Silver and Gold only need the driver."""

@@ -63,11 +63,6 @@ class LocalCompute(ComputeResource):
     kafka: KafkaResource
     lake: LakeResource
 
-    @classmethod
-    def from_settings(cls, settings: Settings, spark: SparkResource, kafka: KafkaResource,
-                      lake: LakeResource) -> LocalCompute:
-        return cls(spark=spark, kafka=kafka, lake=lake)
-
     def bronze_day(self, context, kind, day, rules):
         try:
             stats = build_bronze_day(self.spark.get_session(), self.kafka, self.lake, kind, day, rules)
@@ -80,7 +75,7 @@ class LocalCompute(ComputeResource):
         return MaterializeResult(metadata=metadata_values(bronze_report(stats)))
 
     def silver_partition(self, context, kind, day, product, rules, require_bronze_day):
-        # Silver computes with Arrow: the Spark session, and its JVM, start only if asked for.
+        # Silver computes with Arrow: no Spark session, no JVM.
         try:
             stats = build_silver(self.lake, kind, day, [product], rules,
                                  require_bronze_day=require_bronze_day)[product]
