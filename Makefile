@@ -24,7 +24,7 @@ $(STAMP): setup.py | prereqs
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	@touch $@
 
-$(JARS): $(STAMP) jvm/kafka-broker/pom.xml jvm/spark-kafka/pom.xml jvm/spark-connect/pom.xml jvm/spark-s3/pom.xml
+$(JARS): $(STAMP) jvm/kafka-broker/pom.xml jvm/spark-kafka/pom.xml jvm/spark-connect/pom.xml jvm/spark-s3/pom.xml jvm/spark-iceberg/pom.xml
 	$(CLI) jars
 	@touch $@
 

@@ -31,6 +31,9 @@ setup(
         # Every setting is declared once (crypto_assets/contracts/settings.py); NoDecode needs 2.7.
         "pydantic>=2.7,<3",
         "pydantic-settings>=2.7,<3",
+        # The lake's tables: Iceberg v2 through pyiceberg (SQLite catalog locally, Glue catalog in AWS);
+        # 0.12 retries commits that lose a race (0.11 does not).
+        "pyiceberg[sql-sqlite,glue]>=0.12,<0.13",
     ],
     extras_require={
         "dev": [

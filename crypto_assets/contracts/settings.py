@@ -150,7 +150,12 @@ class Settings(_Declared):
     ticker_topic: str = Field("crypto.ticker.raw", description="Kafka topic of ticker messages.")
     deadletter_topic: str = Field("crypto.deadletter.raw", description="Kafka topic for frames the producer could not route (with a reason).")
     products: Annotated[tuple[str, ...], NoDecode] = Field(("BTC-USD", "ETH-USD"), description="Comma-separated Coinbase product ids.")
-    lake_root: str = Field("", description="Root of the lake (Bronze/Silver/Gold Parquet). A local folder, or s3://bucket/prefix in AWS. Default: <home>/lake.")
+    lake_root: str = Field("", description="Root of the lake: the Iceberg warehouse of the Bronze/Silver/Gold tables. A local folder, or s3://bucket/prefix in AWS. Default: <home>/lake.")
+    catalog: Literal["", "sql", "glue"] = Field("", description="The Iceberg catalog of the tables: `sql` (a SQLite file, shared by pyiceberg and Spark) or `glue` (the Glue Data Catalog, which Athena reads). Default: `sql` for a local lake, `glue` for an S3 lake.")
+    catalog_uri: str = Field("", description="The `sql` catalog's database (SQLAlchemy URL). Default: sqlite:///<lake_root>/catalog.db, so a lake folder carries its own catalog.")
+    commit_retries: int = Field(8, description="How often a commit that lost a race with another writer is retried on the new snapshot before the run fails.")
+    snapshot_retention_hours: int = Field(24, description="Maintenance expires snapshots older than this (time travel reaches back this far); the last few snapshots of a table are always kept.")
+    maintenance_cron: str = Field("23 * * * *", description="Cadence of the lake maintenance job (compact small files, expire snapshots, remove orphan files), cron, UTC.")
     state_dir: str = Field("", description="Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.")
     jvm_dir: str = Field("", description="Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.")
     spark_master: str = Field("local[2]", description="Spark master of local Spark sessions (streaming Bronze, Bronze batch, maintenance).")
@@ -250,7 +255,14 @@ class Settings(_Declared):
             "lake_root": self.lake_root or str(home / "lake"),
             "kafka_bootstrap": self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}",
         }
-        if not self.glue_artifacts_root and derived["lake_root"].startswith(("s3://", "s3a://")):
+        on_s3 = derived["lake_root"].startswith(("s3://", "s3a://"))
+        derived["catalog"] = self.catalog or ("glue" if on_s3 else "sql")
+        if derived["catalog"] == "sql" and not self.catalog_uri:
+            if on_s3:
+                raise ValueError(f"{ENV_PREFIX}CATALOG=sql with an S3 lake needs {ENV_PREFIX}CATALOG_URI (a SQLAlchemy URL "
+                                 f"such as sqlite:////path/catalog.db), or leave {ENV_PREFIX}CATALOG empty for the Glue catalog")
+            derived["catalog_uri"] = f"sqlite:///{Path(derived['lake_root']).resolve()}/catalog.db"
+        if not self.glue_artifacts_root and on_s3:
             bucket = derived["lake_root"].split("://", 1)[1].split("/", 1)[0]
             derived["glue_artifacts_root"] = f"s3://{bucket}/{self.glue_job_prefix}-artifacts"
         for name, value in derived.items():

@@ -1,6 +1,7 @@
 """Resolves JVM dependencies from Maven Central into the state folder, once (`resolve_jars`),
-and the jar sets a Spark session needs: Spark's Kafka source at the installed PySpark version and
-Spark's S3A filesystem (hadoop-aws at PySpark's Hadoop version with its AWS SDK bundle).
+and the jar sets a Spark session needs: Spark's Kafka source at the installed PySpark version,
+Spark's S3A filesystem (hadoop-aws at PySpark's Hadoop version with its AWS SDK bundle), and
+Iceberg's Spark runtime with the SQLite JDBC driver and Iceberg's AWS bundle (Glue catalog, S3).
 
 Each set is described by a POM under `jvm/` in the repository. Maven's own local repository
 (~/.m2) caches downloads; a marker file makes repeated calls free. The local stack's own sets
@@ -88,4 +89,18 @@ def spark_s3_jars(settings: Settings) -> list[Path]:
     return resolve_jars(
         POM_DIR / "spark-s3" / "pom.xml", target,
         {"hadoop.version": HADOOP_AWS_VERSION, "aws.sdk.version": AWS_SDK_BUNDLE_VERSION},
+    )
+
+
+# The Iceberg version Glue 5.1 bundles; the SQLite driver opens the local catalog file.
+ICEBERG_VERSION = "1.10.0"
+SQLITE_JDBC_VERSION = "3.54.1.0"
+
+
+def spark_iceberg_jars(settings: Settings) -> list[Path]:
+    """iceberg-spark-runtime (Spark 3.5, Scala 2.12), iceberg-aws-bundle and sqlite-jdbc."""
+    target = settings.jvm_cache_dir / f"spark-iceberg-{ICEBERG_VERSION}"
+    return resolve_jars(
+        POM_DIR / "spark-iceberg" / "pom.xml", target,
+        {"iceberg.version": ICEBERG_VERSION, "sqlite.jdbc.version": SQLITE_JDBC_VERSION},
     )

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.lake.spark_conf import LOCAL_CONF, RUNTIME_CONF, apply_s3a_conf, s3a_conf
+from crypto_assets.lake.catalog import SPARK_CATALOG, CatalogConfig, CatalogError
+from crypto_assets.lake.spark_conf import ICEBERG_EXTENSIONS, LOCAL_CONF, RUNTIME_CONF, apply_s3a_conf, s3a_conf
 
 
 def log_dir(state_dir: str) -> Path:
@@ -44,7 +45,7 @@ def build_spark_session(
             spark.conf.set(k, v)
         return spark
 
-    from crypto_assets.lake.jars import require_java, spark_kafka_jars, spark_s3_jars
+    from crypto_assets.lake.jars import require_java, spark_iceberg_jars, spark_kafka_jars, spark_s3_jars
 
     require_java()
     # Python workers (pandas UDFs) must run the driver's interpreter, whose environment has pandas.
@@ -52,7 +53,8 @@ def build_spark_session(
     overrides = {k: v for k, v in (("state_dir", state_dir), ("jvm_dir", jvm_dir)) if v}
     settings = Settings.from_env(**overrides)
     # The S3A jars are always on the classpath: a local session can then read and write an s3:// lake.
-    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings)])
+    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings),
+                                     *spark_iceberg_jars(settings)])
     warehouse = Path(settings.state_dir) / "spark-warehouse"
     builder = (
         SparkSession.builder.master(master)
@@ -69,7 +71,7 @@ def build_spark_session(
                 f"-Duser.timezone=UTC -Dderby.system.home={warehouse} {spark_log_options(settings.state_dir)}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
-    for k, v in conf.items():
+    for k, v in {**conf, **ICEBERG_EXTENSIONS}.items():
         builder = builder.config(k, v)
     for k, v in s3a_conf(s3_endpoint_url, aws_region).items():
         builder = builder.config(f"spark.hadoop.{k}", v)
@@ -82,6 +84,36 @@ def build_spark_session(
         if spark.conf.isModifiable(k):
             spark.conf.set(k, v)
     return spark
+
+
+def lake_session(spark, config: CatalogConfig):
+    """A session whose catalog `lake` is this lake's Iceberg catalog: `spark` itself when its `lake` is
+    unset (it is set now) or already this one, else a new session on the same Spark context (a
+    process using two lakes, as the tests do). Iceberg's JDBC catalog keys its tables by the catalog's
+    name, which pyiceberg writes as `lake`, so the name cannot vary per lake."""
+    conf = config.spark_conf()
+    conf.pop("spark.sql.extensions")  # static: set when the session is built
+    key = f"spark.sql.catalog.{SPARK_CATALOG}"
+    current = {k: spark.conf.get(k, None) for k in conf}
+    if current == conf:
+        return spark
+    if current[key] is not None:
+        if _is_connect(spark):
+            raise CatalogError(f"the Spark Connect session already serves the lake {current[f'{key}.warehouse']}; "
+                               f"restart it for {config.root} (crypto-pipeline spark down, then spark up)")
+        spark = spark.newSession()
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    return spark
+
+
+def _is_connect(spark) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def spark_table(config: CatalogConfig, t) -> str:
+    """The Spark SQL name of a declared table in a session from `lake_session`."""
+    return ".".join((SPARK_CATALOG, *config.identifier(t)))
 
 
 # The Spark driver's log4j2 configuration: everything at WARN into a file, nothing on the terminal

@@ -16,6 +16,10 @@ RUNTIME_CONF = {
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
 }
 
+# Static settings of every session we start (local and the Connect server): Iceberg's SQL extensions
+# (the maintenance procedures). The catalog itself is set per lake at run time (`lake.spark.use_catalog`).
+ICEBERG_EXTENSIONS = {"spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"}
+
 # Local sessions and the local Spark Connect server only (not Glue, whose S3 listings gain from
 # Spark's parallel listing): Silver reads an exact list of Bronze files, a few hundred once the
 # stream has run a while, and above this many paths Spark lists them with a Spark job on every

@@ -63,11 +63,31 @@ def _may_hold(stats, values: list[str]) -> bool:
 
 
 class LakeStore:
-    """Operations on the lake below `root`. Subclasses provide `root`, `s3_endpoint_url`, `aws_region`."""
+    """Operations on the lake below `root`. Subclasses provide `root`, `s3_endpoint_url`, `aws_region`
+    and the catalog's fields (`catalog`, `catalog_uri`, `glue_database`, `commit_retries`)."""
 
     root: str
     s3_endpoint_url: str
     aws_region: str
+    catalog: str
+    catalog_uri: str
+    glue_database: str
+    commit_retries: int
+
+    @property
+    def catalog_config(self):
+        """What opens the lake's Iceberg catalog (`crypto_assets.lake.catalog`)."""
+        from crypto_assets.lake.catalog import CatalogConfig
+
+        return CatalogConfig(kind=self.catalog, uri=self.catalog_uri, root=self.root, glue_database=self.glue_database,
+                             aws_region=self.aws_region, endpoint_url=self.s3_endpoint_url,
+                             commit_retries=self.commit_retries)
+
+    def table(self, t):
+        """The Iceberg table of a declaration (`contracts.tables`), created when missing."""
+        from crypto_assets.lake.catalog import load_table
+
+        return load_table(self.catalog_config, t)
 
     # ---- paths -------------------------------------------------------------------------------
 
@@ -376,11 +396,17 @@ class LakeStore:
 class Lake(LakeStore):
     """A plain (non-Dagster) lake handle, for Glue scripts, the deploy command and tests."""
 
-    def __init__(self, root: str, s3_endpoint_url: str = "", aws_region: str = "us-east-1"):
+    def __init__(self, root: str, s3_endpoint_url: str = "", aws_region: str = "us-east-1", catalog: str = "",
+                 catalog_uri: str = "", glue_database: str = "crypto_lakehouse", commit_retries: int = 8):
         self.root = root
         self.s3_endpoint_url = s3_endpoint_url
         self.aws_region = aws_region
+        self.catalog = catalog or ("glue" if is_s3(root) else "sql")
+        self.catalog_uri = catalog_uri or ("" if is_s3(root) else f"sqlite:///{Path(root).resolve()}/catalog.db")
+        self.glue_database = glue_database
+        self.commit_retries = commit_retries
 
     @classmethod
     def from_settings(cls, settings) -> Lake:
-        return cls(settings.lake_root, settings.s3_endpoint_url, settings.aws_region)
+        return cls(settings.lake_root, settings.s3_endpoint_url, settings.aws_region, settings.catalog,
+                   settings.catalog_uri, settings.glue_database, settings.commit_retries)

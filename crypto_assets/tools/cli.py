@@ -60,16 +60,18 @@ def cmd_settings(args, settings: Settings) -> int:
 
 
 def cmd_jars(args, settings: Settings) -> int:
-    from crypto_assets.lake.jars import spark_kafka_jars, spark_s3_jars
+    from crypto_assets.lake.jars import spark_iceberg_jars, spark_kafka_jars, spark_s3_jars
     from crypto_assets.tools.jvm import kafka_broker_jars, spark_connect_jars
 
     broker = kafka_broker_jars(settings)
     spark = spark_kafka_jars(settings)
     s3 = spark_s3_jars(settings)
+    iceberg = spark_iceberg_jars(settings)
     connect = spark_connect_jars(settings)
     print(f"Kafka broker: {len(broker)} jars in {broker[0].parent}")
     print(f"Spark Kafka source: {len(spark)} jars in {spark[0].parent}")
     print(f"Spark S3A filesystem: {len(s3)} jars in {s3[0].parent}")
+    print(f"Iceberg for Spark: {len(iceberg)} jars in {iceberg[0].parent}")
     print(f"Spark Connect server: {len(connect)} jars in {connect[0].parent}")
     return 0
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.lake.spark_conf import LOCAL_CONF, RUNTIME_CONF, s3a_conf
+from crypto_assets.lake.spark_conf import ICEBERG_EXTENSIONS, LOCAL_CONF, RUNTIME_CONF, s3a_conf
 from crypto_assets.tools.broker import _alive, _port_free, _port_open, _signal_group, _tail_text
 
 CONNECT_MAIN = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -65,11 +65,12 @@ class LocalSparkServer:
                 f"port {self.port} on 127.0.0.1 is already in use by another process: stop it, or pick another "
                 f"port with CRYPTO_SPARK_CONNECT_PORT=<port>"
             )
-        from crypto_assets.lake.jars import require_java, spark_kafka_jars, spark_s3_jars
+        from crypto_assets.lake.jars import require_java, spark_iceberg_jars, spark_kafka_jars, spark_s3_jars
         from crypto_assets.tools.jvm import spark_connect_jars
 
         require_java()
-        jars = [*spark_connect_jars(self.settings), *spark_kafka_jars(self.settings), *spark_s3_jars(self.settings)]
+        jars = [*spark_connect_jars(self.settings), *spark_kafka_jars(self.settings), *spark_s3_jars(self.settings),
+                *spark_iceberg_jars(self.settings)]
         import pyspark
 
         submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
@@ -77,6 +78,7 @@ class LocalSparkServer:
         conf = {
             **RUNTIME_CONF,
             **LOCAL_CONF,
+            **ICEBERG_EXTENSIONS,
             "spark.sql.shuffle.partitions": str(self.settings.spark_shuffle_partitions),
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.driver.host": "127.0.0.1",

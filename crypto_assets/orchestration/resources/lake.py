@@ -1,8 +1,8 @@
-"""Where the lake lives and the few file operations assets need around Spark's writes.
+"""Where the lake lives and which Iceberg catalog holds its tables, as a Dagster resource.
 
-Layout: `<root>/<layer>/<table>/<col>=<value>/.../*.parquet` (Hive-style partition folders).
-The root is a local folder by default, or `s3://bucket/prefix`; the operations live in
-`crypto_assets.lake.store` (no Dagster) so the Glue scripts share them.
+The root is the Iceberg warehouse (a local folder by default, or `s3://bucket/prefix`); tables sit at
+`<root>/<layer>/<table>`. The operations live in `crypto_assets.lake` (no Dagster), so the Glue
+scripts share them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ class LakeResource(ConfigurableResource, LakeStore):
     root: str
     s3_endpoint_url: str = ""
     aws_region: str = "us-east-1"
+    catalog: str = "sql"
+    catalog_uri: str = ""
+    glue_database: str = "crypto_lakehouse"
+    commit_retries: int = 8
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LakeResource:
-        return cls(root=settings.lake_root, s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region)
+        return cls(root=settings.lake_root, s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region,
+                   catalog=settings.catalog, catalog_uri=settings.catalog_uri, glue_database=settings.glue_database,
+                   commit_retries=settings.commit_retries)

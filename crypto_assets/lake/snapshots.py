@@ -1,0 +1,232 @@
+"""Commits with provenance, and reads by snapshot: how every step writes and reads the tables.
+
+A commit is one Iceberg snapshot (a partition replace is one catalog commit holding a DELETE and
+an APPEND snapshot); its summary says what produced it (`Provenance`: asset, partition, run id,
+the upstream snapshot ids it read, and what the writer adds, such as the Silver partitions a
+Bronze append feeds). Readers pin one snapshot per table and read only the files it lists, so a
+concurrent commit never shows them a half-written or doubled partition.
+
+Two writers replacing the same partition race through the catalog's compare-and-swap: pyiceberg
+retries a plain conflict, and a conflict it must not retry blindly (the other writer added rows
+to the partition this one deletes) is retried here from the new snapshot, up to
+`commit_retries` times, then fails with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pyarrow as pa
+
+from crypto_assets.contracts.tables import TableDef
+from crypto_assets.lake.catalog import CatalogConfig, CatalogError, catalog_failure, load_table
+
+log = logging.getLogger(__name__)
+
+PREFIX = "crypto."
+# Operations that add data a downstream step has not seen (a maintenance rewrite is "replace").
+DATA_OPERATIONS = ("append", "overwrite")
+
+
+class CommitConflictError(CatalogError):
+    """A commit kept losing races with other writers."""
+
+
+@dataclass
+class Provenance:
+    """What a commit records about its writer in the snapshot summary (`crypto.*` properties)."""
+
+    asset: str
+    partition: str = ""
+    run_id: str = ""
+    upstream: dict[str, int] = field(default_factory=dict)  # table identifier -> snapshot id read
+    extra: dict[str, str] = field(default_factory=dict)  # writer-specific (`crypto.<name>`)
+
+    def properties(self) -> dict[str, str]:
+        props = {f"{PREFIX}asset": self.asset, f"{PREFIX}partition": self.partition, f"{PREFIX}run-id": self.run_id,
+                 f"{PREFIX}upstream": json.dumps(self.upstream, sort_keys=True)}
+        props.update({f"{PREFIX}{k}": v for k, v in self.extra.items()})
+        return props
+
+    @classmethod
+    def of(cls, snapshot) -> Provenance | None:
+        """The provenance recorded in a snapshot's summary (None for a snapshot not written by us)."""
+        props = snapshot.summary.additional_properties if snapshot.summary is not None else {}
+        if f"{PREFIX}asset" not in props:
+            return None
+        known = {"asset", "partition", "run-id", "upstream"}
+        return cls(asset=props[f"{PREFIX}asset"], partition=props.get(f"{PREFIX}partition", ""),
+                   run_id=props.get(f"{PREFIX}run-id", ""),
+                   upstream={k: int(v) for k, v in json.loads(props.get(f"{PREFIX}upstream", "{}")).items()},
+                   extra={k[len(PREFIX):]: v for k, v in props.items()
+                          if k.startswith(PREFIX) and k[len(PREFIX):] not in known})
+
+
+def _literal(value):
+    return value.isoformat() if isinstance(value, (date, datetime)) else value
+
+
+def partition_filter(where: dict):
+    """An Iceberg row filter from {column: value or list of values} (all must hold)."""
+    from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In
+
+    expr = AlwaysTrue()
+    for column, value in where.items():
+        if isinstance(value, (list, tuple, set)):
+            values = sorted({_literal(v) for v in value})
+            part = EqualTo(column, values[0]) if len(values) == 1 else In(column, values)
+        else:
+            part = EqualTo(column, _literal(value))
+        expr = part if isinstance(expr, AlwaysTrue) else And(expr, part)
+    return expr
+
+
+def snapshot_id(table) -> int | None:
+    snapshot = table.current_snapshot()
+    return snapshot.snapshot_id if snapshot is not None else None
+
+
+# ---- writes -------------------------------------------------------------------------------------
+
+
+def _conform(t: TableDef, rows: pa.Table) -> pa.Table:
+    return rows.select(t.schema.names).cast(t.schema)
+
+
+def replace(config: CatalogConfig, t: TableDef, rows: pa.Table, where: dict, provenance: Provenance) -> int | None:
+    """Makes `rows` the whole content of the partitions `where` selects, in one commit; returns the
+    snapshot id now current (unchanged when there was nothing to delete and nothing to add)."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    rows = _conform(t, rows)
+    expr = partition_filter(where)
+    for attempt in range(config.commit_retries + 1):
+        table = load_table(config, t)
+        if rows.num_rows == 0 and not any(True for _ in table.scan(row_filter=expr).plan_files()):
+            return snapshot_id(table)
+        try:
+            with warnings.catch_warnings():  # a first write of a partition deletes nothing: not worth a warning
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                table.overwrite(rows, overwrite_filter=expr, snapshot_properties=provenance.properties())
+            return snapshot_id(table)
+        except ValidationException as exc:  # another writer changed these partitions since we looked
+            if attempt == config.commit_retries:
+                raise CommitConflictError(
+                    f"replacing {where} of {t.identifier} lost {attempt + 1} races with other writers ({exc}): "
+                    f"another run is writing the same partition; let it finish and run again") from None
+            log.info("%s %s: another writer committed first; retrying on the new snapshot", t.identifier, where)
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        except CommitFailedException as exc:
+            raise CommitConflictError(
+                f"committing {where} to {t.identifier} failed after the configured retries ({exc}): another writer "
+                f"keeps committing to the table; run again, or raise CRYPTO_COMMIT_RETRIES") from None
+        except Exception as exc:  # noqa: BLE001 - the catalog's own failures become one line
+            raise _failure(config, exc) from None
+    raise AssertionError("unreachable")
+
+
+def append(config: CatalogConfig, t: TableDef, rows: pa.Table, provenance: Provenance) -> int | None:
+    """Adds `rows` in one commit (appends never conflict); returns the new snapshot id."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    table = load_table(config, t)
+    if rows.num_rows == 0:
+        return snapshot_id(table)
+    try:
+        table.append(_conform(t, rows), snapshot_properties=provenance.properties())
+    except CommitFailedException as exc:
+        raise CommitConflictError(f"appending to {t.identifier} failed after the configured retries ({exc}): "
+                                  f"run again, or raise CRYPTO_COMMIT_RETRIES") from None
+    except Exception as exc:  # noqa: BLE001
+        raise _failure(config, exc) from None
+    return snapshot_id(table)
+
+
+def _failure(config: CatalogConfig, exc: Exception) -> Exception:
+    if isinstance(exc, (OSError, CatalogError)) and not type(exc).__module__.startswith(("sqlite3", "sqlalchemy")):
+        return exc if isinstance(exc, CatalogError) else CatalogError(
+            f"writing to {config.root} failed ({exc}): check that it is reachable and writable")
+    return catalog_failure(config, exc)
+
+
+# ---- reads --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # as the lake's file helpers take it: a local path or s3://bucket/key
+    partition: dict
+    records: int
+
+
+def local_path(location: str) -> str:
+    return location[len("file://"):] if location.startswith("file://") else location
+
+
+def _partition_value(iceberg_type, value):
+    from pyiceberg.types import DateType
+
+    if isinstance(iceberg_type, DateType) and isinstance(value, int):
+        return date.fromordinal(date(1970, 1, 1).toordinal() + value)
+    return value
+
+
+def snapshot_files(table, where: dict, snapshot: int | None = None) -> tuple[int | None, list[DataFile]]:
+    """The data files a snapshot (default: the current one) holds in the partitions `where` selects.
+
+    The tables are written copy-on-write (no delete files), so these files are exactly its rows."""
+    snap = snapshot if snapshot is not None else snapshot_id(table)
+    if snap is None:
+        return None, []
+    schema = table.schema()
+    fields = [(f.name, schema.find_type(f.source_id)) for f in table.spec().fields]
+    out = []
+    for task in table.scan(row_filter=partition_filter(where), snapshot_id=snap).plan_files():
+        if task.delete_files:
+            raise CatalogError(f"table {table.name()} holds delete files (written by an engine in merge-on-read "
+                               f"mode); rewrite it with `crypto-pipeline lake maintain` before reading it here")
+        part = task.file.partition
+        values = {n: _partition_value(typ, part[i]) for i, (n, typ) in enumerate(fields)}
+        out.append(DataFile(local_path(task.file.file_path), values, task.file.record_count))
+    return snap, sorted(out, key=lambda f: f.path)
+
+
+def read(table, where: dict | None = None, columns: list[str] | None = None, snapshot: int | None = None) -> pa.Table:
+    """Rows of the partitions `where` selects as of a snapshot (default: current), as Arrow."""
+    from pyiceberg.expressions import AlwaysTrue
+
+    expr = partition_filter(where) if where else AlwaysTrue()
+    scan = table.scan(row_filter=expr, selected_fields=tuple(columns) if columns else ("*",), snapshot_id=snapshot)
+    return scan.to_arrow()
+
+
+def snapshot_at(table, when: datetime) -> int:
+    """The id of the snapshot that was current at `when` (time travel by time)."""
+    ms = int(when.timestamp() * 1000)
+    best = None
+    for entry in table.metadata.snapshot_log:
+        if entry.timestamp_ms <= ms:
+            best = entry.snapshot_id
+    if best is None:
+        raise CatalogError(f"table {table.name()} has no snapshot at or before {when.isoformat()} (its history "
+                           f"starts later, or was expired): pick a later time")
+    return best
+
+
+def snapshots_after(table, since: int | None) -> tuple[list, bool]:
+    """The snapshots of the current branch committed after `since`, oldest first, and whether `since`
+    was found among them (False when it was expired or `since` is None: everything kept is returned)."""
+    chain, found = [], False
+    snap = table.current_snapshot()
+    while snap is not None:
+        if since is not None and snap.snapshot_id == since:
+            found = True
+            break
+        chain.append(snap)
+        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
+    return list(reversed(chain)), found
