@@ -256,12 +256,9 @@ class Settings(_Declared):
             "kafka_bootstrap": self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}",
         }
         on_s3 = derived["lake_root"].startswith(("s3://", "s3a://"))
-        derived["catalog"] = self.catalog or ("glue" if on_s3 else "sql")
-        if derived["catalog"] == "sql" and not self.catalog_uri:
-            if on_s3:
-                raise ValueError(f"{ENV_PREFIX}CATALOG=sql with an S3 lake needs {ENV_PREFIX}CATALOG_URI (a SQLAlchemy URL "
-                                 f"such as sqlite:////path/catalog.db), or leave {ENV_PREFIX}CATALOG empty for the Glue catalog")
-            derived["catalog_uri"] = f"sqlite:///{Path(derived['lake_root']).resolve()}/catalog.db"
+        if self.catalog == "sql" and on_s3 and not self.catalog_uri:
+            raise ValueError(f"{ENV_PREFIX}CATALOG=sql with an S3 lake needs {ENV_PREFIX}CATALOG_URI (a SQLAlchemy URL "
+                             f"such as sqlite:////path/catalog.db), or leave {ENV_PREFIX}CATALOG empty for the Glue catalog")
         if not self.glue_artifacts_root and on_s3:
             bucket = derived["lake_root"].split("://", 1)[1].split("/", 1)[0]
             derived["glue_artifacts_root"] = f"s3://{bucket}/{self.glue_job_prefix}-artifacts"
@@ -272,6 +269,22 @@ class Settings(_Declared):
     @property
     def topics(self) -> tuple[str, str]:
         return (self.ticker_topic, self.trades_topic)
+
+    @property
+    def lake_on_s3(self) -> bool:
+        return self.lake_root.startswith(("s3://", "s3a://"))
+
+    @property
+    def catalog_kind(self) -> str:
+        """`catalog`, or its default for the lake root (follows lake_root, like the checkpoints)."""
+        return self.catalog or ("glue" if self.lake_on_s3 else "sql")
+
+    @property
+    def catalog_url(self) -> str:
+        """`catalog_uri`, or the SQLite file inside a local lake (empty for the Glue catalog)."""
+        if self.catalog_uri or self.catalog_kind == "glue":
+            return self.catalog_uri
+        return f"sqlite:///{Path(self.lake_root).resolve()}/catalog.db"
 
     @property
     def checkpoint_root(self) -> str:

@@ -53,7 +53,7 @@ class CatalogConfig:
 
     @classmethod
     def from_settings(cls, settings) -> CatalogConfig:
-        return cls(kind=settings.catalog, uri=settings.catalog_uri, root=settings.lake_root,
+        return cls(kind=settings.catalog_kind, uri=settings.catalog_url, root=settings.lake_root,
                    glue_database=settings.glue_database, aws_region=settings.aws_region,
                    endpoint_url=settings.s3_endpoint_url, commit_retries=settings.commit_retries)
 

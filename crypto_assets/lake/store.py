@@ -408,5 +408,5 @@ class Lake(LakeStore):
 
     @classmethod
     def from_settings(cls, settings) -> Lake:
-        return cls(settings.lake_root, settings.s3_endpoint_url, settings.aws_region, settings.catalog,
-                   settings.catalog_uri, settings.glue_database, settings.commit_retries)
+        return cls(settings.lake_root, settings.s3_endpoint_url, settings.aws_region, settings.catalog_kind,
+                   settings.catalog_url, settings.glue_database, settings.commit_retries)

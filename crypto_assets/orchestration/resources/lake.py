@@ -27,5 +27,5 @@ class LakeResource(ConfigurableResource, LakeStore):
     @classmethod
     def from_settings(cls, settings: Settings) -> LakeResource:
         return cls(root=settings.lake_root, s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region,
-                   catalog=settings.catalog, catalog_uri=settings.catalog_uri, glue_database=settings.glue_database,
+                   catalog=settings.catalog_kind, catalog_uri=settings.catalog_url, glue_database=settings.glue_database,
                    commit_retries=settings.commit_retries)
