@@ -20,7 +20,6 @@ from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.kafka_topics import OWNER, topic_asset_key
 from crypto_assets.orchestration.partitions import PRODUCTS, ingest_date_partitions
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
 from crypto_assets.orchestration.resources.lake import LakeResource
 
@@ -59,12 +58,11 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
         tags={"layer": "bronze"},
     )
     def _bronze(
-        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
+        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource,
     ) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
         result = compute.bronze_day(context, kind, day, rules)
         register_products(context.instance, reported_products(result))
-        glue_catalog.register(context, lake, [("bronze", table)], {"ingest_date": day.isoformat()})
         return result
 
     return _bronze

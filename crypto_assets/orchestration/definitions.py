@@ -13,7 +13,6 @@ from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.gold_sensor import build_gold_sensor
 from crypto_assets.orchestration.kafka_topics import kafka_topic_specs
 from crypto_assets.orchestration.partitions import with_first_day
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.resources.compute import ComputeResource, LocalCompute
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -35,7 +34,6 @@ def build_resources(settings: Settings) -> dict:
         "spark": spark,
         "kafka": kafka,
         "lake": lake,
-        "glue_catalog": GlueCatalogResource.from_settings(settings),
         "compute": compute[settings.compute],
     }
 

@@ -18,7 +18,6 @@ from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import GOLD_KEY
 from crypto_assets.orchestration.partitions import event_date_product_partitions, event_day_window, parse_partition_key
 from crypto_assets.orchestration.reporting import check_specs
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
 from crypto_assets.orchestration.resources.lake import LakeResource
 
@@ -45,11 +44,10 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         check_specs=check_specs(GOLD_KEY, GOLD_CHECKS),
     )
     def gold_features(
-        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
+        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource,
     ) -> MaterializeResult:
         day, product = parse_partition_key(context.partition_key)
         result = compute.gold_partition(context, day, product)
-        glue_catalog.register(context, lake, [("gold", "features")], {"product_id": product, "event_date": day.isoformat()})
         return result
 
     return gold_features

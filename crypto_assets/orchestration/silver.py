@@ -29,7 +29,6 @@ from crypto_assets.orchestration.partitions import (
     parse_partition_key,
 )
 from crypto_assets.orchestration.reporting import check_specs
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.silver.build import bronze_window_days
@@ -102,14 +101,12 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         check_specs=check_specs(key, SILVER_CHECKS[kind]),
     )
     def _silver(
-        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource, glue_catalog: GlueCatalogResource,
+        context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource,
     ) -> MaterializeResult:
         day, product = parse_partition_key(context.partition_key)
         # A Bronze day that ran and found nothing gives an empty Silver; one never materialized is an error.
         require_bronze_day = not _bronze_was_materialized(context, kind, day.isoformat())
         result = compute.silver_partition(context, kind, day, product, rules, require_bronze_day)
-        glue_catalog.register(context, lake, [("silver", table), ("quarantine", table)],
-                              {"product_id": product, "event_date": day.isoformat()})
         _report_missing_bronze_days(context, lake, kind, day, product, rules)
         return result
 

@@ -3,6 +3,7 @@ the real broker, reports through Dagster Pipes, and writes the rows the local co
 
 from __future__ import annotations
 
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from dagster import DagsterInstance, materialize
 
 from crypto_assets.lake.commits import list_commit_names, read_commit
@@ -11,7 +12,6 @@ from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.partitions import PRODUCTS
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.tools.aws_deploy import deploy
 from crypto_assets_tests.conftest import free_port
 from crypto_assets_tests.support.aws import glue_settings

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from crypto_assets.lake.glue_catalog import catalog_partitions, table_for
@@ -13,7 +14,6 @@ from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.aws_deploy import deploy
 from crypto_assets_tests.support.aws import glue_settings

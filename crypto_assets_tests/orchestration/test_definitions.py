@@ -19,7 +19,7 @@ from crypto_assets_tests.conftest import REPO
 
 def test_definitions_bind_every_resource_the_assets_need():
     defs = build_definitions(Settings.from_env(environ={}))
-    assert set(defs.resources) >= {"spark", "kafka", "lake", "glue_catalog", "compute"}
+    assert set(defs.resources) >= {"spark", "kafka", "lake", "compute"}
     for assets_def in defs.resolve_asset_graph().assets_defs:
         assert assets_def.required_resource_keys - {"io_manager"} <= set(defs.resources), assets_def.keys
 
@@ -39,7 +39,7 @@ def test_the_compute_resource_is_chosen_by_the_setting(tmp_path):
     for defs in (local, glue):
         for key in ("bronze_trades", "bronze_ticker", "silver_trades", "silver_ticker", "gold_features"):
             needs = defs.get_assets_def(key).required_resource_keys - {"io_manager"}
-            assert needs == {"compute", "lake", "glue_catalog"}, key
+            assert needs == {"compute", "lake"}, key
 
 
 def test_partitions_include_today_and_start_at_first_date():
