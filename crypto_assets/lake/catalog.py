@@ -230,8 +230,10 @@ def check_schema(config: CatalogConfig, t: TableDef, table) -> None:
                            f"run `crypto-pipeline lake migrate`, or point CRYPTO_LAKE_ROOT at a new lake")
 
 
-def load_table(config: CatalogConfig, t: TableDef, create: bool = True):
-    """The table, created from its declaration when missing (`create=False`: None when missing)."""
+def load_table(config: CatalogConfig, t: TableDef, create: bool = True, legacy_ok: bool = False):
+    """The table, created from its declaration when missing (`create=False`: None when missing). A
+    missing table whose location holds the earlier version's Parquet folders is refused (unless
+    `legacy_ok`, for the migration itself): `crypto-pipeline lake migrate` adopts them."""
     from pyiceberg.exceptions import NoSuchTableError
 
     catalog = open_catalog(config)
@@ -241,6 +243,8 @@ def load_table(config: CatalogConfig, t: TableDef, create: bool = True):
         except NoSuchTableError:
             if not create:
                 return None
+            if not legacy_ok:
+                _refuse_legacy(config, t)
             table = _create(config, catalog, t)
     except CatalogError:
         raise
@@ -248,6 +252,14 @@ def load_table(config: CatalogConfig, t: TableDef, create: bool = True):
         raise catalog_failure(config, exc) from None
     check_schema(config, t, table)
     return table
+
+
+def _refuse_legacy(config: CatalogConfig, t: TableDef) -> None:
+    from crypto_assets.lake.migrate import has_legacy_data
+
+    if has_legacy_data(config, t):
+        raise CatalogError(f"{config.root} holds {t.identifier} as plain Parquet folders written by an earlier version: "
+                           f"run `crypto-pipeline lake migrate` to adopt them into the Iceberg tables")
 
 
 def _create(config: CatalogConfig, catalog, t: TableDef):

@@ -188,7 +188,7 @@ def snapshot_files(table, where: dict, snapshot: int | None = None) -> tuple[int
     out = []
     for task in table.scan(row_filter=partition_filter(where), snapshot_id=snap).plan_files():
         if task.delete_files:
-            raise CatalogError(f"table {table.name()} holds delete files (written by an engine in merge-on-read "
+            raise CatalogError(f"table {'.'.join(table.name()[-2:])} holds delete files (written by an engine in merge-on-read "
                                f"mode); rewrite it with `crypto-pipeline lake maintain` before reading it here")
         part = task.file.partition
         values = {n: _partition_value(typ, part[i]) for i, (n, typ) in enumerate(fields)}
@@ -213,7 +213,7 @@ def snapshot_at(table, when: datetime) -> int:
         if entry.timestamp_ms <= ms:
             best = entry.snapshot_id
     if best is None:
-        raise CatalogError(f"table {table.name()} has no snapshot at or before {when.isoformat()} (its history "
+        raise CatalogError(f"table {'.'.join(table.name()[-2:])} has no snapshot at or before {when.isoformat()} (its history "
                            f"starts later, or was expired): pick a later time")
     return best
 

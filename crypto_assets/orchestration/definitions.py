@@ -12,6 +12,7 @@ from crypto_assets.orchestration.glue import GlueCompute
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.gold_sensor import build_gold_sensor
 from crypto_assets.orchestration.kafka_topics import kafka_topic_specs
+from crypto_assets.orchestration.maintenance import build_maintenance_job, build_maintenance_schedule
 from crypto_assets.orchestration.partitions import with_first_day
 from crypto_assets.orchestration.resources.compute import ComputeResource, LocalCompute
 from crypto_assets.orchestration.resources.kafka import KafkaResource
@@ -41,9 +42,11 @@ def build_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = with_first_day(settings or Settings.from_env())  # the sensors read settings.first_date too
     bronze, silver, gold = bronze_assets(settings), silver_assets(settings), build_gold_asset(settings)
+    maintenance = build_maintenance_job(settings)
     return Definitions(
         assets=[*kafka_topic_specs(settings), *bronze, *silver, gold],
-        schedules=[build_bronze_schedule(settings, bronze)],
+        jobs=[maintenance],
+        schedules=[build_bronze_schedule(settings, bronze), build_maintenance_schedule(settings, maintenance)],
         sensors=[build_bronze_sensor(settings, silver, gold), build_gold_sensor(settings, gold)],
         resources=build_resources(settings),
         # One process per run, not one more per step: a sensor-driven run (Silver, then Gold, of one

@@ -280,13 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     from crypto_assets.tools.aws_deploy import add_parser as add_aws_parser
+    from crypto_assets.tools.lake_cli import add_parser as add_lake_parser
 
+    add_lake_parser(sub)
     add_aws_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from crypto_assets.lake.catalog import CatalogError
     from crypto_assets.lake.jars import SetupError
     from crypto_assets.tools.broker import BrokerError
     from crypto_assets.tools.spark_server import SparkServerError
@@ -296,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         setup_logging(args.verbose, settings.state_dir)
         return args.func(args, settings)
-    except (SettingsError, SetupError, BrokerError, SparkServerError, SinkUnavailableError, FileNotFoundError) as exc:
+    except (SettingsError, SetupError, CatalogError, BrokerError, SparkServerError, SinkUnavailableError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

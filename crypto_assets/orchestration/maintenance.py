@@ -1,0 +1,77 @@
+"""The lake maintenance job and its schedule: every table compacted, its old snapshots expired and
+its orphan files removed (`crypto_assets.lake.maintenance`), one op per table so the UI shows each.
+
+Maintenance commits are Iceberg `replace` snapshots: the sensors do not take them for new data. Each
+op reports what it changed as an observation of the table's asset (when the table is an asset).
+"""
+
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    DefaultScheduleStatus,
+    GraphDefinition,
+    JobDefinition,
+    OpDefinition,
+    OpExecutionContext,
+    ScheduleDefinition,
+    in_process_executor,
+    op,
+)
+
+from crypto_assets.contracts.names import BRONZE_TABLE, GOLD_ASSET, SILVER_TABLE, bronze_asset, silver_asset
+from crypto_assets.contracts.settings import Settings
+from crypto_assets.contracts.tables import TABLES, TableDef
+from crypto_assets.orchestration.resources.lake import LakeResource
+from crypto_assets.orchestration.resources.spark import SparkResource
+
+JOB_NAME = "lake_maintenance"
+
+
+def table_asset(t: TableDef) -> AssetKey | None:
+    """The asset a table materializes (quarantine tables belong to their Silver asset)."""
+    for kind, name in BRONZE_TABLE.items():
+        if t.identifier == f"bronze.{name}":
+            return AssetKey(bronze_asset(kind))
+    for kind, name in SILVER_TABLE.items():
+        if t.identifier in (f"silver.{name}", f"quarantine.{name}"):
+            return AssetKey(silver_asset(kind))
+    return AssetKey(GOLD_ASSET) if t.layer == "gold" else None
+
+
+def _maintain_op(t: TableDef, retention_hours: int) -> OpDefinition:
+    @op(name=f"maintain_{t.layer}_{t.name}", description=f"Compacts, expires snapshots older than {retention_hours} h and removes orphan files of "
+                    f"{t.identifier}.")
+    def _maintain(context: OpExecutionContext, spark: SparkResource, lake: LakeResource):
+        from crypto_assets.lake.maintenance import maintain_table
+
+        stats = maintain_table(spark.get_session(), lake.catalog_config, t, retention_hours)
+        context.log.info(f"{t.identifier}: {stats.rewritten_files} files rewritten into {stats.added_files}, "
+                         f"{stats.expired_snapshots} snapshots expired, {stats.orphan_files} orphan files removed "
+                         f"({stats.seconds} s)")
+        key = table_asset(t)
+        if key is not None:
+            context.log_event(AssetObservation(asset_key=key, metadata={
+                "table": t.identifier, "maintenance_rewritten_files": stats.rewritten_files,
+                "maintenance_added_files": stats.added_files, "maintenance_expired_snapshots": stats.expired_snapshots,
+                "maintenance_orphan_files": stats.orphan_files, "snapshots": stats.snapshots_after,
+                "data_files": stats.data_files_after}))
+
+    return _maintain
+
+
+def build_maintenance_job(settings: Settings) -> JobDefinition:
+    """One op per table, run one after another (they share the one Spark session)."""
+    ops = [_maintain_op(t, settings.snapshot_retention_hours) for t in TABLES.values()]
+    graph = GraphDefinition(name=JOB_NAME, node_defs=ops, description=(
+        "Lake maintenance: compact small files (Bronze sorted by product), expire snapshots older than "
+        f"{settings.snapshot_retention_hours} h (CRYPTO_SNAPSHOT_RETENTION_HOURS), remove orphan files."))
+    return graph.to_job(executor_def=in_process_executor, tags={"crypto/trigger": "maintenance"})
+
+
+def build_maintenance_schedule(settings: Settings, job: JobDefinition) -> ScheduleDefinition:
+    running = settings.automation == "on"
+    return ScheduleDefinition(
+        name="lake_maintenance_schedule", job=job, cron_schedule=settings.maintenance_cron, execution_timezone="UTC",
+        description=f"Runs {JOB_NAME} on CRYPTO_MAINTENANCE_CRON ({settings.maintenance_cron}, UTC).",
+        default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
+    )
