@@ -165,7 +165,10 @@ class DataFile:
 
 
 def local_path(location: str) -> str:
-    return location[len("file://"):] if location.startswith("file://") else location
+    """A data file's location as the file readers take it: pyiceberg writes `file:///p`, Spark `file:/p`."""
+    if location.startswith("file://"):
+        return location[len("file://"):]
+    return location[len("file:"):] if location.startswith("file:") else location
 
 
 def _partition_value(iceberg_type, value):
