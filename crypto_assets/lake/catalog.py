@@ -34,6 +34,9 @@ TABLE_PROPERTIES = {
     "commit.retry.min-wait-ms": "20",
     "commit.retry.max-wait-ms": "2000",
     "write.parquet.compression-codec": "zstd",
+    # Appends merge small manifests (Spark always does; pyiceberg only with this), so a day of stream
+    # commits does not leave every snapshot's manifest list naming thousands of manifests.
+    "commit.manifest-merge.enabled": "true",
 }
 
 
