@@ -61,29 +61,39 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def data_phase(settings, n_trades: int, n_tickers: int) -> None:
+    import pyarrow.compute as pc
     from bench_gold import write_silver_day
     from bench_silver import DAY, make_bronze
-    from pyspark.sql import functions as F
 
+    from crypto_assets.contracts.tables import silver_table_def
+    from crypto_assets.lake import snapshots
     from crypto_assets.lake.spark import build_spark_session
+    from crypto_assets.lake.store import Lake
     from crypto_assets.orchestration.resources.lake import LakeResource
 
     spark = build_spark_session(shuffle_partitions=4, driver_memory="6g", state_dir=settings.state_dir,
                                 jvm_dir=settings.jvm_dir)
     clock = time.perf_counter()
-    make_bronze(spark, LakeResource.from_settings(settings), n_trades, n_tickers)
+    lake = LakeResource.from_settings(settings)
+    make_bronze(spark, lake, n_trades, n_tickers)
     for shift, day in ((-1, DAY - timedelta(days=1)), (1, DAY + timedelta(days=1))):
         # The same generator as Day D's, its trade ids and offsets moved out of D's (they rise day by day).
         Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+        # Written to a staging lake of its own (its Silver tables hold that day only), then moved into the
+        # lake's Silver tables as the whole content of that day, in one commit per table.
         staging = tempfile.mkdtemp(prefix="staging-silver-", dir=settings.state_dir)
         write_silver_day(spark, staging, n_trades, n_tickers, day)
         for table in ("trades", "ticker"):
-            df = spark.read.parquet(f"{staging}/silver/{table}")
-            df = df.withColumn("kafka_offset", F.col("kafka_offset") + shift * 10 * (n_trades + n_tickers))
+            t = silver_table_def(table)
+            rows = snapshots.read(Lake(staging).table(t))
+            moved = {"kafka_offset": shift * 10 * (n_trades + n_tickers)}
             if table == "trades":
-                df = df.withColumn("trade_id", F.col("trade_id") + shift * 10 * n_trades)
-            df.write.mode("overwrite").partitionBy("product_id", "event_date").parquet(
-                f"{settings.lake_root}/silver/{table}")
+                moved["trade_id"] = shift * 10 * n_trades
+            for column, by in moved.items():
+                i = rows.schema.get_field_index(column)
+                rows = rows.set_column(i, column, pc.add(rows.column(column), by).cast(rows.schema.field(i).type))
+            snapshots.replace(lake.catalog_config, t, rows, {"event_date": day},
+                              snapshots.Provenance(asset=f"silver_{table}", partition=day.isoformat(), run_id="bench"))
         shutil.rmtree(staging)
     print(f"data: Bronze {DAY} ({n_trades:,} trade records + 1% re-sent, {n_tickers:,} ticker records, two "
           f"products) and Silver {DAY - timedelta(days=1)} and {DAY + timedelta(days=1)} (as many trades and "
@@ -210,17 +220,20 @@ def spark_tasks(event_dir: Path) -> dict[str, float]:
 # ---- the job runs ----------------------------------------------------------------------------------
 
 
-def _rows(lake_root: str, part: str) -> int:
-    import pyarrow.parquet as pq
+def _rows(settings, t, where: dict) -> int:
+    """Rows of a table's partitions in its current snapshot (from the data files' records in the metadata)."""
+    from crypto_assets.lake.snapshots import snapshot_files
+    from crypto_assets.orchestration.resources.lake import LakeResource
 
-    return sum(pq.read_metadata(f).num_rows for f in (Path(lake_root) / part).glob("*.parquet"))
+    _, files = snapshot_files(LakeResource.from_settings(settings).table(t), where)
+    return sum(f.records for f in files)
 
 
 def _local_glue():
     """The tests' local Glue runner module (it imports the Dagster definitions: their beta warnings are noise here)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from crypto_assets_tests.aws import local_glue
+        from crypto_assets_tests.support import local_glue
     return local_glue
 
 
@@ -305,6 +318,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from crypto_assets.contracts.glue_jobs import job_name
+    from crypto_assets.contracts.tables import gold_table_def, silver_table_def
     from crypto_assets.tools.aws_deploy import build_wheel, deploy
     from crypto_assets_tests.conftest import free_port
     from crypto_assets_tests.support.aws import DUMMY_AWS_ENV
@@ -334,12 +348,13 @@ def main() -> None:
     # The deployed jobs' default arguments, with the lake on local disk instead of moto's S3.
     partition = {"--lake_root": settings.lake_root, "--event_date": DAY.isoformat(), "--product_id": PRODUCT}
     figures: dict[str, dict] = {}
-    for job, extra, written in (
-            ("silver_trades", {"--require_bronze_day": "true"}, f"silver/trades/product_id={PRODUCT}/event_date={DAY}"),
-            ("silver_ticker", {"--require_bronze_day": "true"}, f"silver/ticker/product_id={PRODUCT}/event_date={DAY}"),
-            ("gold_features", {}, f"gold/features/product_id={PRODUCT}/event_date={DAY}")):
+    written = {"product_id": PRODUCT, "event_date": DAY}
+    for job, extra, table in (
+            ("silver_trades", {"--require_bronze_day": "true"}, silver_table_def("trades")),
+            ("silver_ticker", {"--require_bronze_day": "true"}, silver_table_def("ticker")),
+            ("gold_features", {}, gold_table_def())):
         f = run_job(runner_args, job_name(aws.glue_job_prefix, job), {**partition, **extra}, scratch)
-        f["rows_written"] = _rows(settings.lake_root, written)
+        f["rows_written"] = _rows(settings, table, written)
         figures[job] = f
         print(f"{job} {PRODUCT} {DAY}: {f['rows_written']:,} rows written in {f['wall_s']} s; driver peak RSS: "
               f"Python {f['python_peak_mib']:,} MiB, Spark JVM {f['jvm_peak_mib']:,} MiB, Spark's Python workers "

@@ -72,7 +72,8 @@ def write_silver_day(spark, lake_root: str, n_trades: int, n_tickers: int, day: 
     ).withColumn("notional", F.col("price") * F.col("size"))
     trades = trades.select(*[lineage[c].alias(c) if c in lineage else c for c in SILVER_TRADE_COLUMNS if c != "event_date"],
                            F.to_date("trade_time").alias("event_date"))
-    trades.write.mode("overwrite").partitionBy("product_id", "event_date").parquet(f"{lake_root}/silver/trades")
+    trades.write.mode("overwrite").partitionBy("product_id", "event_date").parquet(f"{lake_root}/_scratch/silver/trades")
+    load_table(lake_root, "trades", f"{lake_root}/_scratch/silver/trades")
 
     tick = base(n_tickers)
     fields = {
@@ -84,7 +85,21 @@ def write_silver_day(spark, lake_root: str, n_trades: int, n_tickers: int, day: 
     }
     tick = tick.select(*[(fields.get(c) if c in fields else lineage.get(c, F.col(c))).alias(c)
                          for c in SILVER_TICKER_COLUMNS if c != "event_date"]).withColumn("event_date", F.to_date("event_time"))
-    tick.write.mode("overwrite").partitionBy("product_id", "event_date").parquet(f"{lake_root}/silver/ticker")
+    tick.write.mode("overwrite").partitionBy("product_id", "event_date").parquet(f"{lake_root}/_scratch/silver/ticker")
+    load_table(lake_root, "ticker", f"{lake_root}/_scratch/silver/ticker")
+
+
+def load_table(lake_root: str, kind: str, folder: str) -> None:
+    """The Silver rows Spark wrote to a scratch folder become the whole Silver table, in one commit."""
+    import pyarrow.dataset as ds
+
+    from crypto_assets.contracts.tables import silver_table_def
+    from crypto_assets.lake import snapshots
+    from crypto_assets.lake.store import Lake
+
+    t = silver_table_def(kind)
+    rows = ds.dataset(folder, partitioning="hive").to_table().select(t.schema.names).cast(t.schema)
+    snapshots.replace(Lake(lake_root).catalog_config, t, rows, {}, snapshots.Provenance(asset=f"silver_{kind}"))
 
 
 def window_group_a(trades):
@@ -245,15 +260,19 @@ def side_by_side(spark, lake, settings, args, summary) -> None:
     n = args.side_by_side
     reset_dir(settings.lake_root)
     write_silver_day(spark, settings.lake_root, n, n)
-    trades = spark.read.parquet(f"{settings.lake_root}/silver/trades").cache()
-    tickers = spark.read.parquet(f"{settings.lake_root}/silver/ticker").withColumn(
+    trades = spark.read.parquet(f"{settings.lake_root}/_scratch/silver/trades").cache()
+    tickers = spark.read.parquet(f"{settings.lake_root}/_scratch/silver/ticker").withColumn(
         "ticker_seq", F.col("kafka_offset")).cache()
     trades.count(), tickers.count()
 
     clock = time.perf_counter()
     build_gold(lake, DAY, PRODUCTS, leakage_samples=0)  # read Silver, compute, write, measure
     ours_s = time.perf_counter() - clock
-    ours = spark.read.parquet(f"{settings.lake_root}/gold/features").where(F.col("event_date") == F.lit(DAY))
+    from crypto_assets.contracts.tables import gold_table_def
+    from crypto_assets.lake import snapshots
+
+    ours = spark.createDataFrame(snapshots.read(lake.table(gold_table_def()), {"event_date": DAY}).select(
+        ["product_id", "trade_id", *[f.name for f in FEATURES if f.group == "A"]]).to_pandas())
     inputs = trades.select("product_id", "trade_id", "trade_time", "price", "size", "side").toPandas()
     tick_pdf = tickers.toPandas()
     groups = [(group, tick_pdf[tick_pdf["product_id"] == p]) for p, group in inputs.groupby("product_id")]

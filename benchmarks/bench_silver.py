@@ -81,8 +81,21 @@ def make_bronze(spark, lake, n_trades: int, n_tickers: int) -> None:
 
     for kind, n in (("trades", n_trades), ("ticker", n_tickers)):
         bronze = kafka_to_bronze(kafka_frame(n, kind), kind).where(F.col("ingest_date") == F.lit(DAY))
-        table = lake.table_path("bronze", "kafka_trades" if kind == "trades" else "kafka_ticker")
-        bronze.sortWithinPartitions("partition", "offset").write.mode("overwrite").partitionBy("ingest_date").parquet(table)
+        scratch = f"{lake.root}/_scratch/bronze/{kind}"
+        bronze.sortWithinPartitions("partition", "offset").write.mode("overwrite").parquet(scratch)
+        load_bronze(lake, kind, scratch)
+
+
+def load_bronze(lake, kind: str, folder: str) -> None:
+    """The Bronze rows Spark wrote to a scratch folder become Bronze of DAY, in one commit."""
+    import pyarrow.dataset as ds
+
+    from crypto_assets.contracts.tables import bronze_table
+    from crypto_assets.lake import snapshots
+
+    t = bronze_table(kind)
+    rows = ds.dataset(folder).to_table().select(t.schema.names).cast(t.schema)
+    snapshots.replace(lake.catalog_config, t, rows, {"ingest_date": DAY}, snapshots.Provenance(asset=f"bronze_{kind}"))
 
 
 def time_silver(lake, groups: list[list[str]]) -> float:

@@ -113,10 +113,35 @@ def kafka_end_total(settings) -> int:
                for t in settings.topics)
 
 
-def bronze_committed(lake) -> int:
-    from crypto_assets.lake.commits import list_commit_names, read_commit
+class BronzeCommitted:
+    """Kafka records the Bronze tables' commits added (`crypto.records` of each snapshot's summary),
+    summed incrementally: each poll reads only the snapshots committed since the previous one."""
 
-    return sum(read_commit(lake, k, n).rows for k in ("trades", "ticker") for n in list_commit_names(lake, k))
+    def __init__(self, lake):
+        self.lake = lake
+        self.cursor: dict[str, int | None] = {}  # kind -> last snapshot id counted
+        self.totals: dict[str, int] = {}
+
+    def __call__(self) -> int:
+        from crypto_assets.contracts.tables import bronze_table
+        from crypto_assets.lake.catalog import load_table
+        from crypto_assets.lake.snapshots import DATA_OPERATIONS, Provenance, snapshots_after
+
+        for kind in ("trades", "ticker"):
+            table = load_table(self.lake.catalog_config, bronze_table(kind), create=False)
+            if table is None:
+                continue
+            new, found = snapshots_after(table, self.cursor.get(kind))
+            if not found:  # first poll, or the last snapshot counted was expired: count everything kept
+                self.totals[kind] = 0
+            for snap in new:
+                if snap.summary is None or snap.summary.operation.value not in DATA_OPERATIONS:
+                    continue  # a maintenance rewrite, or the delete half of a replace: no records added
+                p = Provenance.of(snap)
+                self.totals[kind] = self.totals.get(kind, 0) + (int(p.extra.get("records", "0")) if p else 0)
+            if new:
+                self.cursor[kind] = new[-1].snapshot_id
+        return sum(self.totals.values())
 
 
 def dagster_home(root: Path, settings) -> Path:
@@ -156,9 +181,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_latency(args, settings, root: Path, info: dict) -> dict:
+    from crypto_assets.contracts.tables import gold_table_def
+    from crypto_assets.lake.catalog import load_table, open_catalog
+    from crypto_assets.lake.snapshots import snapshot_files
     from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
+    open_catalog(lake.catalog_config)  # the catalog's own tables exist before the stream and the runs open it
     home = dagster_home(root, settings)
     spark_server = None
     if args.warm_spark:
@@ -182,27 +211,27 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     # Gold rows need 5 minutes and 500 trades of history: measure trades after that warm-up.
     measure_from = t_start + timedelta(minutes=args.warmup_minutes)
     seen: dict[tuple[str, int], float] = {}
-    read_already: set[tuple[str, int, int]] = set()  # the poller reads each Gold file once, not every second
+    read_already: set[str] = set()  # the poller reads each Gold data file once, not every second
     latencies: list[float] = []
-    import pyarrow.parquet as pq
 
     deadline = time.monotonic() + seconds + args.drain_seconds
     # CPU by role: the streaming job (its JVM) and the daemon with the runs it launched.
     with C.CpuWindow({"stream": stream.pid, "daemon_and_runs": daemon.pid}) as cpu:
         while time.monotonic() < deadline:
             now = datetime.now(timezone.utc)
-            for product in settings.products:
+            # The data files of Gold's current snapshot (a commit's rows are readable once it is current).
+            gold = load_table(lake.catalog_config, gold_table_def(), create=False)
+            for product in settings.products if gold is not None else ():
                 for day in {t_start.date(), now.date()}:
-                    path = lake.partition_path("gold", "features", product_id=product, event_date=day.isoformat())
-                    for file, size in lake.data_files(path):
+                    _, files = snapshot_files(gold, {"product_id": product, "event_date": day})
+                    for data_file in files:
+                        if data_file.path in read_already:
+                            continue  # read at an earlier poll: data files never change, a rewrite is a new file
                         try:
-                            version = (file, size, os.stat(file).st_mtime_ns)
-                            if version in read_already:
-                                continue  # read at an earlier poll: a rewrite is a new file or a new mtime
-                            table = pq.read_table(file, columns=["trade_id", "trade_time"])
-                        except (OSError, FileNotFoundError):
-                            continue  # swapped while reading: next poll
-                        read_already.add(version)
+                            table = lake.read_files([data_file.path], columns=["trade_id", "trade_time"])
+                        except OSError:
+                            continue  # removed by maintenance since the snapshot was read: next poll
+                        read_already.add(data_file.path)
                         for tid, tt in zip(table.column("trade_id").to_pylist(), table.column("trade_time").to_pylist()):
                             if (product, tid) in seen:
                                 continue
@@ -244,9 +273,12 @@ def _run_durations(home: Path) -> dict:
 
 
 def run_sustained(args, settings, root: Path, info: dict) -> dict:
+    from crypto_assets.lake.catalog import open_catalog
     from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
+    open_catalog(lake.catalog_config)  # the catalog's own tables exist before the stream opens it too
+    bronze_committed = BronzeCommitted(lake)
     stream = start_stream(settings, root / "stream.log")
     stop = threading.Event()
     seconds = args.minutes * 60
@@ -256,7 +288,7 @@ def run_sustained(args, settings, root: Path, info: dict) -> dict:
     with C.CpuWindow() as cpu:
         while True:
             elapsed = time.monotonic() - t0
-            kafka, bronze = kafka_end_total(settings), bronze_committed(lake)
+            kafka, bronze = kafka_end_total(settings), bronze_committed()
             samples.append((round(elapsed, 1), kafka, kafka - bronze))
             if int(elapsed) // 30 != int(samples[-2][0] if len(samples) > 1 else -1) // 30:
                 print(f"  t={elapsed:6.0f} s  kafka={kafka:>9,}  bronze lag={kafka - bronze:>7,} records", flush=True)

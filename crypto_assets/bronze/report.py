@@ -1,4 +1,4 @@
-"""What a Bronze day reports (Bronze declares no checks)."""
+"""What a Bronze day reports (Bronze declares no checks), naming the Iceberg snapshot it produced."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def bronze_report(stats: BronzeDayStats) -> Metadata:
         "products": ("json", stats.products),
         "files": ("int", stats.files),
         "bytes_written": ("int", stats.bytes_written),
+        "table": ("text", stats.table),
         "path": ("path", stats.path),
         "kafka_records_scanned": ("int", stats.kafka_window_records),
         "rows_added": ("int", stats.new_rows),
-        "commit": ("text", stats.commit or ""),
+        "snapshot_id": ("text", str(stats.snapshot_id) if stats.snapshot_id is not None else ""),
         "writer": ("text", "batch"),
     }

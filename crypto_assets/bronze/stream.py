@@ -1,40 +1,55 @@
-"""Streaming Bronze: Spark Structured Streaming from Kafka into the Bronze layout, exactly once.
+"""Streaming Bronze: Spark Structured Streaming from Kafka into the Bronze Iceberg tables, exactly once.
 
-The rows are those of the batch mode (`bronze.transforms.kafka_to_bronze`, same function),
-appended per micro-batch into `bronze/<table>/ingest_date=D/` as files named after the batch
-(`stream-b<batch id>-<n>.parquet`). Exactly once: the checkpoint fixes each batch's offsets
-before it runs, and a batch that runs again after a crash first removes the files its earlier
-attempt left, then writes the same rows under the same names. After its files are in place a
-batch appends a Bronze commit (`crypto_assets.lake.commits`) for the sensors, then merges the small
-files of earlier batches where enough have gathered (`crypto_assets.lake.compaction`).
+The rows are those of the batch mode (`bronze.transforms.kafka_to_bronze`, same function); each
+micro-batch is appended in one Iceberg commit whose provenance names the stream (`stream-id`: the
+query id, stable across restarts of one checkpoint), the `batch-id`, and what it adds (Silver
+`partitions`, Kafka `offsets`). Exactly once: the checkpoint fixes each batch's offsets before it
+runs, and a batch the checkpoint replays after a crash (its commit landed, the checkpoint's did not)
+finds its batch id already in the table's history and is skipped. Compaction is the maintenance
+job's: the stream only appends.
 
 No Dagster here: `crypto-pipeline stream` and the Glue streaming scripts call it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from crypto_assets.bronze.kafka_source import KafkaAccess
-from crypto_assets.bronze.summary import write_summary
+from crypto_assets.bronze.summary import spark_write_options, summary_properties, write_summary
 from crypto_assets.bronze.transforms import kafka_to_bronze
-from crypto_assets.contracts.names import BRONZE_TABLE
+from crypto_assets.contracts.names import bronze_asset
 from crypto_assets.contracts.partitioning import SilverRules
-from crypto_assets.lake.commits import commit_from_summary, write_commit
-from crypto_assets.lake.compaction import DEFAULT_FAN_IN, compact_folder
+from crypto_assets.contracts.tables import bronze_table
+from crypto_assets.lake.catalog import load_table
+from crypto_assets.lake.snapshots import Provenance
+from crypto_assets.lake.spark import lake_session, spark_commit, spark_table
 from crypto_assets.lake.store import LakeStore
 
 log = logging.getLogger(__name__)
 
-STAGING_DIR = "_staging"
+
+def last_committed_batch(table, stream_id: str) -> int | None:
+    """The highest batch id this stream committed: from the newest snapshot it wrote (walking back
+    from the current one, stopping at the first of this stream)."""
+    snap = table.current_snapshot()
+    while snap is not None:
+        p = Provenance.of(snap)
+        if p is not None and p.extra.get("stream-id") == stream_id and "batch-id" in p.extra:
+            return int(p.extra["batch-id"])
+        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
+    return None
 
 
-def stream_file_prefix(batch_id: int) -> str:
-    return f"stream-b{batch_id:012d}-"
+def stream_id_of(lake: LakeStore, checkpoint: str) -> str:
+    """The streaming query's id as its checkpoint records it (`<checkpoint>/metadata`, JSON key `id`)."""
+    return json.loads(lake.read_text(f"{checkpoint.rstrip('/')}/metadata").splitlines()[0])["id"]
 
 
 @dataclass
@@ -44,49 +59,39 @@ class BronzeBatchWriter:
     lake: LakeStore
     kind: str
     rules: SilverRules
-    compact_fan_in: int = DEFAULT_FAN_IN  # 0: never merge
+    checkpoint: str = ""
+    stream_id: str = ""  # read from the checkpoint when the first batch runs, unless given
+
+    def _done(self, config, t, batch_id: int) -> bool:
+        done = last_committed_batch(load_table(config, t), self.stream_id)
+        return done is not None and done >= batch_id
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        table = BRONZE_TABLE[self.kind]
-        staging = f"{self.lake.table_path('bronze', table)}/{STAGING_DIR}/batch={batch_id}"
-        self.lake.delete(staging)
-        batch = batch.persist()
+        if not self.stream_id:
+            self.stream_id = stream_id_of(self.lake, self.checkpoint)
+        t = bronze_table(self.kind)
+        config = self.lake.catalog_config
+        if self._done(config, t, batch_id):
+            log.info("bronze %s stream batch %d: already committed (replayed after a restart); skipped",
+                     self.kind, batch_id)
+            return
+        batch = batch.select(*t.schema.names).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             summary = write_summary(batch, self.kind, self.rules).collect()
             if not summary:
                 return
-            batch.sortWithinPartitions("partition", "offset").write.partitionBy("ingest_date").parquet(staging)
+            added = summary_properties(summary)
+            provenance = Provenance(asset=bronze_asset(self.kind), partition=",".join(json.loads(added["ingest-dates"])),
+                                    extra={"writer": "stream", "stream-id": self.stream_id, "batch-id": str(batch_id),
+                                           **added})
+            writer = batch.sortWithinPartitions("partition", "offset").writeTo(spark_table(config, t))
+            for k, v in spark_write_options(provenance.properties()).items():
+                writer = writer.option(k, v)
+            spark_commit(writer.append, lambda: self._done(config, t, batch_id))
         finally:
             batch.unpersist()
-
-        commit = commit_from_summary(self.kind, "stream", summary, batch_id=batch_id)
-        prefix = stream_file_prefix(batch_id)
-        for day in commit.ingest_dates:
-            target_dir = self.lake.partition_path("bronze", table, ingest_date=day)
-            # An earlier attempt of this batch (crash before the checkpoint committed it) left
-            # these: the same offsets are about to be written again under the same names.
-            for name in self.lake.list_names(target_dir):
-                if name.startswith(prefix):
-                    self.lake.delete_file(f"{target_dir}/{name}")
-            staged = [f for f, _ in self.lake.data_files(f"{staging}/ingest_date={day}")]
-            for i, src in enumerate(staged):
-                dst = f"{target_dir}/{prefix}{i:04d}.snappy.parquet"
-                self.lake.move(src, dst)
-                commit.files.append(dst)
-        self.lake.delete(staging)
-        write_commit(self.lake, commit)
-        log.info("bronze %s stream batch %d: %d rows into %s (commit %s)", self.kind, batch_id, commit.rows,
-                 ", ".join(commit.ingest_dates), commit.name)
-        if self.compact_fan_in:
-            for day in commit.ingest_dates:
-                folder = self.lake.partition_path("bronze", table, ingest_date=day)
-                try:
-                    compact_folder(self.lake, folder, before_batch=batch_id, fan_in=self.compact_fan_in)
-                except Exception as exc:  # noqa: BLE001 - merging is an optimization: it must never stop ingestion
-                    # The files stay readable as they are; the next batch tries again.
-                    first = (str(exc).splitlines() or [type(exc).__name__])[0]
-                    log.warning("bronze %s: merging the small files of %s failed (%s); they stay as they are",
-                                self.kind, folder, first)
+        log.info("bronze %s stream batch %d: %s records into %s", self.kind, batch_id, added["records"],
+                 provenance.partition)
 
 
 def start_bronze_stream(
@@ -100,11 +105,12 @@ def start_bronze_stream(
     available_now: bool = False,
     max_offsets_per_trigger: int | None = None,
     starting_offsets: str = "earliest",
-    compact_fan_in: int = DEFAULT_FAN_IN,
 ) -> StreamingQuery:
     """Starts the Bronze stream of one kind; `available_now` processes what Kafka holds, then stops."""
+    lake.table(bronze_table(kind))  # created before the first batch, not by two writers at once
+    session = lake_session(spark, lake.catalog_config)
     reader = (
-        spark.readStream.format("kafka")
+        session.readStream.format("kafka")
         .option("subscribe", kafka.topic_for(kind))
         .option("startingOffsets", starting_offsets)
     )
@@ -115,7 +121,7 @@ def start_bronze_stream(
     bronze = kafka_to_bronze(reader.load(), kind)
     writer = (
         bronze.writeStream.queryName(f"bronze_{kind}")
-        .foreachBatch(BronzeBatchWriter(lake, kind, rules, compact_fan_in))
+        .foreachBatch(BronzeBatchWriter(lake, kind, rules, checkpoint))
         .option("checkpointLocation", checkpoint)
     )
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(

@@ -155,6 +155,7 @@ class Settings(_Declared):
     catalog_uri: str = Field("", description="The `sql` catalog's database (SQLAlchemy URL). Default: sqlite:///<lake_root>/catalog.db, so a lake folder carries its own catalog.")
     commit_retries: int = Field(8, description="How often a commit that lost a race with another writer is retried on the new snapshot before the run fails.")
     snapshot_retention_hours: int = Field(24, description="Maintenance expires snapshots older than this (time travel reaches back this far); the last few snapshots of a table are always kept.")
+    snapshot_retention_count: int = Field(1000, description="Maintenance also keeps at most this many snapshots per table (the newest), whatever their age: every commit through pyiceberg costs about 0.9 ms more per kept snapshot (benchmarks/bench_commits.py), and a table the stream or the sensors commit to every few seconds would otherwise hold tens of thousands.")
     maintenance_cron: str = Field("23 * * * *", description="Cadence of the lake maintenance job (compact small files, expire snapshots, remove orphan files), cron, UTC.")
     state_dir: str = Field("", description="Git-ignored folder for the broker's data and logs and Spark's scratch files. Default: <home>/.state.")
     jvm_dir: str = Field("", description="Where the jars resolved from Maven Central are kept. Default: <home>/.state/jvm.")
@@ -169,10 +170,10 @@ class Settings(_Declared):
     bronze_mode: Literal["batch", "stream"] = Field("batch", description="How Bronze lands: `batch` (a schedule re-materializes today's Bronze on `bronze_batch_cron`) or `stream` (`crypto-pipeline stream` appends through a checkpoint; the Bronze sensor records its writes as materializations).")
     automation: Literal["off", "on"] = Field("off", description="`on` starts the schedule and sensors (Bronze cadence, Bronze -> Silver, Silver -> Gold, freshness) with `dagster dev`; `off` leaves them stopped until turned on in the UI.")
     bronze_batch_cron: str = Field("* * * * *", description="Cadence of the batch-mode Bronze schedule (cron, UTC).")
+    bronze_arrow_max_records: int = Field(200_000, ge=0, description="A batch Bronze day whose Kafka window holds at most this many records is read with kafka-python and written with pyiceberg, without starting Spark (same rows, same commit); bigger windows go through Spark. 0: always Spark.")
     stream_trigger_seconds: int = Field(5, description="Micro-batch trigger interval of the streaming Bronze job.")
     stream_max_offsets_per_trigger: int = Field(500000, description="Most Kafka records one streaming micro-batch takes (bounds catch-up batches after downtime).")
     stream_checkpoint_root: str = Field("", description="Checkpoints of the streaming Bronze job, one folder per table. Default: <lake_root>/_checkpoints.")
-    stream_compact_files: int = Field(32, description="Streaming Bronze: once an ingest day holds this many committed micro-batches, their small files are merged into one (and this many merged files into one again), so readers open few files; 0 turns merging off.")
     stream_stall_seconds: int = Field(120, description="Streaming mode: the Bronze sensor's tick fails (visible in the UI) when the stream has landed nothing for this long while Kafka holds newer records.")
     sensor_interval_seconds: int = Field(10, description="Minimum interval between ticks of the Bronze and Gold sensors.")
     silver_freshness_minutes: int = Field(3, description="Freshness policy of Silver: warn when no partition was updated for this long (while data flows).")
@@ -218,13 +219,6 @@ class Settings(_Declared):
             except ValueError:
                 raise ValueError(f"{ENV_PREFIX}FIRST_DATE={value!r} is not a date; expected YYYY-MM-DD, or empty for "
                                  f"the lake's first Bronze day") from None
-        return value
-
-    @field_validator("stream_compact_files")
-    @classmethod
-    def _compact_files(cls, value: int) -> int:
-        if value == 1 or value < 0:
-            raise ValueError(f"{ENV_PREFIX}STREAM_COMPACT_FILES must be 0 (off) or >= 2, got {value}")
         return value
 
     @field_validator("kafka_partitions")

@@ -1,8 +1,11 @@
 """The Glue side of a job run: arguments, session, the shared steps, and the report back through Pipes.
 
 Imported by the entry scripts in `glue/` inside AWS Glue, where neither Dagster nor our
-dependencies are installed: only `dagster-pipes`, boto3, PySpark, pandas and pyarrow may be
-imported here (and kafka-python, which deploy installs for the Bronze batch jobs). Metadata and check
+dependencies are installed: only `dagster-pipes`, pyiceberg, pydantic-settings, boto3, PySpark,
+pandas and pyarrow may be imported here (and kafka-python, which deploy installs for the Bronze
+batch jobs). The tables are Iceberg tables in the Glue Data Catalog (`--glue_database`): Silver and
+Gold commit with pyiceberg from the driver, Bronze through Spark's Iceberg catalog (`lake`), which
+Glue opens from the job's `--conf` (`--datalake-formats iceberg`). Metadata and check
 results come from each layer's `report.py`, as the local compute's do; tests compare both computes.
 """
 
@@ -14,6 +17,14 @@ import sys
 from datetime import date
 
 from crypto_assets.bronze.report import bronze_report
+from crypto_assets.contracts.glue_jobs import (
+    BRONZE_BATCH_ARGS,
+    GOLD_ARGS,
+    IF_SET_ARGS,
+    SILVER_ARGS,
+    STREAM_ARGS,
+    STREAM_ONLY_IF_SET,
+)
 from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, silver_asset
 from crypto_assets.contracts.reporting import CheckReport, Metadata
 from crypto_assets.gold.report import gold_report
@@ -22,22 +33,6 @@ from crypto_assets.lake.store import Lake
 from crypto_assets.silver.report import silver_report
 
 log = logging.getLogger("crypto_assets.glue")
-
-# The arguments of each job (Glue passes them as `--name value`). Every value is a setting: `crypto-pipeline
-# aws deploy` sets them as the job's default arguments and Dagster adds the partition's per run. None has a
-# default here: a missing one stops the job with one line naming it (`JobArgumentError`).
-SILVER_ARGS = ["event_date", "product_id", "lake_root", "aws_region", "allowed_lateness_days", "require_bronze_day"]
-GOLD_ARGS = ["event_date", "product_id", "lake_root", "aws_region"]
-KAFKA_ARGS = ["kafka_bootstrap", "topic", "kafka_timestamp_skew_minutes", "kafka_security_protocol",
-              "kafka_sasl_mechanism"]
-BRONZE_BATCH_ARGS = ["ingest_date", "lake_root", "aws_region", "allowed_lateness_days", *KAFKA_ARGS]
-STREAM_ARGS = ["lake_root", "aws_region", "allowed_lateness_days", *KAFKA_ARGS, "checkpoint_root",
-               "trigger_seconds", "compact_fan_in"]
-# Present only when the setting they carry is set (Glue cannot pass an empty value): no S3 endpoint
-# override = AWS's, no secret = no SASL credentials from Secrets Manager.
-IF_SET_ARGS = ["s3_endpoint_url", "kafka_sasl_secret_id"]
-# The streaming jobs run until stopped, or for `--run_seconds` (tests).
-STREAM_ONLY_IF_SET = ["run_seconds"]
 
 
 class JobArgumentError(ValueError):
@@ -71,7 +66,9 @@ def _flag(args: dict[str, str], name: str) -> bool:
 
 
 def glue_session(args: dict[str, str]):
-    """Glue's SparkSession with the settings the transforms rely on."""
+    """Glue's SparkSession with the settings the transforms rely on. Its Iceberg catalog `lake` comes from the
+    job's `--conf` (deploy: `spark_conf_argument`), which Glue applies before the session starts; the steps
+    open it with `lake_session`, as locally."""
     from awsglue.context import GlueContext
     from pyspark.context import SparkContext
 
@@ -84,7 +81,10 @@ def glue_session(args: dict[str, str]):
 
 
 def lake_from_args(args: dict[str, str]) -> Lake:
-    return Lake(args["lake_root"], args.get("s3_endpoint_url", ""), args["aws_region"])
+    """The lake and its catalog: the Glue Data Catalog database `--glue_database` for an S3 lake (a local
+    lake, as the streaming test runs, keeps its own SQLite catalog)."""
+    return Lake(args["lake_root"], args.get("s3_endpoint_url", ""), args["aws_region"],
+                glue_database=args["glue_database"], commit_retries=int(args["commit_retries"]))
 
 
 def open_pipes(args: dict[str, str]):
@@ -171,7 +171,7 @@ def silver_job(kind: str, argv: list[str] | None = None) -> None:
     rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
     with open_pipes(args) as pipes:
         require = _flag(args, "require_bronze_day")
-        s = build_silver(lake, kind, day, [product], rules, require_bronze_day=require)[product]
+        s = build_silver(lake, kind, day, [product], rules, require_bronze_day=require, run_id=pipes.run_id)[product]
         pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
                        f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
         _report(pipes, silver_asset(kind), *silver_report(kind, s))
@@ -186,64 +186,54 @@ def gold_job(argv: list[str] | None = None) -> None:
     lake = lake_from_args(args)  # Gold reads and writes with Arrow: no Spark session
     day, product = date.fromisoformat(args["event_date"]), args["product_id"]
     with open_pipes(args) as pipes:
-        s = build_gold(lake, day, [product])[product]
+        s = build_gold(lake, day, [product], run_id=pipes.run_id)[product]
         pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
                        f"{s.excluded_lookback} excluded for lookback")
         _report(pipes, GOLD_ASSET, *gold_report(s))
 
 
 def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:
-    """One Bronze ingest day on Glue, reported to Dagster: the Kafka records of that UTC day rewrite
-    `bronze/<table>/ingest_date=D/` through the local asset's `build_bronze_day` (same offset window,
-    same rows, same commit for the sensors)."""
+    """One Bronze ingest day on Glue, reported to Dagster: the Kafka records of that UTC day replace the
+    `ingest_date` partition of the Bronze Iceberg table in one commit, through the local asset's
+    `build_bronze_day` (same offset window, same rows, same snapshot summary for the sensors)."""
     from crypto_assets.bronze.build import build_bronze_day
     from crypto_assets.contracts.partitioning import SilverRules
+    from crypto_assets.contracts.settings import Settings
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, BRONZE_BATCH_ARGS)
     kafka = kafka_from_args(kind, args)
-    spark = glue_session(args)
     lake = lake_from_args(args)
     day = date.fromisoformat(args["ingest_date"])
     rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
+    # The local rule (the setting's default): a small day is read without Spark, written by pyiceberg, as locally.
+    small = Settings.model_fields["bronze_arrow_max_records"].default
     with open_pipes(args) as pipes:
-        stats = build_bronze_day(spark, kafka, lake, kind, day, rules)
+        stats = build_bronze_day(lambda: glue_session(args), kafka, lake, kind, day, rules, run_id=pipes.run_id,
+                                 arrow_max_records=small)
         pipes.log.info(f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} "
-                       f"files, {stats.bytes_written} bytes -> {stats.path}; products {stats.products}")
+                       f"files, {stats.bytes_written} bytes -> {stats.table} snapshot {stats.snapshot_id}; products {stats.products}")
         _report(pipes, bronze_asset(kind), bronze_report(stats), [])
 
 
 def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
-    """Continuous Bronze: Kafka -> `bronze/<table>/ingest_date=D/`, appended per micro-batch through a checkpoint
-    in S3 (the system being replaced ran this as a Glue streaming job). Runs until stopped, or `--run_seconds`."""
-    from crypto_assets.bronze.stream import BronzeBatchWriter
-    from crypto_assets.bronze.transforms import kafka_to_bronze
-    from crypto_assets.contracts.names import BRONZE_TABLE
+    """Continuous Bronze on Glue: Kafka -> the Bronze Iceberg table, one append commit per micro-batch, exactly
+    once (the local stream's `start_bronze_stream`), checkpoint in S3. Runs until stopped, or `--run_seconds`."""
+    from crypto_assets.bronze.stream import start_bronze_stream
     from crypto_assets.contracts.partitioning import SilverRules
 
     argv = sys.argv if argv is None else argv
     args = resolve_args(argv, STREAM_ARGS, IF_SET_ARGS + STREAM_ONLY_IF_SET)
     spark = glue_session(args)
     lake = lake_from_args(args)
-    # The batch job's Kafka access, so the stream reads with the same options as every other path.
-    options = {**kafka_from_args(kind, args).spark_options(), "subscribe": args["topic"], "startingOffsets": "earliest"}
-    table = lake.table_path("bronze", BRONZE_TABLE[kind])
-    # The local streaming job's micro-batch writer: files named after the batch (a replayed batch
-    # rewrites its own files, so nothing is duplicated) and a Bronze commit for the sensors.
-    write_batch = BronzeBatchWriter(lake, kind, SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"])),
-                                    compact_fan_in=int(args["compact_fan_in"]))
-
     checkpoint = args["checkpoint_root"].rstrip("/") + f"/bronze_{kind}"
     if checkpoint.startswith("s3://"):
         checkpoint = "s3a://" + checkpoint[len("s3://"):]
-    query = (
-        kafka_to_bronze(spark.readStream.format("kafka").options(**options).load(), kind)
-        .writeStream.foreachBatch(write_batch)
-        .option("checkpointLocation", checkpoint)
-        .trigger(processingTime=f"{int(args['trigger_seconds'])} seconds")
-        .start()
-    )
-    log.info("bronze %s stream from %s to %s, checkpoint %s", kind, args["topic"], table, checkpoint)
+    query = start_bronze_stream(spark, kafka_from_args(kind, args), lake, kind, checkpoint,
+                                SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"])),
+                                trigger_seconds=float(args["trigger_seconds"]))
+    log.info("bronze %s stream from %s to %s, checkpoint %s", kind, args["topic"], lake.catalog_config.describe(),
+             checkpoint)
     if args.get("run_seconds"):
         query.awaitTermination(int(args["run_seconds"]))
         query.processAllAvailable()

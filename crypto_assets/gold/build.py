@@ -1,8 +1,10 @@
-"""One Gold date for one or more products: read Silver D-1..D+1, compute, write, check.
+"""One Gold date for one or more products: read Silver D-1..D+1, compute, commit, check.
 
-No Dagster and no Spark here: Silver is read and Gold written with Arrow, one Parquet file per
-partition. The Gold asset and its Glue job (one product per run) and the benchmark (several products
-in one pass) call `build_gold`. Checks are measured on the written files.
+No Dagster and no Spark here: Silver is read with Arrow from one pinned snapshot per Silver table,
+and Gold is written to `gold.features` in one Iceberg commit per run replacing the run's (product,
+day) partitions, with the Silver snapshots read in its summary. The Gold asset and its Glue job (one
+product per run) and the benchmark (several products in one pass) call `build_gold`. Checks are
+measured on the snapshot just committed.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crypto_assets.contracts.gold_features import FEATURES
+from crypto_assets.contracts.names import TICKER, TRADES
 from crypto_assets.contracts.partitioning import DayHead
+from crypto_assets.contracts.tables import gold_table_def, silver_table_def
 from crypto_assets.gold.checks import LeakageResult, prefix_invariance, sample_trade_ids
 from crypto_assets.gold.quotes import TICKER_FIELDS, TICKER_ORDER, with_ticker_seq
 from crypto_assets.gold.table import gold_arrow_schema, gold_table
 from crypto_assets.gold.transforms import LOOKBACK_SECONDS, LOOKBACK_TRADES
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.snapshots import Provenance
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 
 log = logging.getLogger(__name__)
@@ -32,7 +39,9 @@ log = logging.getLogger(__name__)
 class GoldStats:
     product_id: str
     day: str
-    path: str
+    table: str  # gold.features
+    snapshot_id: int | None = None  # the Gold snapshot committed (or current, when nothing changed)
+    silver_snapshot_ids: dict[str, int] = field(default_factory=dict)  # Silver table -> snapshot read
     silver_days: list[str] = field(default_factory=list)
     ticker_days: list[str] = field(default_factory=list)
     next_day_head: DayHead = DayHead()  # the first Silver trades of D+1, read for the targets
@@ -58,13 +67,36 @@ class GoldStats:
         return self.silver_rows == self.rows + self.excluded_lookback
 
 
-def _existing(lake: LakeResource, table: str, product: str, days: list[date]) -> list[tuple[date, str]]:
-    out = []
-    for d in days:
-        path = lake.partition_path("silver", table, product_id=product, event_date=d.isoformat())
-        if lake.data_files(path):
-            out.append((d, path))
-    return out
+@dataclass
+class SilverInput:
+    """The Silver tables as of one pinned snapshot each (the same for every product of a run)."""
+
+    lake: LakeResource
+    snapshots: dict[str, tuple[object, int | None]]  # kind -> (table, snapshot id)
+
+    @classmethod
+    def pin(cls, lake: LakeResource) -> SilverInput:
+        out = {}
+        for kind in (TRADES, TICKER):
+            table = lake.table(silver_table_def(kind))
+            out[kind] = (table, snapshots.snapshot_id(table))
+        return cls(lake, out)
+
+    @property
+    def ids(self) -> dict[str, int]:
+        return {silver_table_def(k).identifier: snap for k, (_, snap) in self.snapshots.items() if snap is not None}
+
+    def parts(self, kind: str, product: str, days: list[date]) -> list[tuple[date, list[str]]]:
+        """(event day, its data files) of the days that hold rows of `product`, oldest first."""
+        table, snap = self.snapshots[kind]
+        if snap is None:
+            return []
+        _, files = snapshots.snapshot_files(table, {"product_id": product, "event_date": days}, snap)
+        by_day: dict[date, list[str]] = {}
+        for f in files:
+            if f.records:
+                by_day.setdefault(f.partition["event_date"], []).append(f.path)
+        return sorted(by_day.items())
 
 
 def _naive_utc(df: pd.DataFrame) -> pd.DataFrame:
@@ -75,8 +107,8 @@ def _naive_utc(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _read_arrow(lake: LakeResource, parts: list[tuple[date, str]], columns: list[str]) -> pd.DataFrame:
-    frames = [lake.read_table(path).select(columns).to_pandas() for _, path in parts]
+def _read_arrow(lake: LakeResource, parts: list[tuple[date, list[str]]], columns: list[str]) -> pd.DataFrame:
+    frames = [lake.read_files(files, columns).to_pandas() for _, files in parts]
     return _naive_utc(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame(columns=columns)
 
 
@@ -86,35 +118,70 @@ def build_gold(
     products: list[str],
     quote_join: str = "asof",
     leakage_samples: int = 16,
+    run_id: str = "",
 ) -> dict[str, GoldStats]:
-    """Rewrites `gold/features/product_id=P/event_date=D/` whole for each product.
+    """Replaces the Gold partitions (day, p) whole for each product p, in one commit.
 
     A Gold partition is one product's sequential computation, so it runs where the data is read:
-    Silver with Arrow, `gold_table` (the feature arrays as an Arrow table), one Parquet file swapped
-    into the partition folder, products on parallel threads.
+    Silver with Arrow, `gold_table` (the feature arrays as an Arrow table), products on parallel
+    threads; then one commit of every product's rows, and the checks on the snapshot committed.
     """
-    def one(p: str) -> GoldStats:
-        s = GoldStats(p, day.isoformat(), lake.partition_path("gold", "features", product_id=p, event_date=day.isoformat()))
-        _build_product(lake, day, s, quote_join, leakage_samples)
-        return s
+    silver = SilverInput.pin(lake)
+    stats = {p: GoldStats(p, day.isoformat(), gold_table_def().identifier, silver_snapshot_ids=silver.ids)
+             for p in products}
+    clock = time.perf_counter()
+
+    def compute(p: str):
+        return _compute_product(silver, day, stats[p], quote_join)
 
     if len(products) > 1:
         # Products are independent; Parquet I/O and most NumPy/pandas kernels release the GIL.
         with ThreadPoolExecutor(max_workers=min(len(products), os.cpu_count() or 1)) as pool:
-            return dict(zip(products, pool.map(one, products)))
-    return {p: one(p) for p in products}
+            computed = dict(zip(products, pool.map(compute, products)))
+    else:
+        computed = {p: compute(p) for p in products}
+    timings = {"read_and_compute": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    rows = [_with_partition(table, p, day) for p, (table, _, _) in computed.items() if table is not None]
+    gold = gold_table_def()
+    snapshot = snapshots.replace(
+        lake.catalog_config, gold, pa.concat_tables(rows) if rows else gold.schema.empty_table(),
+        {"product_id": products, "event_date": day},
+        Provenance(asset="gold_features", partition=f"{day.isoformat()}|{','.join(products)}", run_id=run_id,
+                   upstream=silver.ids))
+    timings["commit"] = time.perf_counter() - clock
+    del rows
+    for p, s in stats.items():
+        clock = time.perf_counter()
+        s.snapshot_id = snapshot
+        _, trade_pdf, ticker_pdf = computed.pop(p)
+        if trade_pdf is None:
+            continue
+        _reconcile(trade_pdf, day, s)
+        written = _measure(lake, day, s)
+        if s.rows and leakage_samples:
+            s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
+        timings[f"checks_{p}"] = time.perf_counter() - clock
+    log.info("gold %s %s timings (s): %s", day, ",".join(products), {k: round(v, 2) for k, v in timings.items()})
+    return stats
 
 
-def _build_product(lake: LakeResource, day: date, s: GoldStats, quote_join: str, leakage_samples: int) -> None:
-    p, clock = s.product_id, time.perf_counter()
-    trade_parts = _existing(lake, "trades", p, [day - timedelta(days=1), day, day + timedelta(days=1)])
-    ticker_parts = _existing(lake, "ticker", p, [day - timedelta(days=1), day])
+def _with_partition(table: pa.Table, product: str, day: date) -> pa.Table:
+    table = table.append_column("product_id", pa.repeat(pa.scalar(product, pa.string()), table.num_rows))
+    return table.append_column("event_date", pa.repeat(pa.scalar(day, pa.date32()), table.num_rows))
+
+
+def _compute_product(silver: SilverInput, day: date, s: GoldStats, quote_join: str):
+    """(Gold rows of the partition or None, the Silver trades and tickers read) of one product."""
+    p = s.product_id
+    trade_parts = silver.parts(TRADES, p, [day - timedelta(days=1), day, day + timedelta(days=1)])
+    ticker_parts = silver.parts(TICKER, p, [day - timedelta(days=1), day])
     s.silver_days = [d.isoformat() for d, _ in trade_parts]
     s.ticker_days = [d.isoformat() for d, _ in ticker_parts]
     if day.isoformat() not in s.silver_days:
         s.empty_reason = f"Silver trades {p} {day} is missing or empty: nothing to compute"
-        lake.delete(s.path)
-        return
+        return None, None, None
+    lake = silver.lake
     trade_pdf = _read_arrow(lake, trade_parts, ["trade_id", "trade_time", "price", "size", "side"])
     trade_pdf["product_id"] = p
     times_us = trade_pdf["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
@@ -122,19 +189,8 @@ def _build_product(lake: LakeResource, day: date, s: GoldStats, quote_join: str,
     s.next_day_head = DayHead.of(trade_pdf["trade_id"].to_numpy()[next_day], times_us[next_day],
                                  trade_pdf["price"].to_numpy()[next_day])
     ticker_pdf = with_ticker_seq(_read_arrow(lake, ticker_parts, ["event_time", *TICKER_ORDER[1:], *TICKER_FIELDS]))
-    lake.replace_partition(gold_table(trade_pdf, ticker_pdf, day, quote_join), s.path)
-    timings = {"compute_and_write": time.perf_counter() - clock}
-
-    clock = time.perf_counter()
     s.tickers_in_input = len(ticker_pdf)
-    _reconcile(trade_pdf, day, s)
-    written = _measure(lake, s)
-    timings["checks"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    if s.rows and leakage_samples:
-        s.leakage = _leakage(written, s, trade_pdf, ticker_pdf, quote_join, leakage_samples)
-    timings["leakage"] = time.perf_counter() - clock
-    log.info("gold %s %s timings (s): %s", day, p, {k: round(v, 2) for k, v in timings.items()})
+    return gold_table(trade_pdf, ticker_pdf, day, quote_join), trade_pdf, ticker_pdf
 
 
 def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
@@ -153,17 +209,22 @@ def _reconcile(trades: pd.DataFrame, day: date, s: GoldStats) -> None:
     s.excluded_lookback = max(by_rank, by_time)
 
 
-def _measure(lake: LakeResource, s: GoldStats):
-    """Schema, keys, nulls, ranges and a preview, read back from the written files (Arrow, no Spark job).
+def _measure(lake: LakeResource, day: date, s: GoldStats):
+    """Schema, keys, nulls, ranges and a preview, read back from the snapshot committed (the files it
+    lists for the partition, with Arrow).
 
     Returns the written table and its row order by (trade_time, trade_id) for the leakage check."""
-    if not lake.data_files(s.path):
+    if s.snapshot_id is None:
         return None
-    table = lake.read_table(s.path)
+    _, files = snapshots.snapshot_files(lake.table(gold_table_def()), {"product_id": s.product_id, "event_date": day},
+                                        s.snapshot_id)
+    if not files:
+        return None
+    table = lake.read_files([f.path for f in files])
     actual = {f.name: f.type for f in table.schema}
     s.schema_problems = [
         f"{f.name}: expected {f.type}, found {actual.get(f.name, 'missing')}"
-        for f in gold_arrow_schema()
+        for f in gold_arrow_schema(with_partition_columns=True)
         if actual.get(f.name) != f.type
     ]
 

@@ -50,7 +50,10 @@ def gold_report(s: GoldStats) -> tuple[Metadata, list[CheckReport]]:
         "max_trade_time": ("text", s.max_trade_time or ""),
         "features": ("int", len(FEATURES)),
         "targets": ("int", len(TARGETS)),
-        "path": ("path", s.path),
+        # Snapshot ids as text: they are 63-bit, beyond what the UI shows exactly as numbers.
+        "table": ("text", s.table),
+        "snapshot_id": ("text", "" if s.snapshot_id is None else str(s.snapshot_id)),
+        "silver_snapshot_ids": ("json", {t: str(i) for t, i in s.silver_snapshot_ids.items()}),
         "preview": ("md", preview_markdown(s.preview)),
         "notes": ("md", gold_notes(s)),
     }

@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from crypto_assets.contracts.gold_features import gold_columns
+from crypto_assets.contracts.tables import gold_schema
 from crypto_assets.gold.transforms import feature_arrays
 
 
@@ -19,15 +19,14 @@ def _gold_rows_of(trade_time: pd.Series, lookback_ok: np.ndarray, day: date) -> 
     return (times >= start) & (times < start + np.timedelta64(1, "D")) & lookback_ok
 
 
-def gold_arrow_schema():
-    """The Gold file schema: the catalog's columns and types in Arrow (partition columns stay in the path)."""
+def gold_arrow_schema(with_partition_columns: bool = False):
+    """The Gold table's schema (`contracts.tables.gold_schema`); without the partition columns by default,
+    as `gold_table` builds the rows of one partition."""
     import pyarrow as pa
 
-    types = {"double": pa.float64(), "int": pa.int32(), "bigint": pa.int64(), "string": pa.string(),
-             "boolean": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC")}
-    return pa.schema(
-        [pa.field(name, types[typ]) for name, typ in gold_columns() if name not in ("product_id", "event_date")]
-    )
+    schema = gold_schema()
+    return schema if with_partition_columns else pa.schema(
+        [f for f in schema if f.name not in ("product_id", "event_date")])
 
 
 def gold_table(trades: pd.DataFrame, tickers: pd.DataFrame | None, day: date, quote_join: str = "asof"):

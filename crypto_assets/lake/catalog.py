@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,11 @@ class CatalogConfig:
         if path is None:
             raise CatalogError(f"Spark opens the sql catalog only on SQLite; {self.uri} is not a sqlite:/// URL")
         conf[f"{prefix}.uri"] = f"jdbc:sqlite:{path}?busy_timeout={BUSY_TIMEOUT_S * 1000}"
+        # Iceberg's check for its own catalog tables leaves a result set open, which pins the JDBC
+        # connection to the database as it was then: Spark would never see pyiceberg's later commits
+        # (and its own would fail with SQLITE_BUSY_SNAPSHOT). pyiceberg creates those tables
+        # (`open_catalog`, which `lake.spark.lake_session` calls first).
+        conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
         if self.on_s3:
             conf[f"{prefix}.io-impl"] = "org.apache.iceberg.hadoop.HadoopFileIO"
         return conf
@@ -180,9 +186,11 @@ def catalog_failure(config: CatalogConfig, exc: Exception) -> CatalogError:
     return CatalogError(f"{config.describe()}: {name}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
 
 
+_OPENING = threading.Lock()
+
+
 @functools.lru_cache(maxsize=16)
-def open_catalog(config: CatalogConfig):
-    """The pyiceberg catalog (one per configuration and process)."""
+def _open(config: CatalogConfig):
     try:
         if config.kind == "glue":
             from pyiceberg.catalog.glue import GlueCatalog
@@ -196,9 +204,26 @@ def open_catalog(config: CatalogConfig):
             with sqlite3.connect(path, timeout=BUSY_TIMEOUT_S) as db:
                 # Readers never wait for a writer; the mode is stored in the file, so Spark gets it too.
                 db.execute("PRAGMA journal_mode=WAL")
-        return SqlCatalog(SPARK_CATALOG, **config.catalog_properties())
+        for attempt in range(3):
+            try:
+                return SqlCatalog(SPARK_CATALOG, **config.catalog_properties())
+            except Exception as exc:  # noqa: BLE001
+                # Another process created the catalog's own tables between pyiceberg's check and its create.
+                if "already exists" not in str(exc) or attempt == 2:
+                    raise
     except Exception as exc:  # noqa: BLE001 - every failure of the catalog becomes one line
         raise catalog_failure(config, exc) from None
+
+
+def open_catalog(config: CatalogConfig):
+    """The pyiceberg catalog (one per configuration and process; threads opening a new one wait)."""
+    with _OPENING:
+        return _open(config)
+
+
+def forget_catalogs() -> None:
+    """Drops the opened catalogs, so the next use opens them again (after a catalog file was replaced)."""
+    _open.cache_clear()
 
 
 def _type_name(t: pa.DataType) -> str:

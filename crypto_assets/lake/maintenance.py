@@ -6,9 +6,10 @@ remove orphan files. Reads give the same rows before and after; only the layout 
   only the row groups that hold it; the other tables are bin-packed. A compaction commit is an
   Iceberg `replace` snapshot, which the sensors know is not new data.
 - expiry (`expire_snapshots`): snapshots older than the retention window go (time travel reaches
-  that far back), with the files only they referenced; the last few snapshots always stay. Every
-  commit rewrites the table's metadata, whose size grows with its snapshots: expiry keeps commits
-  fast on a day of streaming (see `benchmarks/bench_commits.py`).
+  that far back), and beyond the newest `max_snapshots` whatever their age, with the files only they
+  referenced; the last few snapshots always stay. Every commit rewrites the table's metadata, which
+  lists every snapshot, and pyiceberg copies it several times per commit: the cost grows with the
+  snapshots kept (see `benchmarks/bench_commits.py`), so the count is bounded too.
 - orphans (`remove_orphan_files`): files no snapshot references, left by writers that died before
   their commit, older than the retention window and at least 24 hours old (Iceberg's own floor: a
   younger file may belong to a commit still under way).
@@ -62,8 +63,19 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def expiry_cutoff(table, now: datetime, retention_hours: int, max_snapshots: int | None) -> datetime:
+    """Snapshots committed before this time expire: older than the retention window, or beyond the
+    newest `max_snapshots` (whichever cuts more)."""
+    cutoff = now - timedelta(hours=retention_hours)
+    times = sorted((s.timestamp_ms for s in table.snapshots()), reverse=True)
+    if max_snapshots and len(times) > max_snapshots:
+        cutoff = max(cutoff, datetime.fromtimestamp(times[max_snapshots - 1] / 1000, timezone.utc))
+    return cutoff
+
+
 def maintain_table(spark, config: CatalogConfig, t: TableDef, retention_hours: int, compact: bool = True,
-                   expire: bool = True, orphans: bool = True, now: datetime | None = None) -> MaintenanceStats:
+                   expire: bool = True, orphans: bool = True, now: datetime | None = None,
+                   max_snapshots: int | None = None) -> MaintenanceStats:
     """Runs the chosen steps on one table, in that order; returns what each changed."""
     started = time.monotonic()
     now = now or datetime.now(timezone.utc)
@@ -72,7 +84,6 @@ def maintain_table(spark, config: CatalogConfig, t: TableDef, retention_hours: i
     stats = MaintenanceStats(t.identifier, snapshots_before=before)
     session = lake_session(spark, config)
     name = _quote(".".join(config.identifier(t)))
-    cutoff = (now - timedelta(hours=retention_hours)).strftime("%Y-%m-%d %H:%M:%S")
     if compact and table.current_snapshot() is not None:
         args = {"table": name, "options": f"map('min-input-files', '{MIN_INPUT_FILES}', 'partial-progress.enabled', "
                                           f"'true', 'rewrite-job-order', 'files-desc')"}
@@ -82,7 +93,9 @@ def maintain_table(spark, config: CatalogConfig, t: TableDef, retention_hours: i
         stats.rewritten_files, stats.added_files = int(row["rewritten_data_files_count"]), int(row["added_data_files_count"])
         stats.steps.append("compact")
     if expire:
-        row = _call(session, "expire_snapshots", table=name, older_than=f"TIMESTAMP '{cutoff}'",
+        keep_from = expiry_cutoff(load_table(config, t), now, retention_hours, max_snapshots)
+        row = _call(session, "expire_snapshots", table=name,
+                    older_than=f"TIMESTAMP '{keep_from.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]}'",
                     retain_last=str(RETAIN_LAST))[0]
         # The compaction above added one snapshot: count against what the table held just before expiry.
         stats.expired_snapshots = before + (1 if stats.added_files else 0) - len(load_table(config, t).snapshots())

@@ -8,13 +8,18 @@ tools build their sessions here.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.catalog import SPARK_CATALOG, CatalogConfig, CatalogError
 from crypto_assets.lake.spark_conf import ICEBERG_EXTENSIONS, LOCAL_CONF, RUNTIME_CONF, apply_s3a_conf, s3a_conf
+
+log = logging.getLogger(__name__)
 
 
 def log_dir(state_dir: str) -> Path:
@@ -91,6 +96,9 @@ def lake_session(spark, config: CatalogConfig):
     unset (it is set now) or already this one, else a new session on the same Spark context (a
     process using two lakes, as the tests do). Iceberg's JDBC catalog keys its tables by the catalog's
     name, which pyiceberg writes as `lake`, so the name cannot vary per lake."""
+    from crypto_assets.lake.catalog import open_catalog
+
+    open_catalog(config)  # creates the catalog's own tables, which Spark's JDBC catalog then only reads
     conf = config.spark_conf()
     conf.pop("spark.sql.extensions")  # static: set when the session is built
     key = f"spark.sql.catalog.{SPARK_CATALOG}"
@@ -114,6 +122,28 @@ def _is_connect(spark) -> bool:
 def spark_table(config: CatalogConfig, t) -> str:
     """The Spark SQL name of a declared table in a session from `lake_session`."""
     return ".".join((SPARK_CATALOG, *config.identifier(t)))
+
+
+_COMMIT_LOCK = threading.Lock()
+BUSY_RETRIES = 8
+
+
+def spark_commit(write, committed=lambda: False) -> None:
+    """Runs a Spark write to an Iceberg table (`write()`), one at a time per process (the two streams
+    of `crypto-pipeline stream` share the catalog), again when the SQLite catalog was busy: its commit
+    failed before changing the table (`committed()` says whether it landed after all)."""
+    for attempt in range(BUSY_RETRIES + 1):
+        try:
+            with _COMMIT_LOCK:
+                write()
+            return
+        except Exception as exc:  # noqa: BLE001 - only the catalog's busy database is retried
+            if "SQLITE_BUSY" not in str(exc) or attempt == BUSY_RETRIES:
+                raise
+            if committed():
+                return
+            log.info("the SQLite catalog was busy; committing again (attempt %d)", attempt + 2)
+            time.sleep(min(0.1 * 2**attempt, 3.0))
 
 
 # The Spark driver's log4j2 configuration: everything at WARN into a file, nothing on the terminal

@@ -193,7 +193,9 @@ class LakeStore:
         import pyarrow.parquet as pq
 
         filesystem, _ = self._fs(files[0])
-        return pa.concat_tables([pq.read_table(self._fs(f)[1], columns=columns, filesystem=filesystem) for f in files])
+        # partitioning=None: Iceberg's `col=value` folders must not add a second copy of a column the file holds.
+        return pa.concat_tables([pq.read_table(self._fs(f)[1], columns=columns, filesystem=filesystem, partitioning=None)
+                                 for f in files])
 
     def read_groups_holding(self, file: str, columns: list[str], values: list[str], in_columns: tuple[str, ...]):
         """The row groups of one Parquet file whose min/max statistics say one of `in_columns` may hold

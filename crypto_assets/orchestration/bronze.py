@@ -1,8 +1,8 @@
 """Bronze assets: the raw Kafka records of one UTC ingest day, exactly once per offset.
 
-The `compute` resource builds the day (locally on Spark, or as a Glue job run); either way the
-products seen join the dynamic product partitions and, on an S3 lake, the day is registered in
-the Glue Data Catalog.
+The `compute` resource builds the day (locally on Spark, or as a Glue job run): one Iceberg commit
+replacing the day's partition, whose snapshot id the materialization names; the products seen join
+the dynamic product partitions.
 """
 
 
@@ -48,11 +48,12 @@ def build_bronze_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"Raw `{settings.trades_topic if kind == 'trades' else settings.ticker_topic}` records of one UTC "
             f"ingest day, one row per Kafka offset: topic, partition, offset, Kafka timestamp, raw value, "
             f"ingest headers and the parsed envelope. Unparseable records are kept and flagged "
-            f"(`is_malformed`, `malformed_reason`). Written to `bronze/{table}/ingest_date=YYYY-MM-DD/`."
+            f"(`is_malformed`, `malformed_reason`). The `ingest_date` partition of the Iceberg table `bronze.{table}`, "
+            f"replaced in one commit."
         ),
         partitions_def=ingest_date_partitions(settings),
         group_name="bronze",
-        kinds=asset_kinds(settings, "spark", "kafka", "parquet"),
+        kinds=asset_kinds(settings, "spark", "kafka", "iceberg"),
         owners=[OWNER],
         deps=[topic_asset_key(kind)],
         tags={"layer": "bronze"},

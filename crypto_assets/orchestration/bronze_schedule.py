@@ -1,7 +1,7 @@
 """Batch-mode Bronze cadence: re-materialize today's Bronze partitions on a short cron.
 
-Each run rewrites the day whole and commits only the rows it added, so the Bronze sensor
-wakes only the Silver partitions that gained data. Shortly after midnight the previous day
+Each run replaces the day's partition in one commit whose provenance names only what the rows it
+added feed, so the Bronze sensor wakes only the Silver partitions that gained data. Shortly after midnight the previous day
 gets a last run too (records ingested just before midnight may not have been landed yet).
 A Bronze run still waiting or running for a day is not doubled by the next tick.
 """

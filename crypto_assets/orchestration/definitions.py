@@ -28,7 +28,8 @@ def build_resources(settings: Settings) -> dict:
     kafka = KafkaResource.from_settings(settings)
     lake = LakeResource.from_settings(settings)
     compute: dict[str, ComputeResource] = {
-        "local": LocalCompute(spark=spark, kafka=kafka, lake=lake),
+        "local": LocalCompute(spark=spark, kafka=kafka, lake=lake,
+                              bronze_arrow_max_records=settings.bronze_arrow_max_records),
         "glue": GlueCompute.from_settings(settings, lake=lake, kafka=kafka),
     }
     return {

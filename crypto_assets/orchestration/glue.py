@@ -17,11 +17,19 @@ from datetime import date
 
 from dagster import MaterializeResult, MetadataValue
 
-from crypto_assets.contracts.glue_jobs import bronze_batch_job, job_name
+from crypto_assets.contracts.glue_jobs import (
+    bronze_batch_job,
+    bronze_run_arguments,
+    gold_run_arguments,
+    job_name,
+    kafka_arguments,
+    lake_arguments,
+    silver_run_arguments,
+)
 from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.lake.store import LakeUnavailableError, split_s3, to_s3
+from crypto_assets.lake.store import LakeUnavailableError, split_s3
 from crypto_assets.orchestration.resources.compute import ComputeResource, step_failure
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -121,35 +129,25 @@ class GlueCompute(ComputeResource):
     # ---- the job arguments of one run: the lake's and the partition's (deploy sets the rest) ----------
 
     def _lake_arguments(self) -> dict[str, str]:
-        args = {"--lake_root": to_s3(self.lake.root), "--aws_region": self.aws_region}
-        if self.endpoint_url:  # empty = AWS; Glue cannot pass an empty value, so the argument is left out
-            args["--s3_endpoint_url"] = self.endpoint_url
-        return args
+        lake = self.lake
+        return lake_arguments(lake.root, self.aws_region, self.endpoint_url, lake.glue_database, lake.commit_retries)
 
     def bronze_arguments(self, kind: str, day: date, rules: SilverRules) -> dict[str, str]:
         """One Bronze ingest day; the Kafka settings of Dagster's Kafka resource (the job computes the day's
         offset window itself, as the local step does)."""
         kafka = self.kafka
-        args = {
-            **self._lake_arguments(), "--ingest_date": day.isoformat(),
-            "--allowed_lateness_days": str(rules.allowed_lateness_days),
-            "--kafka_bootstrap": kafka.bootstrap_servers, "--topic": kafka.topic_for(kind),
-            "--kafka_timestamp_skew_minutes": str(kafka.timestamp_skew_minutes),
-            "--kafka_security_protocol": kafka.security_protocol, "--kafka_sasl_mechanism": kafka.sasl_mechanism,
+        return {
+            **self._lake_arguments(), **bronze_run_arguments(day, rules.allowed_lateness_days),
+            **kafka_arguments(kafka.bootstrap_servers, kafka.topic_for(kind), kafka.timestamp_skew_minutes,
+                              kafka.security_protocol, kafka.sasl_mechanism, self.kafka_sasl_secret_id),
         }
-        if self.kafka_sasl_secret_id:
-            args["--kafka_sasl_secret_id"] = self.kafka_sasl_secret_id
-        return args
 
     def silver_arguments(self, day: date, product: str, rules: SilverRules, require_bronze_day: bool) -> dict[str, str]:
-        return {
-            **self._lake_arguments(), "--event_date": day.isoformat(), "--product_id": product,
-            "--allowed_lateness_days": str(rules.allowed_lateness_days),
-            "--require_bronze_day": "true" if require_bronze_day else "false",
-        }
+        return {**self._lake_arguments(),
+                **silver_run_arguments(day, product, rules.allowed_lateness_days, require_bronze_day)}
 
     def gold_arguments(self, day: date, product: str) -> dict[str, str]:
-        return {**self._lake_arguments(), "--event_date": day.isoformat(), "--product_id": product}
+        return {**self._lake_arguments(), **gold_run_arguments(day, product)}
 
     # ---- the compute interface -------------------------------------------------------------------------
 
@@ -171,6 +169,9 @@ class GlueCompute(ComputeResource):
         if not lake.on_s3:
             raise step_failure(f"CRYPTO_COMPUTE=glue needs the lake in S3, but CRYPTO_LAKE_ROOT={lake.root}: set it to "
                                f"s3://bucket/prefix (or use CRYPTO_COMPUTE=local)")
+        if lake.catalog != "glue":
+            raise step_failure(f"CRYPTO_COMPUTE=glue needs the tables in the Glue Data Catalog, but CRYPTO_CATALOG="
+                               f"{lake.catalog}: leave it empty (or set it to glue) for an S3 lake")
         try:
             lake.check()
         except LakeUnavailableError as exc:

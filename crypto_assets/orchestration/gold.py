@@ -29,7 +29,7 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
             "One row per trade with a full lookback (500 trades and 5 minutes of history): the 120 features and 6 targets of "
             "docs/feature_catalog.md, causal (only trades up to this one and tickers at or before its time), computed per "
             "product in O(1) per row per feature. Reads Silver trades D-1..D+1 (lookback across midnight, future-price "
-            "targets) and Silver ticker D-1..D (as-of quote join). Written to `gold/features/product_id=X/event_date=D/`."
+            "targets) and Silver ticker D-1..D (as-of quote join). Written to the Iceberg table `gold.features` (partition product_id, event_date), one commit per run."
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="gold",

@@ -38,13 +38,14 @@ def table_asset(t: TableDef) -> AssetKey | None:
     return AssetKey(GOLD_ASSET) if t.layer == "gold" else None
 
 
-def _maintain_op(t: TableDef, retention_hours: int) -> OpDefinition:
+def _maintain_op(t: TableDef, retention_hours: int, max_snapshots: int) -> OpDefinition:
     @op(name=f"maintain_{t.layer}_{t.name}", description=f"Compacts, expires snapshots older than {retention_hours} h and removes orphan files of "
                     f"{t.identifier}.")
     def _maintain(context: OpExecutionContext, spark: SparkResource, lake: LakeResource):
         from crypto_assets.lake.maintenance import maintain_table
 
-        stats = maintain_table(spark.get_session(), lake.catalog_config, t, retention_hours)
+        stats = maintain_table(spark.get_session(), lake.catalog_config, t, retention_hours,
+                               max_snapshots=max_snapshots)
         context.log.info(f"{t.identifier}: {stats.rewritten_files} files rewritten into {stats.added_files}, "
                          f"{stats.expired_snapshots} snapshots expired, {stats.orphan_files} orphan files removed "
                          f"({stats.seconds} s)")
@@ -61,10 +62,12 @@ def _maintain_op(t: TableDef, retention_hours: int) -> OpDefinition:
 
 def build_maintenance_job(settings: Settings) -> JobDefinition:
     """One op per table, run one after another (they share the one Spark session)."""
-    ops = [_maintain_op(t, settings.snapshot_retention_hours) for t in TABLES.values()]
+    ops = [_maintain_op(t, settings.snapshot_retention_hours, settings.snapshot_retention_count)
+           for t in TABLES.values()]
     graph = GraphDefinition(name=JOB_NAME, node_defs=ops, description=(
         "Lake maintenance: compact small files (Bronze sorted by product), expire snapshots older than "
-        f"{settings.snapshot_retention_hours} h (CRYPTO_SNAPSHOT_RETENTION_HOURS), remove orphan files."))
+        f"{settings.snapshot_retention_hours} h (CRYPTO_SNAPSHOT_RETENTION_HOURS) or beyond the newest "
+        f"{settings.snapshot_retention_count} (CRYPTO_SNAPSHOT_RETENTION_COUNT), remove orphan files."))
     return graph.to_job(executor_def=in_process_executor, tags={"crypto/trigger": "maintenance"})
 
 

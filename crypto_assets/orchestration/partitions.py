@@ -24,7 +24,7 @@ from dagster import (
     TimeWindowPartitionMapping,
 )
 
-from crypto_assets.contracts.names import BRONZE_TABLE
+from crypto_assets.contracts.names import KINDS
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.lake.store import Lake
 
@@ -37,19 +37,25 @@ PRODUCT = "product_id"
 
 
 def lake_first_day(settings: Settings) -> str | None:
-    """The earliest Bronze ingest day that has a folder in the lake, or None for an empty lake."""
-    lake = Lake.from_settings(settings)
+    """The earliest ingest day among the Bronze tables' partitions, or None for an empty lake."""
+    from crypto_assets.contracts.tables import bronze_table
+    from crypto_assets.lake.catalog import CatalogError, load_table
+
+    config = Lake.from_settings(settings).catalog_config
+    if config.sqlite_path is not None and not config.sqlite_path.exists():
+        return None  # no catalog yet: nothing was ever written (and listing must not create one)
+    days = []
     try:
-        days = [
-            name.split("=", 1)[1]
-            for table in BRONZE_TABLE.values()
-            for name in lake.list_names(lake.table_path("bronze", table))
-            if name.startswith("ingest_date=")
-        ]
-    except OSError as exc:  # an unreachable S3 lake must not stop the code location from loading
-        log.warning("could not list the lake's Bronze days (%s); the partitions start today", exc)
+        for kind in KINDS:
+            table = load_table(config, bronze_table(kind), create=False)
+            if table is None or table.current_snapshot() is None:
+                continue
+            parts = table.inspect.partitions()
+            days += [p["ingest_date"] for p in parts.column("partition").to_pylist() if p["ingest_date"] is not None]
+    except (OSError, CatalogError) as exc:  # an unreachable lake must not stop the code location from loading
+        log.warning("could not read the lake's Bronze days (%s); the partitions start today", exc)
         return None
-    return min(days, default=None)
+    return min(days).isoformat() if days else None
 
 
 def first_day(settings: Settings) -> str:

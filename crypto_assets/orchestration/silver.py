@@ -21,6 +21,8 @@ from dagster import (
 from crypto_assets.contracts.names import BRONZE_TABLE, SILVER_TABLE, TICKER, TRADES, bronze_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
+from crypto_assets.contracts.tables import bronze_table
+from crypto_assets.lake.snapshots import snapshot_files
 from crypto_assets.orchestration.kafka_topics import OWNER
 from crypto_assets.orchestration.keys import bronze_key, silver_key
 from crypto_assets.orchestration.partitions import (
@@ -44,14 +46,18 @@ def _bronze_was_materialized(context: AssetExecutionContext, kind: str, day: str
 
 def missing_bronze_days(context: AssetExecutionContext, lake: LakeResource, kind: str, day: date,
                         rules: SilverRules) -> list[str]:
-    """The ingest days after `day` that Silver reads for late records, that have ended, hold no Bronze
-    files and were never materialized: late records of `day` may sit in Kafka for them, unread."""
+    """The ingest days after `day` that Silver reads for late records, that have ended, hold no rows in
+    the Bronze table and were never materialized: late records of `day` may sit in Kafka for them, unread."""
     today = datetime.now(timezone.utc).date()
+    # D itself is required (BronzeMissingError); D-1 is read for clock skew only; today is in progress.
+    later = [d for d in bronze_window_days(day, rules) if day < d < today]
+    if not later:
+        return []
+    _, files = snapshot_files(lake.table(bronze_table(kind)), {"ingest_date": later})
+    holding = {f.partition["ingest_date"] for f in files if f.records}
     missing = []
-    for d in bronze_window_days(day, rules):
-        if not day < d < today:
-            continue  # D itself is required (BronzeMissingError); D-1 is read for clock skew only; today is in progress
-        if lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat())):
+    for d in later:
+        if d in holding:
             continue
         if not _bronze_was_materialized(context, kind, d.isoformat()):
             missing.append(d.isoformat())
@@ -81,7 +87,8 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"Typed, validated, deduplicated {kind} of one UTC event day and product, read from Bronze ingest days "
             f"D-1 (last minutes) .. D+{rules.allowed_lateness_days} so late records reach their day. "
             f"{'Deduplicated on (product_id, trade_id), earliest ingested copy kept.' if kind == TRADES else 'Deduplicated on the ticker content.'} "
-            f"Rejected items go to `quarantine/{table}/` with a reason. Written to `silver/{table}/product_id=X/event_date=D/`."
+            f"Rejected items go to the Iceberg table `quarantine.{table}` with a reason. Written to the Iceberg table "
+            f"`silver.{table}` (partition product_id, event_date), one commit per run."
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="silver",

@@ -1,12 +1,15 @@
-"""One Silver date for one or more products: read the Bronze window, mark, write, measure.
+"""One Silver date for one or more products: read the Bronze window, mark, commit, measure.
 
 No Dagster here: the Silver assets (one product per run) and the Glue/benchmark scripts
-(several products in one pass) call `build_silver`. Everything reported is measured on what
-was written, so the reconciliation check is a real check of the files.
+(several products in one pass) call `build_silver`. The Bronze window is read from one pinned
+snapshot of the Bronze table (the stream may commit meanwhile); Silver and quarantine are each
+written in one Iceberg commit per run that replaces the run's (product, day) partitions, with
+the Bronze snapshot read in its summary. Everything reported is read back from the snapshot
+just committed, so the reconciliation check is a real check of the table.
 
-The rules (`silver.transforms.mark_table`) run on Bronze read with Arrow, in this process, and each
-partition is written as one file: no Spark at all (on this hardware Arrow per partition is much
-faster than Spark's Python workers; see `benchmarks/bench_silver.py`).
+The rules (`silver.transforms.mark_table`) run on Bronze read with Arrow, in this process: no Spark
+at all (on this hardware Arrow per partition is much faster than Spark's Python workers; see
+`benchmarks/bench_silver.py`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, SILVER_TABLE, TRADES, UNKNOWN_PRODUCT, bronze_asset
+from crypto_assets.contracts.names import BRONZE_TABLE, ITEMS, TRADES, UNKNOWN_PRODUCT, bronze_asset
 from crypto_assets.contracts.ownership import owner_products
 from crypto_assets.contracts.partitioning import DayHead, SilverRules, day_bounds
-from crypto_assets.lake.compaction import visible_paths
+from crypto_assets.contracts.tables import bronze_table, quarantine_table_def, silver_table_def
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.snapshots import Provenance
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.silver.transforms import BRONZE_INPUT, mark_table, quarantine_table, silver_table
 
@@ -41,9 +46,12 @@ class SilverStats:
     kind: str
     product_id: str
     day: str
-    path: str
-    quarantine_path: str
+    table: str  # the Silver table's identifier (silver.trades)
+    quarantine_table: str
     bronze_days: list[str] = field(default_factory=list)
+    bronze_snapshot_id: int | None = None  # the Bronze snapshot read (None: the Bronze table is empty)
+    snapshot_id: int | None = None  # the Silver snapshot committed (or current, when nothing changed)
+    quarantine_snapshot_id: int | None = None
     window_items: int = 0  # Bronze items of this product in the window (independent count)
     rows: int = 0  # written to Silver (read back)
     duplicates: int = 0
@@ -74,10 +82,11 @@ def bronze_window_days(day: date, rules: SilverRules) -> list[date]:
 
 def bronze_products(lake: LakeResource, kind: str, days: list[date], rules: SilverRules) -> set[str]:
     """The products owning the Bronze rows that Silver of `days` reads (two narrow columns per file)."""
-    files = sorted({f for day in days for _, fs in bronze_window_files(lake, kind, day, rules) for f in fs})
+    window = sorted({d for day in days for d in bronze_window_days(day, rules)})
+    _, files = snapshots.snapshot_files(lake.table(bronze_table(kind)), {"ingest_date": window})
     if not files:
         return set()
-    t = lake.read_files(files, ["product_id", "key"])
+    t = lake.read_files([f.path for f in files], ["product_id", "key"])
     return set(pc.unique(owner_products(t.column("product_id"), t.column("key"))).to_pylist())
 
 
@@ -87,17 +96,16 @@ def _earliest(day: date, rules: SilverRules):
     return start - timedelta(seconds=rules.max_future_skew_seconds)
 
 
-def bronze_window_files(lake: LakeResource, kind: str, day: date, rules: SilverRules) -> list[tuple[date, list[str]]]:
-    """The Bronze files of the window, per ingest day that has any, as listed now: the streaming job
-    keeps appending to today's folder, and every read of one run must see the same snapshot, or the
-    window count and the rows written would not reconcile."""
-    out = []
-    for d in bronze_window_days(day, rules):
-        listed = lake.data_files(lake.partition_path("bronze", BRONZE_TABLE[kind], ingest_date=d.isoformat()))
-        files = visible_paths([f for f, _ in listed])  # each streamed row once, merged or not yet
-        if files:
-            out.append((d, files))
-    return out
+def bronze_window_files(lake: LakeResource, kind: str, day: date,
+                        rules: SilverRules) -> tuple[int | None, list[tuple[date, list[str]]]]:
+    """(the Bronze snapshot read, its data files of the window per ingest day that has any). One
+    snapshot for the whole run: the stream keeps committing to today's partition, and every read of
+    one run must see the same rows, or the window count and the rows written would not reconcile."""
+    snap, files = snapshots.snapshot_files(lake.table(bronze_table(kind)), {"ingest_date": bronze_window_days(day, rules)})
+    by_day: dict[date, list[str]] = {}
+    for f in files:
+        by_day.setdefault(f.partition["ingest_date"], []).append(f.path)
+    return snap, sorted(by_day.items())
 
 
 @dataclass
@@ -166,18 +174,14 @@ def build_silver(
     products: list[str],
     rules: SilverRules,
     require_bronze_day: bool = True,
+    run_id: str = "",
 ) -> dict[str, SilverStats]:
-    """Rewrites Silver and quarantine partitions (day, p) for each product p, whole (Arrow; no Spark)."""
-    table = SILVER_TABLE[kind]
-    stats = {
-        p: SilverStats(
-            kind=kind, product_id=p, day=day.isoformat(),
-            path=lake.partition_path("silver", table, product_id=p, event_date=day.isoformat()),
-            quarantine_path=lake.partition_path("quarantine", table, product_id=p, event_date=day.isoformat()),
-        )
-        for p in products
-    }
-    window = bronze_window_files(lake, kind, day, rules)
+    """Replaces Silver and quarantine partitions (day, p) for each product p, whole, in one commit per
+    table (Arrow; no Spark). `run_id` goes into the snapshot summaries."""
+    silver_def, quarantine_def = silver_table_def(kind), quarantine_table_def(kind)
+    stats = {p: SilverStats(kind=kind, product_id=p, day=day.isoformat(), table=silver_def.identifier,
+                            quarantine_table=quarantine_def.identifier) for p in products}
+    bronze_snapshot, window = bronze_window_files(lake, kind, day, rules)
     days = [d.isoformat() for d, _ in window]
     if require_bronze_day and day.isoformat() not in days:
         raise BronzeMissingError(
@@ -187,11 +191,7 @@ def build_silver(
         )
     for s in stats.values():
         s.bronze_days = days
-    if not window:
-        for s in stats.values():
-            lake.delete(s.path)
-            lake.delete(s.quarantine_path)
-        return stats
+        s.bronze_snapshot_id = bronze_snapshot
 
     timings, clock = {}, time.perf_counter()
 
@@ -199,31 +199,38 @@ def build_silver(
         nonlocal clock
         timings[name], clock = round(time.perf_counter() - clock, 2), time.perf_counter()
 
-    _silver_arrow(lake, kind, day, rules, window, stats, lap)
-
+    if window:
+        silver_rows, quarantine_rows = _silver_arrow(lake, kind, day, rules, window, stats, lap)
+    else:  # no Bronze at all in the window: the partitions end empty
+        silver_rows = silver_def.schema.empty_table()
+        quarantine_rows = quarantine_def.schema.empty_table()
+    provenance = Provenance(asset=f"silver_{kind}", partition=_partition_key(day, products), run_id=run_id,
+                            upstream={bronze_table(kind).identifier: bronze_snapshot} if bronze_snapshot else {})
+    where = {"product_id": products, "event_date": day}
+    config = lake.catalog_config
+    silver_snapshot = snapshots.replace(config, silver_def, silver_rows, where, provenance)
+    quarantine_snapshot = snapshots.replace(config, quarantine_def, quarantine_rows, where, provenance)
     for s in stats.values():
-        for path in (s.path, s.quarantine_path):
-            if not lake.data_files(path):
-                lake.delete(path)  # a partition that became empty must not keep old files
-        _measure(lake, kind, s)
+        s.snapshot_id, s.quarantine_snapshot_id = silver_snapshot, quarantine_snapshot
+    lap("commit")
+    _measure(lake, kind, day, stats)
     lap("measure")
     log.info("silver %s %s %s timings (s): %s", kind, day, ",".join(products), timings)
     return stats
 
 
+def _partition_key(day: date, products: list[str]) -> str:
+    """The Dagster partition key of one product's run (`2026-03-10|BTC-USD`); several products: joined by commas."""
+    return f"{day.isoformat()}|{','.join(products)}"
+
+
 def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, window, stats: dict[str, SilverStats],
-                  lap: Callable[[str], None]) -> None:
+                  lap: Callable[[str], None]) -> tuple[pa.Table, pa.Table]:
+    """The Silver and quarantine rows of the run's partitions (with their partition columns), and the counts
+    that only the marking knows (window items, duplicates, other partitions) in `stats`."""
     products = list(stats)
-    for attempt in range(3):
-        try:
-            bronze = read_bronze_arrow(lake, kind, day, rules, products, window)
-            marked = mark_table(bronze.table, kind, rules, values=bronze.values)  # reads `value` back
-            break
-        except FileNotFoundError:
-            if attempt == 2:
-                raise
-            # The stream merged small files after they were listed: list again (the merged file holds their rows).
-            window = bronze_window_files(lake, kind, day, rules)
+    bronze = read_bronze_arrow(lake, kind, day, rules, products, window)
+    marked = mark_table(bronze.table, kind, rules, values=bronze.values)  # reads `value` back
     # The independent count: Bronze items per product, each record at least one.
     items = np.maximum(np.asarray(pc.fill_null(pc.list_value_length(bronze.table.column(ITEMS[kind])), 0)), 1)
     at = np.asarray(pc.index_in(bronze.owner, value_set=pa.array(products, pa.string())))
@@ -235,6 +242,7 @@ def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, 
     mine = np.asarray(pc.cast(marked.column("event_date"), pa.int32())) == day_ix
     disposition = marked.column("disposition").to_numpy(zero_copy_only=False)
     conflicting = np.asarray(marked.column("conflicting"))
+    silver_parts, quarantine_parts = [], []
     for p, s in stats.items():
         of_p = product == p
         here = of_p & mine
@@ -242,22 +250,26 @@ def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, 
         s.duplicates = int((here & (disposition == "duplicate")).sum())
         s.conflicting_duplicates = int((here & conflicting).sum())
         part = marked.filter(pa.array(here))
-        for path, rows in ((s.path, silver_table(part, kind, with_partition_columns=False)),
-                           (s.quarantine_path, quarantine_table(part, with_partition_columns=False))):
-            if rows.num_rows:
-                lake.replace_partition(rows, path, plain=("content_hash",))
-            else:
-                lake.delete(path)
-    lap("write")
+        silver_parts.append(silver_table(part, kind))
+        quarantine_parts.append(quarantine_table(part))
+    lap("select")
+    return pa.concat_tables(silver_parts), pa.concat_tables(quarantine_parts)
 
 
-def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
-    """Counts and checks read back from the written files (Arrow: no Spark job for a few columns)."""
-    quarantine = lake.read_table(s.quarantine_path, columns=["reason"])
-    if quarantine is not None:
-        reasons = quarantine.column("reason").value_counts()
-        s.quarantined_by_reason = {str(r["values"]): int(r["counts"]) for r in reasons.to_pylist()}
-        s.quarantined = quarantine.num_rows
+def _read_back(lake: LakeResource, tabledef, day: date, products: list[str], snapshot: int | None,
+               columns: list[str]) -> dict[str, pa.Table]:
+    """The rows of each product's partition as of `snapshot` (the one just committed: the files it lists)."""
+    if snapshot is None:
+        return {}
+    _, files = snapshots.snapshot_files(lake.table(tabledef), {"product_id": products, "event_date": day}, snapshot)
+    by_product: dict[str, list[str]] = {}
+    for f in files:
+        by_product.setdefault(f.partition["product_id"], []).append(f.path)
+    return {p: lake.read_files(paths, columns) for p, paths in by_product.items()}
+
+
+def _checked_columns(kind: str) -> tuple[str, str, list[str], list[str]]:
+    """(time column, key column, columns that must not be null, preview columns) of a Silver table."""
     time_col = "trade_time" if kind == TRADES else "event_time"
     key = "trade_id" if kind == TRADES else "content_hash"
     key_cols = [key, time_col, "price"] + (["size", "side"] if kind == TRADES else [])
@@ -266,9 +278,28 @@ def _measure(lake: LakeResource, kind: str, s: SilverStats) -> None:
         if kind == TRADES
         else ["event_time", "price", "best_bid", "best_ask", "best_bid_quantity", "best_ask_quantity", "volume_24_h"]
     )
-    table = lake.read_table(s.path, columns=list(dict.fromkeys(key_cols + preview_cols)))  # not the lineage strings
-    if table is None:
-        return
+    return time_col, key, key_cols, preview_cols
+
+
+def _measure(lake: LakeResource, kind: str, day: date, stats: dict[str, SilverStats]) -> None:
+    """Counts and checks read back from the snapshots committed (a few columns: not the lineage strings)."""
+    products = list(stats)
+    first = next(iter(stats.values()))
+    quarantined = _read_back(lake, quarantine_table_def(kind), day, products, first.quarantine_snapshot_id, ["reason"])
+    time_col, key, key_cols, preview_cols = _checked_columns(kind)
+    written = _read_back(lake, silver_table_def(kind), day, products, first.snapshot_id,
+                         list(dict.fromkeys(key_cols + preview_cols)))
+    for p, s in stats.items():
+        if p in quarantined:
+            reasons = quarantined[p].column("reason").value_counts()
+            s.quarantined_by_reason = {str(r["values"]): int(r["counts"]) for r in reasons.to_pylist()}
+            s.quarantined = quarantined[p].num_rows
+        if p in written:
+            _measure_silver(kind, s, written[p])
+
+
+def _measure_silver(kind: str, s: SilverStats, table: pa.Table) -> None:
+    time_col, key, key_cols, preview_cols = _checked_columns(kind)
     s.rows = table.num_rows
     keys = table.column(key)  # Arrow's hash table: several times faster than pandas on 64-character hashes
     s.duplicate_keys = len(keys) - keys.null_count - pc.count_distinct(keys, mode="only_valid").as_py()

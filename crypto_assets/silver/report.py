@@ -31,6 +31,11 @@ SILVER_CHECKS: dict[str, dict[str, tuple[bool, str]]] = {
 }
 
 
+def _snapshot(snapshot_id: int | None) -> str:
+    """A snapshot id as metadata text (empty: the table has no snapshot yet), as Bronze reports it."""
+    return "" if snapshot_id is None else str(snapshot_id)
+
+
 def silver_report(kind: str, s: SilverStats) -> tuple[Metadata, list[CheckReport]]:
     """(materialization metadata, check results) of a Silver partition of `kind` (trades or ticker)."""
     metadata: Metadata = {
@@ -44,8 +49,12 @@ def silver_report(kind: str, s: SilverStats) -> tuple[Metadata, list[CheckReport
         "bronze_days_read": ("json", s.bronze_days),
         "min_event_time": ("text", s.min_event_time or ""),
         "max_event_time": ("text", s.max_event_time or ""),
-        "path": ("path", s.path),
-        "quarantine_path": ("path", s.quarantine_path),
+        # Snapshot ids as text: they are 63-bit, beyond what the UI shows exactly as numbers.
+        "table": ("text", s.table),
+        "snapshot_id": ("text", _snapshot(s.snapshot_id)),
+        "quarantine_table": ("text", s.quarantine_table),
+        "quarantine_snapshot_id": ("text", _snapshot(s.quarantine_snapshot_id)),
+        "bronze_snapshot_id": ("text", _snapshot(s.bronze_snapshot_id)),
         "preview": ("md", preview_markdown(s.preview)),
     }
     if kind == TRADES:

@@ -25,7 +25,16 @@ import pyarrow.compute as pc
 from crypto_assets.contracts.names import TICKER, TRADES, UNKNOWN_PRODUCT
 from crypto_assets.contracts.ownership import owned_items
 from crypto_assets.contracts.partitioning import SilverRules
-from crypto_assets.contracts.values import UTC_MICROS, flags, ints, one_chunk, parse_double, parse_int64
+from crypto_assets.contracts.tables import (  # noqa: F401 - the column lists are re-exported
+    COLUMN_TYPES,
+    LINEAGE,
+    QUARANTINE_COLUMNS,
+    SILVER_COLUMNS,
+    SILVER_TICKER_COLUMNS,
+    SILVER_TRADE_COLUMNS,
+    TICKER_NUMERIC,
+)
+from crypto_assets.contracts.values import flags, ints, one_chunk, parse_double, parse_int64
 
 # Reason codes, in the order they are tested: the first failing rule names the reason.
 TRADE_REASONS = (
@@ -38,25 +47,6 @@ TICKER_REASONS = (
     "bad_price", "non_positive_price", "bad_quote", "too_late",
 )
 
-TICKER_NUMERIC = (
-    "price", "volume_24_h", "low_24_h", "high_24_h", "low_52_w", "high_52_w", "price_percent_chg_24_h",
-    "best_bid", "best_bid_quantity", "best_ask", "best_ask_quantity",
-)
-
-LINEAGE = [
-    "kafka_topic", "kafka_partition", "kafka_offset", "item_index", "ingest_time", "ingest_date",
-    "source", "connection_id", "sequence_num", "event_type", "is_snapshot",
-]
-SILVER_TRADE_COLUMNS = [
-    "product_id", "trade_id", "trade_time", "price", "size", "side", "notional", *LINEAGE, "event_date",
-]
-SILVER_TICKER_COLUMNS = [
-    "product_id", "event_time", *TICKER_NUMERIC, "content_hash", *LINEAGE, "event_date",
-]
-SILVER_COLUMNS = {TRADES: SILVER_TRADE_COLUMNS, TICKER: SILVER_TICKER_COLUMNS}
-QUARANTINE_COLUMNS = [
-    "product_id", "reason", "detail", "item_json", "value", "event_time_raw", *LINEAGE, "event_date",
-]
 # The Bronze columns the rules read (the raw `value` too, when at hand: see `mark_table`).
 BRONZE_INPUT = [
     "topic", "partition", "offset", "kafka_timestamp", "key", "source", "connection_id", "envelope_timestamp",
@@ -66,16 +56,6 @@ BRONZE_INPUT = [
 SILVER_ORDER = {TRADES: ["trade_time", "trade_id"], TICKER: ["event_time", "kafka_partition", "kafka_offset", "item_index"]}
 QUARANTINE_ORDER = ["kafka_partition", "kafka_offset", "item_index"]
 
-_TYPES = {
-    "product_id": pa.string(), "trade_id": pa.int64(), "trade_time": UTC_MICROS, "event_time": UTC_MICROS,
-    "side": pa.string(), "notional": pa.float64(), "content_hash": pa.string(), "kafka_topic": pa.string(),
-    "kafka_partition": pa.int32(), "kafka_offset": pa.int64(), "item_index": pa.int32(), "ingest_time": UTC_MICROS,
-    "ingest_date": pa.date32(), "source": pa.string(), "connection_id": pa.string(), "sequence_num": pa.int64(),
-    "event_type": pa.string(), "is_snapshot": pa.bool_(), "event_date": pa.date32(), "reason": pa.string(),
-    "detail": pa.string(), "malformed_reason": pa.string(), "event_time_raw": pa.string(), "value": pa.binary(),
-    "item_json": pa.string(), "is_duplicate": pa.bool_(), "conflicting": pa.bool_(), "disposition": pa.string(),
-    **{c: pa.float64() for c in ("price", "size", *TICKER_NUMERIC)},
-}
 # What `mark_table` returns: Silver's columns, then what quarantine and the counts need.
 MARK_EXTRA = ["reason", "malformed_reason", "event_time_raw", "value", "item_json", "is_duplicate", "conflicting",
               "disposition"]
@@ -83,7 +63,7 @@ MARK_EXTRA = ["reason", "malformed_reason", "event_time_raw", "value", "item_jso
 
 def _schema(columns: list[str], with_partition_columns: bool = True) -> pa.Schema:
     """`with_partition_columns=False`: without product_id and event_date, which the folder names hold."""
-    return pa.schema([pa.field(c, _TYPES[c]) for c in columns
+    return pa.schema([pa.field(c, COLUMN_TYPES[c]) for c in columns
                       if with_partition_columns or c not in ("product_id", "event_date")])
 
 

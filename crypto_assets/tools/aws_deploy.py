@@ -1,11 +1,13 @@
 """`crypto-pipeline aws deploy | destroy`: the Glue jobs, their code in S3, and the Glue Data Catalog.
 
 deploy: build the package wheel, upload it and the entry scripts in `glue/` to the artifacts
-folder, create or replace one Glue job per entry script, create the catalog database and the
-Bronze/Silver/quarantine/Gold tables, and print the Athena query that reads Gold. Everything it
-makes carries the job prefix in its name and a `created_by` marker, and the uploaded keys are
-listed in a manifest, so destroy removes exactly that and nothing else. Running deploy again
-updates in place (idempotent).
+folder, create or replace one Glue job per entry script (Iceberg enabled), create the catalog
+database and the lake's Iceberg tables in it (`lake.catalog.create_tables`: the Glue Data Catalog is
+the tables' Iceberg catalog, so every commit updates what Athena reads; no partitions to register),
+and print the Athena query that reads Gold. The jobs and the database carry the job prefix or a
+`created_by` marker, the tables are the declared ones at this lake's locations, and the uploaded
+keys are listed in a manifest, so destroy removes exactly that and nothing else (never the lake's
+data). Running deploy again updates in place (idempotent).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, job_name, kafka_kind
+from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, job_arguments, job_name, kafka_kind
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.lake.glue_catalog import catalog_tables, table_input
-from crypto_assets.lake.store import Lake, LakeUnavailableError, is_s3, split_s3, to_s3
+from crypto_assets.contracts.tables import TABLES, TableDef
+from crypto_assets.lake.catalog import CatalogConfig, CatalogError, create_tables
+from crypto_assets.lake.store import Lake, LakeUnavailableError, is_s3, split_s3
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,15 @@ MANIFEST = "deploy-manifest.json"
 # (pulling dagster and pyspark into Glue would replace Glue's own Spark). The Bronze batch jobs also
 # need kafka-python, for the offset lookup by time. Pinned to the versions the tests run. Every job
 # reads its settings' declaration (contracts.settings), so pydantic-settings goes too, at the version
-# installed here (the one the tests ran).
+# installed here (the one the tests ran). Every job opens the Iceberg tables with pyiceberg (Silver and Gold
+# commit with it; Bronze reads its snapshots), with the Glue catalog's extra (boto3), not its pyarrow extra:
+# Glue's own pyarrow stays.
 PIPES_MODULE = "dagster-pipes==1.13.27"
 KAFKA_CLIENT_MODULE = "kafka-python==3.0.12"
 SETTINGS_MODULES = tuple(f"{name}=={metadata.version(name)}" for name in ("pydantic", "pydantic-settings"))
+ICEBERG_MODULE = f"pyiceberg[glue]=={metadata.version('pyiceberg')}"
+# Glue's own Iceberg (the runtime and AWS jars of its version): `--datalake-formats iceberg`.
+DATALAKE_FORMATS = "iceberg"
 # The sub-packages of crypto_assets the Glue jobs import (DESIGN.md: glue jobs use contracts, lake and the
 # layers); only these are shipped. Tools, the Dagster orchestration and the producer run only locally.
 GLUE_PACKAGES = ("contracts", "lake", "bronze", "silver", "gold", "glue_jobs")
@@ -66,6 +74,9 @@ def _require(settings: Settings, for_deploy: bool = True) -> Lake:
         raise DeployError(f"CRYPTO_LAKE_ROOT={settings.lake_root} is not in S3: set it to s3://bucket/prefix for AWS mode")
     if not is_s3(settings.glue_artifacts_root):
         raise DeployError("CRYPTO_GLUE_ARTIFACTS_ROOT must be an s3:// folder")
+    if settings.catalog_kind != "glue":
+        raise DeployError(f"CRYPTO_CATALOG={settings.catalog_kind}: the Glue jobs and Athena use the Glue Data Catalog; "
+                          f"leave CRYPTO_CATALOG empty (or set it to glue) for AWS mode")
     if for_deploy and not settings.glue_role_arn:
         raise DeployError("CRYPTO_GLUE_ROLE_ARN is not set: the Glue jobs need an IAM role to run as (see README, AWS mode)")
     lake = Lake.from_settings(settings)
@@ -101,37 +112,12 @@ def build_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
-def _kafka_args(settings: Settings, kind: str) -> dict[str, str]:
-    """The cluster, topic and security settings of a Bronze job (streaming or batch); the SASL password
-    is never an argument: the jobs read it from the Secrets Manager secret."""
-    args = {
-        "--kafka_bootstrap": settings.kafka_bootstrap,
-        "--topic": settings.trades_topic if kind == "trades" else settings.ticker_topic,
-        "--kafka_timestamp_skew_minutes": str(settings.kafka_timestamp_skew_minutes),
-        "--kafka_security_protocol": settings.kafka_security_protocol,
-        "--kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
-    }
-    if settings.kafka_sasl_secret_id:
-        args["--kafka_sasl_secret_id"] = settings.kafka_sasl_secret_id
-    return args
-
-
-def job_arguments(settings: Settings, job: str) -> dict[str, str]:
-    """The arguments of `job` (a key of BATCH_JOBS / STREAM_JOBS) that carry settings; with the partition's,
-    which Dagster adds per run, they are every argument the entry script requires (`glue_jobs/jobs.py`)."""
-    kind = kafka_kind(job)
-    args = {"--lake_root": to_s3(settings.lake_root), "--aws_region": settings.aws_region}
-    if settings.s3_endpoint_url:  # empty = AWS (Glue cannot carry an empty value)
-        args["--s3_endpoint_url"] = settings.s3_endpoint_url
-    if job.startswith("silver_") or kind:  # Bronze commits name the Silver partitions, by the same rule
-        args["--allowed_lateness_days"] = str(settings.allowed_lateness_days)
-    if kind:
-        args.update(_kafka_args(settings, kind))
-    if job in STREAM_JOBS:
-        args["--checkpoint_root"] = f"{settings.glue_artifacts_root.rstrip('/')}/checkpoints/"
-        args["--trigger_seconds"] = str(settings.stream_trigger_seconds)
-        args["--compact_fan_in"] = str(settings.stream_compact_files)
-    return args
+def spark_conf_argument(settings: Settings) -> str:
+    """Glue's `--conf` value: the Spark settings that open the lake's Iceberg catalog as `lake` (the same as
+    `lake_session` sets locally), chained the way Glue reads them (`k=v --conf k=v ...`). Static settings
+    such as the Iceberg SQL extensions can only be given there, before the session starts."""
+    conf = CatalogConfig.from_settings(settings).spark_conf()
+    return " --conf ".join(f"{k}={v}" for k, v in conf.items())
 
 
 # Silver and Gold jobs compute with Arrow on the driver and run no Spark tasks: by default Glue's minimum of 2
@@ -151,15 +137,19 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
     jobs = {}
     for job in [*BATCH_JOBS, *STREAM_JOBS]:
         streaming = job in STREAM_JOBS
-        modules = [PIPES_MODULE, *SETTINGS_MODULES] + ([KAFKA_CLIENT_MODULE] if kafka_kind(job) and not streaming else [])
+        modules = [PIPES_MODULE, *SETTINGS_MODULES, ICEBERG_MODULE] + (
+            [KAFKA_CLIENT_MODULE] if kafka_kind(job) and not streaming else [])
         args = {
             "--job-language": "python",
             "--extra-py-files": wheel_uri,
             "--additional-python-modules": ",".join(modules),  # the Bronze batch jobs: kafka-python too
+            "--datalake-formats": DATALAKE_FORMATS,
             "--TempDir": f"{artifacts}/tmp/",
             "--enable-metrics": "true",
             **job_arguments(settings, job),
         }
+        if kafka_kind(job):  # the Bronze jobs write through Spark's Iceberg catalog
+            args["--conf"] = spark_conf_argument(settings)
         worker_type, workers = job_sizing(settings, job)
         jobs[job_name(settings.glue_job_prefix, job)] = {
             "Description": f"{job}: created by {MADE_BY}",
@@ -192,7 +182,7 @@ def athena_query(settings: Settings) -> str:
 
 
 def deploy(settings: Settings, wheel: Path | None = None) -> DeployResult:
-    lake = _require(settings)
+    _require(settings)
     from botocore.exceptions import ClientError
 
     result = DeployResult()
@@ -234,14 +224,23 @@ def deploy(settings: Settings, wheel: Path | None = None) -> DeployResult:
             "Name": settings.glue_database, "Description": f"Crypto lakehouse tables: created by {MADE_BY}",
             "Parameters": {"created_by": MADE_BY, "crypto-lakehouse:prefix": settings.glue_job_prefix},
         })
-    for t in catalog_tables():
-        spec = table_input(t, lake, MADE_BY)
+    config = CatalogConfig.from_settings(settings)
+    for t in TABLES.values():
         try:
-            glue.get_table(DatabaseName=settings.glue_database, Name=t.name)
-            glue.update_table(DatabaseName=settings.glue_database, TableInput=spec)
+            found = glue.get_table(DatabaseName=settings.glue_database, Name=t.flat_name)["Table"]
         except glue.exceptions.EntityNotFoundException:
-            glue.create_table(DatabaseName=settings.glue_database, TableInput=spec)
-        result.tables.append(t.name)
+            continue
+        if not is_lake_table(config, t, found):
+            where = found.get("Parameters", {}).get("metadata_location") or found.get("StorageDescriptor", {}).get(
+                "Location", "no location")
+            raise DeployError(f"Glue database {settings.glue_database!r} already holds a table {t.flat_name} that is not "
+                              f"this lake's Iceberg table ({where}, expected {config.location(t)}): set "
+                              f"CRYPTO_GLUE_DATABASE to another database, or drop that table")
+    try:
+        create_tables(config)  # the missing ones; existing tables are checked
+    except CatalogError as exc:
+        raise DeployError(str(exc)) from None
+    result.tables = [t.flat_name for t in TABLES.values()]
 
     manifest = {"jobs": result.jobs, "database": settings.glue_database, "tables": result.tables,
                 "keys": result.uploaded}
@@ -250,9 +249,17 @@ def deploy(settings: Settings, wheel: Path | None = None) -> DeployResult:
     return result
 
 
+def is_lake_table(config: CatalogConfig, t: TableDef, glue_table: dict) -> bool:
+    """Whether a Glue table is this lake's Iceberg table `t` (its metadata at the table's location)."""
+    params = glue_table.get("Parameters", {})
+    return (params.get("table_type", "").upper() == "ICEBERG"
+            and params.get("metadata_location", "").startswith(config.location(t) + "/metadata/"))
+
+
 def destroy(settings: Settings) -> dict[str, list[str]]:
-    """Removes the jobs, catalog tables (and the database if deploy made it and it is empty) and uploaded
-    files that deploy made; anything else (the lake's data, other jobs or tables) stays."""
+    """Removes the jobs, the lake's tables from the catalog (and the database if deploy made it and it is
+    empty) and uploaded files that deploy made; anything else (the lake's data and the tables' Iceberg
+    metadata in S3, other jobs or tables) stays."""
     _require(settings, for_deploy=False)
     s3, glue = _client(settings, "s3"), _client(settings, "glue")
     bucket, prefix = split_s3(settings.glue_artifacts_root)
@@ -276,14 +283,15 @@ def destroy(settings: Settings) -> dict[str, list[str]]:
     except glue.exceptions.EntityNotFoundException:
         database = None
     if database is not None:
-        for t in catalog_tables():
+        config = CatalogConfig.from_settings(settings)
+        for t in TABLES.values():
             try:
-                table = glue.get_table(DatabaseName=db, Name=t.name)["Table"]
+                table = glue.get_table(DatabaseName=db, Name=t.flat_name)["Table"]
             except glue.exceptions.EntityNotFoundException:
                 continue
-            if table.get("Parameters", {}).get("created_by") == MADE_BY:
-                glue.delete_table(DatabaseName=db, Name=t.name)
-                removed["tables"].append(t.name)
+            if is_lake_table(config, t, table):
+                glue.delete_table(DatabaseName=db, Name=t.flat_name)  # the entry only: the data stays
+                removed["tables"].append(t.flat_name)
         left = glue.get_tables(DatabaseName=db).get("TableList", [])
         if database.get("Parameters", {}).get("created_by") == MADE_BY and not left:
             glue.delete_database(Name=db)
@@ -311,7 +319,7 @@ def cmd_aws(args, settings: Settings) -> int:
                 worker_type, workers = job_sizing(settings, job)
                 sizes[job_name(settings.glue_job_prefix, job)] = f"{workers} x {worker_type}"
             print(f"Glue jobs (Glue {settings.glue_version}): {', '.join(f'{n} ({sizes[n]})' for n in result.jobs)}")
-            print(f"Glue Data Catalog {settings.glue_database}: {', '.join(result.tables)}")
+            print(f"Iceberg tables in the Glue Data Catalog database {settings.glue_database}: {', '.join(result.tables)}")
             print(f"uploaded to {settings.glue_artifacts_root}: {len(result.uploaded)} files")
             print("Athena query that reads Gold:\n" + result.athena_query)
         else:

@@ -67,7 +67,8 @@ def materialize_partition(assets, partition_key, settings: Settings, instance, t
                        run_id=result.run_id, error=failure_line(result))
     for mat in result.get_asset_materialization_events():
         md = mat.materialization.metadata
-        run.rows.append((mat.asset_key.to_user_string(), str(partition_key), md["rows"].value, md["path"].value))
+        written = f"{md['table'].value} @ snapshot {md['snapshot_id'].value}" if "table" in md else ""
+        run.rows.append((mat.asset_key.to_user_string(), str(partition_key), md["rows"].value, written))
         if md.get("bronze_days_missing") is not None and md["bronze_days_missing"].value:
             run.missing_bronze_days.append((mat.asset_key.to_user_string(), list(md["bronze_days_missing"].value)))
     for ev in result.get_asset_check_evaluations():

@@ -85,7 +85,8 @@ def run_demo(settings: Settings) -> int:
         for outcome in execute(result, settings, instance, run_config=QUIET_RUN_CONFIG):
             for mat in outcome.get_asset_materialization_events():
                 md = mat.materialization.metadata
-                written.append((mat.asset_key.to_user_string(), mat.partition, md["rows"].value, md["path"].value))
+                where = f"{md['table'].value} @ snapshot {md['snapshot_id'].value}"
+                written.append((mat.asset_key.to_user_string(), mat.partition, md["rows"].value, where))
             checks += [(e.asset_key.to_user_string(), e.check_name, e.passed) for e in outcome.get_asset_check_evaluations()]
             if not outcome.success:
                 reason = failure_line(outcome)
@@ -108,26 +109,28 @@ def _print_written(written: list[tuple[str, str, int, str]]) -> None:
     again once the second day's trades completed its targets) shows its last write and the count."""
     latest: dict[tuple[str, str], tuple[int, str]] = {}
     writes: dict[tuple[str, str], int] = {}
-    for key, part, rows, path in written:
-        latest[(key, part)] = (rows, path)
+    for key, part, rows, where in written:
+        latest[(key, part)] = (rows, where)
         writes[(key, part)] = writes.get((key, part), 0) + 1
     print("\nWritten:")
-    print(f"  {'asset':<15} {'partition':<22} {'rows':>8} {'writes':>6}  path")
+    print(f"  {'asset':<15} {'partition':<22} {'rows':>8} {'writes':>6}  table @ snapshot")
     order = ["bronze", "silver", "gold"]
     for key, part in sorted(latest, key=lambda w: (order.index(w[0].split("_")[0]), w[1], w[0])):
-        rows, path = latest[(key, part)]
-        print(f"  {key:<15} {part:<22} {rows:>8} {writes[(key, part)]:>6}  {path}")
+        rows, where = latest[(key, part)]
+        print(f"  {key:<15} {part:<22} {rows:>8} {writes[(key, part)]:>6}  {where}")
 
 
 def _print_gold_sample(settings: Settings) -> None:
+    from crypto_assets.contracts.tables import gold_table_def
+    from crypto_assets.lake import snapshots
     from crypto_assets.orchestration.resources.lake import LakeResource
 
     lake = LakeResource.from_settings(settings)
     day = demo_days()[-1].isoformat()
-    path = lake.partition_path("gold", "features", product_id=settings.products[0], event_date=day)
-    table = lake.read_table(path)
-    if table is None:
+    table = snapshots.read(lake.table(gold_table_def()), {"product_id": settings.products[0], "event_date": day})
+    if table.num_rows == 0:
         return
+    table = table.sort_by([("trade_time", "ascending"), ("trade_id", "ascending")])
     cols = ["trade_time", "trade_id", "price", "side", "ma_50_trades", "rsi_14", "vwap_50", "spread_bps",
             "target_return_10", "is_training_ready"]
     print(f"\nA few Gold rows ({settings.products[0]}, {day}; 120 features, 6 targets per row):")

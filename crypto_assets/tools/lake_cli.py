@@ -86,7 +86,7 @@ def _maintain(args, settings: Settings) -> int:
                                 aws_region=settings.aws_region)
     retention = settings.snapshot_retention_hours if args.retention_hours is None else args.retention_hours
     for t in tables:
-        s = maintain_table(spark, _config(settings), t, retention)
+        s = maintain_table(spark, _config(settings), t, retention, max_snapshots=settings.snapshot_retention_count)
         print(f"{t.identifier:<22} {s.rewritten_files:>5} files -> {s.added_files:<4} {s.expired_snapshots:>6} snapshots "
               f"expired ({s.snapshots_after} kept)  {s.orphan_files} orphans  {s.seconds} s")
     return 0

@@ -2,7 +2,7 @@
 
 Runs until stopped (Ctrl-C / SIGTERM stop it between micro-batches), or with `once` lands
 what Kafka holds and exits (catch-up, tests). Restart-safe through the checkpoints under
-`stream_checkpoint_root`; the Bronze sensor turns its commits into Dagster materializations.
+`stream_checkpoint_root`; the Bronze sensor turns its Iceberg commits into Dagster materializations.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ def run_stream(
             spark, kafka, lake, kind, checkpoint_path(settings, kind), rules,
             trigger_seconds=settings.stream_trigger_seconds, available_now=once,
             max_offsets_per_trigger=settings.stream_max_offsets_per_trigger,
-            compact_fan_in=settings.stream_compact_files,
         )
         for kind in kinds
     }

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from dagster import DagsterInstance, materialize
 
+from crypto_assets.contracts.tables import bronze_table
+from crypto_assets.lake.snapshots import Provenance
+from crypto_assets.lake.spark import lake_session
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets_tests.support.records import send_records, ticker_frame, trades_frame, ts
 
 DAY = "2026-03-10"
@@ -20,8 +26,12 @@ def _materialize(settings, day=DAY, kinds=("trades", "ticker"), raise_on_error=T
 
 
 def _rows(spark, settings, table="kafka_trades", day=DAY):
-    path = f"{settings.lake_root}/bronze/{table}/ingest_date={day}"
-    return spark.read.parquet(path)
+    session = lake_session(spark, LakeResource.from_settings(settings).catalog_config)
+    return session.table(f"lake.bronze.{table}").where(f"ingest_date = DATE'{day}'")
+
+
+def _table(settings, kind="trades"):
+    return LakeResource.from_settings(settings).table(bronze_table(kind))
 
 
 def _metadata(result, name):
@@ -58,10 +68,22 @@ def test_bronze_day_holds_exactly_the_days_records_and_rerun_changes_nothing(fre
         by_partition[p] = (min(lo, o), max(hi, o))
     assert md["kafka_offsets"] == {str(p): {"first": lo, "last": hi} for p, (lo, hi) in by_partition.items()}
 
+    # One commit, named in the metadata, saying what it wrote and which Silver partitions the rows feed.
+    table = _table(s)
+    snap = table.current_snapshot()
+    assert md["snapshot_id"] == str(snap.snapshot_id) and md["files"] >= 1
+    p = Provenance.of(snap)
+    assert (p.asset, p.partition, p.extra["writer"]) == ("bronze_trades", DAY, "batch") and p.run_id
+    assert json.loads(p.extra["partitions"]) == [[DAY, "BTC-USD", 3], [DAY, "ETH-USD", 2]]
+    assert json.loads(p.extra["offsets"]) == {str(k): [lo, hi] for k, (lo, hi) in by_partition.items()}
+
     first = sorted(tuple(r) for r in rows.drop("ingest_date").collect())
-    _materialize(s, kinds=("trades",))
+    again = _metadata(_materialize(s, kinds=("trades",)), "bronze_trades")
     second = sorted(tuple(r) for r in _rows(spark, s).drop("ingest_date").collect())
     assert second == first  # same rows: no duplicate, no loss
+    table = _table(s)
+    assert again["snapshot_id"] == str(table.current_snapshot().snapshot_id) != md["snapshot_id"]
+    assert json.loads(Provenance.of(table.current_snapshot()).extra["partitions"]) == []  # nothing new to read
 
 
 def test_bronze_parses_envelope_and_trades_as_received(fresh_settings, spark):
@@ -113,9 +135,38 @@ def test_malformed_records_are_kept_raw_flagged_and_counted(fresh_settings, spar
 
 def test_empty_day_writes_no_partition(fresh_settings, spark):
     md = _metadata(_materialize(fresh_settings, day="2026-01-01", kinds=("trades",)), "bronze_trades")
-    assert md["rows"] == 0
-    assert not (fresh_settings.replace().lake_root and
-                __import__("pathlib").Path(f"{fresh_settings.lake_root}/bronze/kafka_trades/ingest_date=2026-01-01").exists())
+    assert md["rows"] == 0 and md["snapshot_id"] == ""
+    assert _table(fresh_settings).current_snapshot() is None  # nothing committed
+
+
+def test_an_empty_window_empties_a_written_day_in_one_commit(fresh_settings, spark):
+    from dataclasses import replace
+    from datetime import date
+
+    from crypto_assets.bronze.build import build_bronze_day
+    from crypto_assets.contracts.partitioning import SilverRules
+    from crypto_assets.orchestration.resources.kafka import KafkaResource
+
+    s = fresh_settings
+    send_records(s.kafka_bootstrap, [(s.trades_topic, "BTC-USD", trades_frame("BTC-USD", [1], f"{DAY}T10:00:00Z"),
+                                      ts(f"{DAY}T10:00:00Z"))])
+    _materialize(s, kinds=("trades",))
+    assert _rows(spark, s).count() == 1
+    kafka = KafkaResource.from_settings(s)
+
+    class Empty:  # the same broker, but a window with nothing in it
+        def __getattr__(self, name):
+            return getattr(kafka, name)
+
+        def offset_window(self, topic, start, end):
+            window = kafka.offset_window(topic, start, end)
+            return replace(window, start=dict(window.end))
+
+    lake = LakeResource.from_settings(s)
+    stats = build_bronze_day(spark, Empty(), lake, "trades", date.fromisoformat(DAY), SilverRules())
+    assert stats.rows == 0 and _rows(spark, s).count() == 0
+    snap = _table(s).current_snapshot()
+    assert Provenance.of(snap).extra["partitions"] == "[]"  # the emptying commit feeds no Silver partition
 
 
 def test_broker_down_fails_with_one_line_naming_address_and_command(fresh_settings):

@@ -24,13 +24,15 @@ D = "2026-04-01"
 # What the UI, the sensors and the engine tests read: a rename or a new severity shows up here in review.
 SILVER_METADATA = ["rows", "duplicates_removed", "conflicting_duplicates", "quarantined", "quarantined_by_reason",
                    "bronze_items_in_window", "items_of_other_partitions", "bronze_days_read", "min_event_time",
-                   "max_event_time", "path", "quarantine_path", "preview"]
+                   "max_event_time", "table", "snapshot_id", "quarantine_table", "quarantine_snapshot_id",
+                   "bronze_snapshot_id", "preview"]
 SILVER_TRADES_METADATA = SILVER_METADATA + ["head_fingerprint"]  # what the day before's Gold compares
 GOLD_METADATA = ["rows", "training_ready_rows", "rows_with_unknown_targets", "excluded_for_lookback",
                  "silver_days_read", "ticker_days_read", "next_day_head", "tickers_in_input", "rows_without_quote", "min_trade_time",
-                 "max_trade_time", "features", "targets", "path", "preview", "notes"]
+                 "max_trade_time", "features", "targets", "table", "snapshot_id", "silver_snapshot_ids", "preview",
+                 "notes"]
 BRONZE_METADATA = ["rows", "malformed_records", "malformed_by_reason", "kafka_offsets", "products", "files",
-                   "bytes_written", "path", "kafka_records_scanned", "rows_added", "commit", "writer"]
+                   "bytes_written", "table", "path", "kafka_records_scanned", "rows_added", "snapshot_id", "writer"]
 SEVERITIES = {
     "silver_trades": {"keys_not_null": "ERROR", "reconciliation": "ERROR", "unique_trade_id": "ERROR",
                       "price_size_positive": "ERROR", "trade_id_gaps": "WARN"},
@@ -93,8 +95,9 @@ def _same_on_both_engines(asset_key: str, metadata, checks) -> dict[str, str]:
 def _silver_stats(kind: str) -> SilverStats:
     trades = kind == "trades"
     return SilverStats(
-        kind=kind, product_id="BTC-USD", day=D, path=f"/lake/silver/{kind}/product_id=BTC-USD/event_date={D}",
-        quarantine_path=f"/lake/quarantine/{kind}/product_id=BTC-USD/event_date={D}",
+        kind=kind, product_id="BTC-USD", day=D, table=f"silver.{kind}", quarantine_table=f"quarantine.{kind}",
+        # 63-bit snapshot ids (beyond a double's exact integers); the quarantine had nothing to commit.
+        bronze_snapshot_id=9_007_199_254_740_993, snapshot_id=4_611_686_018_427_387_905, quarantine_snapshot_id=None,
         bronze_days=["2026-03-31", D, "2026-04-02"], window_items=10, rows=6, duplicates=2,
         conflicting_duplicates=1, quarantined=1, quarantined_by_reason={"non_positive_price": 1}, other_partitions=1,
         min_event_time=f"{D}T00:00:01+00:00", max_event_time=None, duplicate_keys=1,
@@ -110,6 +113,8 @@ def _silver_stats(kind: str) -> SilverStats:
 def test_silver_reports_the_same_on_both_engines(kind):
     metadata, checks = silver_report(kind, _silver_stats(kind))
     assert list(metadata) == (SILVER_TRADES_METADATA if kind == "trades" else SILVER_METADATA)
+    assert metadata["table"] == ("text", f"silver.{kind}")
+    assert metadata["snapshot_id"] == ("text", "4611686018427387905") and metadata["quarantine_snapshot_id"] == ("text", "")
     assert [c.name for c in checks] and {c.name for c in checks} == set(SILVER_CHECKS[kind])
     assert _same_on_both_engines(f"silver_{kind}", metadata, checks) == SEVERITIES[f"silver_{kind}"]
     passed = {c.name: c.passed for c in checks}
@@ -122,7 +127,8 @@ def test_silver_reports_the_same_on_both_engines(kind):
 
 def _gold_stats(**changes) -> GoldStats:
     s = GoldStats(
-        product_id="BTC-USD", day=D, path=f"/lake/gold/features/product_id=BTC-USD/event_date={D}",
+        product_id="BTC-USD", day=D, table="gold.features", snapshot_id=4_611_686_018_427_387_907,
+        silver_snapshot_ids={"silver.trades": 4_611_686_018_427_387_905, "silver.ticker": 9_007_199_254_740_993},
         silver_days=["2026-03-31", D], ticker_days=[D], silver_rows=700, excluded_lookback=100, rows=600,
         training_ready=590, tickers_in_input=0, rows_without_quote=600, min_trade_time=f"{D}T00:00:00+00:00",
         max_trade_time=f"{D}T23:59:59+00:00", schema_problems=["rsi_14: expected double, found int64"],
@@ -144,6 +150,8 @@ def _gold_stats(**changes) -> GoldStats:
 def test_gold_reports_the_same_on_both_engines(stats):
     metadata, checks = gold_report(stats)
     assert list(metadata) == GOLD_METADATA
+    assert metadata["silver_snapshot_ids"] == ("json", {"silver.trades": "4611686018427387905",
+                                                        "silver.ticker": "9007199254740993"})
     assert [c.name for c in checks] == list(GOLD_CHECKS)
     assert _same_on_both_engines("gold_features", metadata, checks) == SEVERITIES["gold_features"]
     passed = {c.name: c.passed for c in checks}
@@ -159,10 +167,13 @@ def test_gold_reports_the_same_on_both_engines(stats):
 
 
 def test_bronze_reports_the_same_on_both_engines():
-    stats = BronzeDayStats(kind="trades", day=D, path=f"/lake/bronze/kafka_trades/ingest_date={D}", rows=5,
+    stats = BronzeDayStats(kind="trades", day=D, table="bronze.kafka_trades",
+                           path=f"/lake/bronze/kafka_trades/data/ingest_date={D}", rows=5,
                            malformed=1, malformed_by_reason={"invalid_json": 1}, offsets={0: (3, 7)},
                            products=["BTC-USD"], files=1, bytes_written=2048, kafka_window_records=6, new_rows=5,
-                           commit="batch-0001")
+                           snapshot_id=4_611_686_018_427_387_905)
     metadata = bronze_report(stats)
     assert list(metadata) == BRONZE_METADATA
+    assert metadata["table"] == ("text", "bronze.kafka_trades")
+    assert metadata["snapshot_id"] == ("text", "4611686018427387905")  # exact: text, not a number
     assert _same_on_both_engines("bronze_trades", metadata, []) == {}

@@ -1,13 +1,15 @@
 """Bronze (batch) with CRYPTO_COMPUTE=glue on moto: the real Glue entry script runs in a local subprocess against
-the real broker, reports through Dagster Pipes, and writes the rows the local compute writes."""
+the real broker, reports through Dagster Pipes, and commits through Spark's Iceberg catalog on the Glue Data
+Catalog (Glue's `--conf`, Iceberg's AWS bundle) the rows the local compute commits."""
 
 from __future__ import annotations
 
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.lake.commits import list_commit_names, read_commit
-from crypto_assets.lake.glue_catalog import catalog_partitions, table_for
+from crypto_assets.bronze.summary import added_partitions
+from crypto_assets.contracts.tables import bronze_table
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.snapshots import Provenance
 from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
@@ -31,12 +33,13 @@ def _bronze_trades(settings):
     return [a for a in bronze_assets(settings) if a.key.path[-1] == "bronze_trades"]
 
 
-def _rows(spark, path):
-    return sorted(spark.read.parquet(path).collect(), key=lambda r: (r["partition"], r["offset"]))
+def _rows(lake: Lake) -> list[dict]:
+    rows = snapshots.read(lake.table(bronze_table("trades")), {"ingest_date": D}).to_pylist()
+    return sorted(rows, key=lambda r: (r["partition"], r["offset"]))
 
 
 def test_bronze_on_glue_reports_products_through_pipes_and_writes_what_local_writes(
-        fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
+        fresh_settings, moto_endpoint, bucket, wheel):
     local = fresh_settings
     aws = glue_settings(local, bucket, moto_endpoint)
     deploy(aws, wheel)
@@ -56,21 +59,25 @@ def test_bronze_on_glue_reports_products_through_pipes_and_writes_what_local_wri
                               instance=instance)
 
     local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
-    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-bronze-trades-batch", ("path", "commit"))
+    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-bronze-trades-batch", ("path", "snapshot_id"))
     assert (glue_md["rows"], glue_md["malformed_by_reason"], glue_md["products"]) == (
         3, {"not_json": 1}, ["BTC-USD", "SOL-USD"])
     lake = Lake.from_settings(aws)
-    assert glue_md["path"] == lake.partition_path("bronze", "kafka_trades", ingest_date=D)
+    assert glue_md["table"] == "bronze.kafka_trades" and glue_md["path"].startswith(f"s3://{bucket}/lake/bronze/")
     # The products the job saw are partitions of Silver and Gold now, as after a local Bronze run.
     assert sorted(instance.get_dynamic_partitions(PRODUCTS.name)) == ["BTC-USD", "SOL-USD"]
 
-    assert _rows(s3_spark, glue_md["path"]) == _rows(s3_spark, local_md["path"]) and len(_rows(s3_spark, glue_md["path"])) == 3
-    # The Bronze sensor finds the job's commit in S3, naming the Silver partitions that gained data.
-    [name] = list_commit_names(lake, "trades")
-    assert name == glue_md["commit"]
-    assert read_commit(lake, "trades", name).partitions == [[D, "BTC-USD", 3], [D, "SOL-USD", 1]]
-    glue = GlueCatalogResource.from_settings(aws).client()
-    assert catalog_partitions(glue, aws.glue_database, table_for("bronze", "kafka_trades")) == [{"ingest_date": D}]
+    glue_rows = _rows(lake)
+    assert glue_rows == _rows(Lake.from_settings(local)) and len(glue_rows) == 3
+    # The job's commit is the Glue table's current snapshot (one commit), and its summary names the Silver
+    # partitions that gained data, for the Bronze sensor.
+    table = lake.table(bronze_table("trades"))
+    assert str(snapshots.snapshot_id(table)) == glue_md["snapshot_id"] != ""
+    provenance = Provenance.of(table.current_snapshot())
+    assert (provenance.asset, provenance.partition, provenance.run_id) == ("bronze_trades", D, glue_result.run_id)
+    assert added_partitions(provenance) == [[D, "BTC-USD", 3], [D, "SOL-USD", 1]]
+    assert all(f.path.startswith(f"s3://{bucket}/lake/bronze/kafka_trades/data/")
+               for f in snapshots.snapshot_files(table, {"ingest_date": D})[1])
 
 
 def test_bronze_on_glue_with_kafka_unreachable_fails_with_one_line(base_settings, moto_endpoint, bucket, wheel, tmp_path):

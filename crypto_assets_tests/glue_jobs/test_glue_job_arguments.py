@@ -11,14 +11,20 @@ from datetime import date
 
 import pytest
 
-from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, bronze_batch_job, kafka_kind
+from crypto_assets.contracts.glue_jobs import (
+    BATCH_JOBS,
+    STREAM_JOBS,
+    bronze_batch_job,
+    job_arguments,
+    kafka_kind,
+    required_arguments,
+)
 from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
-from crypto_assets.glue_jobs import jobs
+from crypto_assets.glue_jobs.jobs import lake_from_args
 from crypto_assets.orchestration.glue import GlueCompute
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
-from crypto_assets.tools.aws_deploy import job_arguments
 from crypto_assets_tests.support.local_glue import REPO, glue_script_env
 
 DAY = date(2026, 3, 4)
@@ -45,11 +51,7 @@ def _run_arguments(settings, job: str) -> dict[str, str]:
 
 
 def _required(job: str) -> list[str]:
-    if job in STREAM_JOBS:
-        return jobs.STREAM_ARGS
-    if kafka_kind(job):
-        return jobs.BRONZE_BATCH_ARGS
-    return jobs.GOLD_ARGS if job == GOLD_ASSET else jobs.SILVER_ARGS
+    return required_arguments(job)
 
 
 def _argv(arguments: dict[str, str]) -> list[str]:
@@ -70,11 +72,11 @@ def test_every_argument_a_job_requires_comes_from_the_settings(base_settings, jo
     assert {k: given[k] for k in extra} == extra
     # The values are the settings'.
     assert given["--lake_root"] == "s3://lake-bucket/lake" and given["--aws_region"] == full.aws_region
+    assert (given["--glue_database"], given["--commit_retries"]) == (full.glue_database, str(full.commit_retries))
     if "--allowed_lateness_days" in given:
         assert given["--allowed_lateness_days"] == str(full.allowed_lateness_days)
     if job in STREAM_JOBS:
-        assert (given["--trigger_seconds"], given["--compact_fan_in"]) == (
-            str(full.stream_trigger_seconds), str(full.stream_compact_files))
+        assert given["--trigger_seconds"] == str(full.stream_trigger_seconds)
     if kafka_kind(job):
         assert (given["--kafka_bootstrap"], given["--kafka_timestamp_skew_minutes"], given["--kafka_security_protocol"],
                 given["--kafka_sasl_mechanism"]) == (full.kafka_bootstrap, str(full.kafka_timestamp_skew_minutes),
@@ -85,7 +87,7 @@ def test_every_argument_a_job_requires_comes_from_the_settings(base_settings, jo
 MISSING = {
     "silver_trades": "require_bronze_day", "silver_ticker": "allowed_lateness_days", "gold_features": "aws_region",
     "bronze_trades_batch": "kafka_timestamp_skew_minutes", "bronze_ticker_batch": "kafka_security_protocol",
-    "bronze_trades_stream": "trigger_seconds", "bronze_ticker_stream": "compact_fan_in",
+    "bronze_trades_stream": "trigger_seconds", "bronze_ticker_stream": "glue_database",
 }
 
 
@@ -104,3 +106,24 @@ def test_a_job_started_without_an_argument_fails_with_one_line_naming_it(base_se
         f"crypto_assets.glue_jobs.jobs.JobArgumentError: Glue job argument --{MISSING[job]} is missing: "
         f"`crypto-pipeline aws deploy` sets every job argument from the settings (Dagster adds the partition's per "
         f"run); run deploy again with this version")
+
+
+def test_a_job_opens_the_lake_and_catalog_its_arguments_name(base_settings):
+    """The job's lake is the settings' lake, its catalog the settings' Glue database (what deploy created)."""
+    settings = _settings(base_settings, s3_endpoint_url="http://127.0.0.1:5000", glue_database="crypto_x",
+                         commit_retries=3)
+    args = {k[2:]: v for k, v in {**job_arguments(settings, "gold_features"),
+                                  **_run_arguments(settings, "gold_features")}.items()}
+    config = lake_from_args(args).catalog_config
+    assert config == LakeResource.from_settings(settings).catalog_config
+    assert (config.kind, config.glue_database, config.commit_retries, config.endpoint_url) == (
+        "glue", "crypto_x", 3, "http://127.0.0.1:5000")
+
+
+def test_deploy_and_dagster_build_the_lake_arguments_alike(base_settings):
+    """The arguments both set (deploy as defaults, Dagster per run) are equal: one builder."""
+    settings = _settings(base_settings, s3_endpoint_url="http://127.0.0.1:5000", kafka_sasl_secret_id="AmazonMSK_x")
+    for job in BATCH_JOBS:
+        deployed, per_run = job_arguments(settings, job), _run_arguments(settings, job)
+        assert {k: deployed[k] for k in deployed.keys() & per_run.keys()} == {
+            k: per_run[k] for k in deployed.keys() & per_run.keys()}, job

@@ -1,15 +1,16 @@
 """Silver and Gold with CRYPTO_COMPUTE=glue on moto: the real Glue entry scripts run in a local subprocess on
-local Spark (`LocalGlueRunner`), report through Dagster Pipes, and write what the local compute writes."""
+local Spark (`LocalGlueRunner`), report through Dagster Pipes, and commit to the lake's Iceberg tables in the
+Glue Data Catalog (pyiceberg on the driver) the rows the local compute commits to its own."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from crypto_assets.orchestration.resources.catalog import GlueCatalogResource
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from crypto_assets.lake.glue_catalog import catalog_partitions, table_for
+from crypto_assets.contracts.tables import TABLES, bronze_table, gold_table_def, quarantine_table_def, silver_table_def
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.catalog import load_table
+from crypto_assets.lake.snapshots import Provenance
 from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
@@ -28,6 +29,8 @@ from crypto_assets_tests.support.local_glue import (
 from crypto_assets_tests.support.records import send_records, trades_frame, ts
 
 D, D2 = "2026-04-01", "2026-04-02"
+# Metadata that names a lake's own snapshots (ids differ between two lakes holding the same rows).
+SNAPSHOT_METADATA = ("snapshot_id", "quarantine_snapshot_id", "bronze_snapshot_id", "silver_snapshot_ids")
 
 
 def _key(day, product="BTC-USD"):
@@ -40,14 +43,22 @@ def _checks(result):
             for c in result.get_asset_check_evaluations()}
 
 
-def _rows(spark, path):
-    return sorted(tuple(r) for r in spark.read.parquet(path).collect())
+def _rows(lake: Lake, t, where: dict) -> list[tuple]:
+    """The partition's rows, sorted, as the table's current snapshot holds them."""
+    table = snapshots.read(lake.table(t), where)
+    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+
+
+def _copy(source: Lake, target: Lake, t) -> None:
+    """The table's rows committed to the other lake (one append): the same input in both lakes."""
+    rows = snapshots.read(source.table(t))
+    snapshots.append(target.catalog_config, t, rows, Provenance(asset="test-copy", run_id="test"))
 
 
 @pytest.fixture
-def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
-    """The same Kafka input landed in Bronze twice: a local lake (local compute) and an S3 lake (glue compute,
-    deployed to moto)."""
+def two_lakes(fresh_settings, moto_endpoint, bucket, wheel):
+    """The same Kafka input in Bronze twice: a local lake (local compute) and an S3 lake in the Glue catalog
+    (glue compute, deployed to moto), whose Bronze table gets the local Bronze rows in one append."""
     local = fresh_settings
     aws = glue_settings(local, bucket, moto_endpoint)
     deploy(aws, wheel)
@@ -61,14 +72,14 @@ def two_lakes(fresh_settings, s3_spark, moto_endpoint, bucket, wheel):
     topic = {"trades": local.trades_topic, "ticker": local.ticker_topic}
     send_records(local.kafka_bootstrap, [(topic[k], key, v, ts(when)) for k, key, v, when in records])
     instance = DagsterInstance.ephemeral()
-    for s in (local, aws.replace(compute="local")):
-        trades_bronze = [a for a in bronze_assets(s) if a.key.path[-1] == "bronze_trades"]
-        for day in (D, D2):
-            assert materialize(trades_bronze, partition_key=day, resources=build_resources(s), instance=instance).success
+    trades_bronze = [a for a in bronze_assets(local) if a.key.path[-1] == "bronze_trades"]
+    for day in (D, D2):
+        assert materialize(trades_bronze, partition_key=day, resources=build_resources(local), instance=instance).success
+    _copy(Lake.from_settings(local), Lake.from_settings(aws), bronze_table("trades"))
     return local, aws, instance
 
 
-def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_lakes, s3_spark):
+def test_silver_on_glue_reports_through_pipes_and_commits_what_local_commits(two_lakes):
     local, aws, instance = two_lakes
     trades_asset = [a for a in silver_assets(local) if a.key.path[-1] == "silver_trades"]
     local_result = materialize(trades_asset, partition_key=_key(D), resources=build_resources(local), instance=instance)
@@ -76,30 +87,34 @@ def test_silver_on_glue_reports_through_pipes_and_writes_what_local_writes(two_l
     glue_result = materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance)
 
     local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
-    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-silver-trades", ("path", "quarantine_path"))
-    assert glue_md["path"] == f"s3a://{aws.lake_root[5:]}/silver/trades/product_id=BTC-USD/event_date={D}"
+    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-silver-trades", SNAPSHOT_METADATA)
     assert (glue_md["rows"], glue_md["duplicates_removed"], glue_md["quarantined_by_reason"]) == (
         4, 2, {"non_positive_price": 1, "malformed_record": 1})
     assert _checks(glue_result) == _checks(local_result) and len(_checks(glue_result)) == 5
 
-    lake = Lake.from_settings(aws)
-    for layer in ("silver", "quarantine"):
-        part = f"{layer}/trades/product_id=BTC-USD/event_date={D}"
-        assert _rows(s3_spark, f"{lake.table_path(layer, 'trades').rsplit('/', 2)[0]}/{part}") == _rows(
-            s3_spark, os.path.join(local.lake_root, part)), layer
+    lake, where = Lake.from_settings(aws), {"product_id": "BTC-USD", "event_date": D}
+    for t in (silver_table_def("trades"), quarantine_table_def("trades")):
+        assert _rows(lake, t, where) == _rows(Lake.from_settings(local), t, where), t.identifier
+    # The run's commit is the Glue table's current snapshot, with the run's provenance: the Glue catalog is
+    # the tables' catalog (no partitions to register), and what Athena reads is this snapshot.
+    table = load_table(lake.catalog_config, silver_table_def("trades"))
+    assert str(snapshots.snapshot_id(table)) == glue_md["snapshot_id"] != ""
+    provenance = Provenance.of(table.current_snapshot())
+    assert (provenance.asset, provenance.run_id) == ("silver_trades", glue_result.run_id)
+    assert provenance.upstream == {"bronze.kafka_trades": int(glue_md["bronze_snapshot_id"])}
+    quarantine = load_table(lake.catalog_config, quarantine_table_def("trades"))
+    assert str(snapshots.snapshot_id(quarantine)) == glue_md["quarantine_snapshot_id"]
 
-    # The catalog knows exactly the partitions that are in S3.
-    glue = GlueCatalogResource.from_settings(aws).client()
-    for layer in ("silver", "quarantine"):
-        assert catalog_partitions(glue, aws.glue_database, table_for(layer, "trades")) == [
-            dict(p) for p in lake.partitions(layer, "trades")] == [{"product_id": "BTC-USD", "event_date": D}]
-    # Re-running is idempotent, in S3 and in the catalog.
-    assert materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance).success
-    assert catalog_partitions(glue, aws.glue_database, table_for("silver", "trades")) == [
-        {"product_id": "BTC-USD", "event_date": D}]
+    # Re-running commits again (a new snapshot), with the same rows.
+    before = _rows(lake, silver_table_def("trades"), where)
+    again = materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance)
+    assert again.success
+    table = load_table(lake.catalog_config, silver_table_def("trades"))
+    assert str(snapshots.snapshot_id(table)) == materialization_metadata(again)["snapshot_id"] != glue_md["snapshot_id"]
+    assert _rows(lake, silver_table_def("trades"), where) == before
 
 
-def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, bucket, wheel, tmp_path):
+def test_gold_on_glue_matches_local(base_settings, moto_endpoint, bucket, wheel, tmp_path):
     from crypto_assets_tests.gold.datasets import cross_midnight
     from crypto_assets_tests.gold.silver_writer import write_silver
 
@@ -107,8 +122,10 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     aws = glue_settings(local, bucket, moto_endpoint)
     deploy(aws, wheel)
     trades, tickers = cross_midnight()
-    write_silver(s3_spark, local.lake_root, trades, tickers)
-    write_silver(s3_spark, "s3a://" + aws.lake_root[len("s3://"):], trades, tickers)
+    write_silver(None, local.lake_root, trades, tickers)
+    local_lake, lake = Lake.from_settings(local), Lake.from_settings(aws)
+    for t in (silver_table_def("trades"), silver_table_def("ticker")):
+        _copy(local_lake, lake, t)
     day = "2024-03-11"
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("product_id", ["BTC-USD"])
@@ -117,15 +134,18 @@ def test_gold_on_glue_matches_local(base_settings, s3_spark, moto_endpoint, buck
     glue_result = materialize([build_gold_asset(aws)], partition_key=_key(day), resources=local_glue_resources(aws),
                               instance=instance)
     local_md, glue_md = materialization_metadata(local_result), materialization_metadata(glue_result)
-    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-gold-features", ("path",))
+    assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-gold-features", SNAPSHOT_METADATA)
     assert glue_md["rows"] > 500 and glue_md["tickers_in_input"] > 0
     checks = _checks(glue_result)
     assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == 6
-    part = f"gold/features/product_id=BTC-USD/event_date={day}"
-    assert _rows(s3_spark, f"s3a://{aws.lake_root[5:]}/{part}") == _rows(s3_spark, os.path.join(local.lake_root, part))
-    glue = GlueCatalogResource.from_settings(aws).client()
-    assert catalog_partitions(glue, aws.glue_database, table_for("gold", "features")) == Lake.from_settings(
-        aws).partitions("gold", "features") == [{"product_id": "BTC-USD", "event_date": day}]
+    where = {"product_id": "BTC-USD", "event_date": day}
+    assert _rows(lake, gold_table_def(), where) == _rows(local_lake, gold_table_def(), where)
+    table = load_table(lake.catalog_config, gold_table_def())
+    assert str(snapshots.snapshot_id(table)) == glue_md["snapshot_id"]
+    provenance = Provenance.of(table.current_snapshot())
+    assert (provenance.asset, provenance.run_id) == ("gold_features", glue_result.run_id)
+    assert set(provenance.upstream) == {"silver.trades", "silver.ticker"}
+    assert len(TABLES) == 7  # every table deploy created is still one table in the Glue database
 
 
 # ---- bad input: one line naming the Glue run and its logs, never a hang ---------------------------------

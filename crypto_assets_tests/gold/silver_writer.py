@@ -1,20 +1,25 @@
-"""Writes hand-made trades and tickers as Silver partitions, in Silver's schema (for Gold tests)."""
+"""Writes hand-made trades and tickers as the whole content of the Silver tables, in Silver's schema, one
+commit per table (for Gold tests)."""
 
 from __future__ import annotations
 
 import pandas as pd
-from pyspark.sql import functions as F
+import pyarrow as pa
 
-from crypto_assets.silver.transforms import SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
+from crypto_assets.contracts.tables import silver_table_def
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.snapshots import Provenance
+from crypto_assets.lake.store import Lake
 
 
 def write_silver(spark, lake_root: str, trades: pd.DataFrame, tickers: pd.DataFrame | None = None) -> None:
+    """`spark` is unused (kept for the callers); the rows replace everything Silver held."""
+    lake = Lake(lake_root)
     t = trades.copy()
     t["notional"] = t["price"] * t["size"]
     _lineage(t, "trade_time")
-    sdf = spark.createDataFrame(t).withColumn("event_date", F.to_date("trade_time"))
-    sdf.select(*SILVER_TRADE_COLUMNS).write.mode("overwrite").partitionBy("product_id", "event_date").parquet(
-        f"{lake_root}/silver/trades")
+    t["event_date"] = pd.to_datetime(t["trade_time"]).dt.date
+    _replace(lake, "trades", t)
     if tickers is not None and len(tickers):
         k = tickers.copy()
         for c in ("price", "low_24_h", "high_24_h", "low_52_w", "high_52_w", "price_percent_chg_24_h", "volume_24_h"):
@@ -22,10 +27,21 @@ def write_silver(spark, lake_root: str, trades: pd.DataFrame, tickers: pd.DataFr
                 k[c] = 1.0
         k["content_hash"] = [f"h{i}" for i in range(len(k))]
         _lineage(k, "event_time", order=k["ticker_seq"].to_numpy() if "ticker_seq" in k else None)
-        kdf = spark.createDataFrame(k.drop(columns=[c for c in ("ticker_seq",) if c in k])).withColumn(
-            "event_date", F.to_date("event_time"))
-        kdf.select(*SILVER_TICKER_COLUMNS).write.mode("overwrite").partitionBy("product_id", "event_date").parquet(
-            f"{lake_root}/silver/ticker")
+        k["event_date"] = pd.to_datetime(k["event_time"]).dt.date
+        _replace(lake, "ticker", k.drop(columns=[c for c in ("ticker_seq",) if c in k]))
+
+
+def _replace(lake: Lake, kind: str, df: pd.DataFrame) -> None:
+    t = silver_table_def(kind)
+    columns = []
+    for f in t.schema:
+        values = df[f.name]
+        if pa.types.is_timestamp(f.type):
+            times = pd.to_datetime(values)
+            values = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+        columns.append(pa.array(values, type=f.type, from_pandas=True))
+    snapshots.replace(lake.catalog_config, t, pa.Table.from_arrays(columns, schema=t.schema), {},
+                      Provenance(asset=f"silver_{kind}", run_id="test"))
 
 
 def _lineage(df: pd.DataFrame, time_col: str, order=None) -> None:
@@ -36,7 +52,7 @@ def _lineage(df: pd.DataFrame, time_col: str, order=None) -> None:
     df["kafka_offset"] = order if order is not None else range(n)
     df["item_index"] = 0
     df["ingest_time"] = df[time_col]
-    df["ingest_date"] = df[time_col].dt.date
+    df["ingest_date"] = pd.to_datetime(df[time_col]).dt.date
     df["source"] = "test"
     df["connection_id"] = "c"
     df["sequence_num"] = range(n)

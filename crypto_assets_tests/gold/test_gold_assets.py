@@ -8,9 +8,12 @@ import pandas as pd
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from crypto_assets.contracts.gold_features import FEATURE_NAMES
+from crypto_assets.contracts.tables import gold_table_def
 from crypto_assets.gold.build import build_gold
 from crypto_assets.gold.table import gold_arrow_schema
 from crypto_assets.gold.transforms import compute_features
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.snapshots import Provenance
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -33,9 +36,11 @@ def _gold(settings, instance, day=D, product="BTC-USD"):
     return md, checks
 
 
-def _read_gold(spark, settings, product="BTC-USD", day=D) -> pd.DataFrame:
-    path = f"{settings.lake_root}/gold/features/product_id={product}/event_date={day}"
-    return spark.read.parquet(path).toPandas().sort_values(["trade_time", "trade_id"]).reset_index(drop=True)
+def _read_gold(spark, settings, product="BTC-USD", day=D, snapshot=None) -> pd.DataFrame:
+    table = LakeResource.from_settings(settings).table(gold_table_def())
+    rows = snapshots.read(table, {"product_id": product, "event_date": day}, snapshot=snapshot).to_pandas()
+    rows["trade_time"] = rows["trade_time"].dt.tz_convert(None)
+    return rows.sort_values(["trade_time", "trade_id"]).reset_index(drop=True)
 
 
 def test_cross_midnight_lookback_then_targets_after_next_day_arrives(spark, base_settings, tmp_path):
@@ -57,11 +62,20 @@ def test_cross_midnight_lookback_then_targets_after_next_day_arrives(spark, base
     assert not gold["is_training_ready"].iloc[-50:].any() and gold["is_training_ready"].iloc[:-50].all()
     assert gold["future_price_10"].iloc[-10:].isna().all() and pd.isna(gold["target_direction_50"].iloc[-1])
 
+    first = int(md["snapshot_id"])
+
     write_silver(spark, s.lake_root, trades, tickers)  # D+1 arrives
     md, checks = _gold(s, instance)
     assert all(checks.values()), checks
     gold = _read_gold(spark, s)
     assert gold["is_training_ready"].all() and md["training_ready_rows"] == len(gold)
+    # Time travel: the first snapshot still holds the rows written before D+1 arrived.
+    assert not _read_gold(spark, s, snapshot=first)["is_training_ready"].iloc[-50:].any()
+    # The commit names what produced it and the Silver snapshots it read.
+    recorded = Provenance.of(LakeResource.from_settings(s).table(gold_table_def()).snapshot_by_id(int(md["snapshot_id"])))
+    assert (recorded.asset, recorded.partition) == ("gold_features", f"{D}|BTC-USD") and recorded.run_id
+    assert recorded.upstream == {t: int(i) for t, i in md["silver_snapshot_ids"].items()}
+    assert set(recorded.upstream) == {"silver.trades", "silver.ticker"}
 
     # Every written value agrees with the oracle computed on the full input.
     ref = oracle_features(trades, tickers).set_index("trade_id").loc[gold["trade_id"]]
@@ -110,8 +124,6 @@ def test_products_built_together_write_exactly_the_feature_rows(spark, base_sett
     """Several products in one build (the benchmark's shape: parallel threads). The written table is built
     column by column from the feature arrays; it must hold exactly `compute_features`' rows of the day
     (what the leakage check recomputes), in the catalog's columns and types, with nulls as nulls."""
-    import pyarrow.parquet as pq
-
     trades, tickers = two_products_with_tickers()
     tickers = tickers[tickers["product_id"] == "BTC-USD"]  # ETH without tickers: its quote features are null
     day = trades["trade_time"].min().date()
@@ -119,10 +131,12 @@ def test_products_built_together_write_exactly_the_feature_rows(spark, base_sett
     s = base_settings.replace(lake_root=str(tmp_path / "lake"))
     write_silver(spark, s.lake_root, trades, tickers)
     stats = build_gold(LakeResource.from_settings(s), day, ["BTC-USD", "ETH-USD"])
-    schema = gold_arrow_schema()
+    schema = gold_arrow_schema(with_partition_columns=True)
+    gold = LakeResource.from_settings(s).table(gold_table_def())
+    assert len({st.snapshot_id for st in stats.values()}) == 1  # one commit for both products
     for p, st in stats.items():
         assert st.rows > 0 and st.reconciles and not st.schema_problems and st.leakage.passed, p
-        written = pq.read_table(f"{s.lake_root}/gold/features/product_id={p}/event_date={day}")
+        written = snapshots.read(gold, {"product_id": p, "event_date": day}, snapshot=st.snapshot_id)
         assert [(f.name, f.type) for f in written.schema] == [(f.name, f.type) for f in schema]
         assert (written.column("best_bid").null_count == written.num_rows) == (p == "ETH-USD")
 
@@ -135,7 +149,7 @@ def test_products_built_together_write_exactly_the_feature_rows(spark, base_sett
         assert len(got) == len(expected) == st.rows
         assert (got["trade_time"].dt.tz_convert(None) == expected["trade_time"]).all()
         for name in schema.names:
-            if name == "trade_time":
+            if name in ("trade_time", "product_id", "event_date"):
                 continue
             if got[name].dtype == object or got[name].dtype == bool:
                 assert got[name].tolist() == expected[name].tolist(), name

@@ -143,7 +143,7 @@ def test_a_catalog_locked_by_another_process_fails_in_one_line(tmp_path, monkeyp
     root = tmp_path / "locked"
     config = CatalogConfig("sql", f"sqlite:///{root}/catalog.db", str(root))
     load_table(config, T)
-    catalog.open_catalog.cache_clear()
+    catalog.forget_catalogs()
     locker = sqlite3.connect(config.sqlite_path)
     locker.execute("BEGIN EXCLUSIVE")
     try:
@@ -152,5 +152,5 @@ def test_a_catalog_locked_by_another_process_fails_in_one_line(tmp_path, monkeyp
     finally:
         locker.rollback()
         locker.close()
-        catalog.open_catalog.cache_clear()
+        catalog.forget_catalogs()
     assert "\n" not in str(err.value) and "locked" in str(err.value)

@@ -44,6 +44,17 @@ def test_maintenance_compacts_and_expires_and_reads_stay_identical(spark, tmp_pa
     assert stats.expired_snapshots > 0 and len(table.snapshots()) == stats.snapshots_after <= 5
 
 
+def test_maintenance_keeps_at_most_the_newest_snapshots_whatever_their_age(spark, tmp_path):
+    config = config_for(tmp_path / "lake")
+    for i in range(9):
+        append(config, T, trades(5, tag=i), Provenance("silver_trades", run_id=f"{i}"))
+    newest = [s.snapshot_id for s in load_table(config, T).snapshots()][-6:]
+    stats = maintain_table(spark, config, T, retention_hours=24, compact=False, orphans=False, max_snapshots=6)
+    table = load_table(config, T)
+    assert [s.snapshot_id for s in table.snapshots()] == newest and stats.expired_snapshots == 3
+    assert read(table).num_rows == 45
+
+
 def test_time_travel_from_the_api_and_the_cli(tmp_path, monkeypatch, capsys):
     root = tmp_path / "lake"
     config = config_for(root)
@@ -117,9 +128,9 @@ def test_a_lost_catalog_is_registered_again_from_the_tables_metadata(tmp_path, m
     root = tmp_path / "lake"
     config = config_for(root)
     replace(config, T, trades(4), {"product_id": "BTC-USD", "event_date": DAY}, Provenance("silver_trades"))
-    from crypto_assets.lake.catalog import open_catalog
+    from crypto_assets.lake.catalog import forget_catalogs
 
-    open_catalog.cache_clear()
+    forget_catalogs()
     config.sqlite_path.unlink()
     monkeypatch.setenv("CRYPTO_LAKE_ROOT", str(root))
     assert main(["lake", "migrate"]) == 0

@@ -1,10 +1,19 @@
-"""The lake's file operations and Spark's s3a:// paths against moto's S3 server."""
+"""The S3 lake on moto's server: its Iceberg tables through the Glue Data Catalog (pyiceberg and Spark),
+readers that never see a half-replaced partition, and the lake's own small files (checkpoints)."""
 
 from __future__ import annotations
 
+from datetime import date
+
+import boto3
 import pyarrow as pa
 import pytest
 
+from crypto_assets.contracts.tables import silver_table_def
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.catalog import CatalogConfig, load_table
+from crypto_assets.lake.snapshots import Provenance
+from crypto_assets.lake.spark import lake_session, spark_table
 from crypto_assets.lake.store import Lake, LakeUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
 
@@ -21,32 +30,102 @@ def test_paths_for_local_and_s3_roots(tmp_path):
     assert LakeResource(root="s3://b").table_path("bronze", "kafka_trades") == "s3a://b/bronze/kafka_trades"
 
 
-def test_file_operations_on_s3(s3_settings):
+DAY = date(2026, 11, 30)
+WHERE = {"product_id": "BTC-USD", "event_date": DAY}
+
+
+def _tagged(t, n: int, tag: float) -> pa.Table:
+    """`n` Silver trade rows of one partition, every one tagged `tag` (in `price`)."""
+    base = {name: None for name in t.schema.names}
+    return pa.Table.from_pylist([{**base, "product_id": "BTC-USD", "event_date": DAY, "trade_id": i, "price": tag}
+                                 for i in range(n)], schema=t.schema)
+
+
+def test_the_tables_of_an_s3_lake_are_in_the_glue_catalog(s3_settings, moto_endpoint):
     lake = LakeResource.from_settings(s3_settings)
     lake.check()
-    part = lake.partition_path("gold", "features", product_id="BTC-USD", event_date="2026-01-02")
-    assert not lake.exists(part) and lake.data_files(part) == [] and lake.read_table(part) is None
-    lake.delete(part)  # deleting nothing is fine
-    lake.replace_partition(pa.table({"a": [1, 2, 3]}), part)
-    files = lake.data_files(part)
-    assert len(files) == 1 and files[0][0].startswith(part + "/part-") and files[0][1] > 0
-    assert lake.exists(part)
-    lake.replace_partition(pa.table({"a": [7]}), part)  # replaces, never accumulates
-    assert len(lake.data_files(part)) == 1 and lake.read_table(part).column("a").to_pylist() == [7]
-    assert lake.partitions("gold", "features") == [{"product_id": "BTC-USD", "event_date": "2026-01-02"}]
-    lake.delete(part)
-    assert not lake.exists(part) and lake.data_files(part) == []
+    assert (lake.catalog, lake.glue_database) == ("glue", s3_settings.glue_database)
+    t = silver_table_def("trades")
+    table = lake.table(t)  # created on first use, in the Glue database
+    glue = boto3.client("glue", endpoint_url=moto_endpoint, region_name="us-east-1")
+    found = glue.get_table(DatabaseName=s3_settings.glue_database, Name="silver_trades")["Table"]
+    assert found["Parameters"]["table_type"] == "ICEBERG"
+    assert table.metadata_location == found["Parameters"]["metadata_location"]
+    snapshots.replace(lake.catalog_config, t, _tagged(t, 4, 1.0), WHERE, Provenance("silver_trades"))
+    snap, files = snapshots.snapshot_files(lake.table(t), WHERE)
+    # The data files are in the lake's bucket, and the lake's file helpers read them (as Silver reads Bronze).
+    assert snap is not None and [f.records for f in files] == [4]
+    assert files[0].path.startswith(f"{s3_settings.lake_root}/silver/trades/data/product_id=BTC-USD/")
+    assert lake.read_files([f.path for f in files], ["trade_id"]).column("trade_id").to_pylist() == [0, 1, 2, 3]
 
 
-def test_spark_reads_and_writes_s3a_paths(s3_settings, s3_spark):
-    lake = Lake.from_settings(s3_settings)
-    path = lake.table_path("silver", "demo")
-    df = s3_spark.createDataFrame([("BTC-USD", "2026-01-02", 1), ("ETH-USD", "2026-01-02", 2)], "product_id string, d string, v int")
-    df.write.mode("overwrite").partitionBy("product_id", "d").parquet(path)
-    assert sorted(r.v for r in s3_spark.read.parquet(path).collect()) == [1, 2]
-    assert lake.partitions("silver", "demo") == [{"product_id": "BTC-USD", "d": "2026-01-02"},
-                                                 {"product_id": "ETH-USD", "d": "2026-01-02"}]
-    assert lake.read_table(lake.partition_path("silver", "demo", product_id="ETH-USD", d="2026-01-02")).num_rows == 1
+def test_spark_and_pyiceberg_share_the_glue_catalog(s3_settings, s3_spark):
+    """Spark (Iceberg's Glue catalog and S3FileIO, the Bronze jobs' path) and pyiceberg (Silver and Gold)
+    commit to the same table and each reads what the other wrote."""
+    config = CatalogConfig.from_settings(s3_settings)
+    t = silver_table_def("trades")
+    snapshots.replace(config, t, _tagged(t, 3, 1.0), WHERE, Provenance("silver_trades"))
+    session = lake_session(s3_spark, config)
+    name = spark_table(config, t)
+    assert name == f"lake.{s3_settings.glue_database}.silver_trades"
+    assert session.table(name).count() == 3
+    session.createDataFrame(_tagged(t, 2, 2.0).to_pandas().replace({float("nan"): None})).writeTo(
+        name).overwritePartitions()
+    table = load_table(config, t)
+    got = snapshots.read(table, WHERE)
+    assert got.num_rows == 2 and set(got.column("price").to_pylist()) == {2.0}
+    assert len(table.history()) == 2  # one commit each: pyiceberg's, then Spark's
+
+
+# ---- readers never see a half-replaced partition ---------------------------------------------------------
+
+ROWS_PER_VERSION = 40
+VERSIONS = 25
+
+
+def _reader(config: CatalogConfig, done, results) -> None:
+    """Another process: scans the partition until told to stop; reports what each read saw."""
+    t = silver_table_def("trades")
+    reads, seen, bad = 0, set(), []
+    while not done.is_set() or reads == 0:
+        rows = snapshots.read(load_table(config, t), WHERE, columns=["trade_id", "price"])
+        tags = set(rows.column("price").to_pylist())
+        ids = rows.column("trade_id").to_pylist()
+        if rows.num_rows != ROWS_PER_VERSION or len(tags) != 1 or sorted(ids) != list(range(ROWS_PER_VERSION)):
+            bad.append((rows.num_rows, sorted(tags)))
+        seen |= tags
+        reads += 1
+    results.put((reads, sorted(seen), bad))
+
+
+def test_concurrent_readers_see_exactly_one_snapshot_of_a_partition_on_s3(s3_settings):
+    """While this process replaces a Silver partition 25 times through the Glue catalog, a reader in another
+    process scans it with pyiceberg: every read holds exactly one replace's rows (count and one tag)."""
+    import multiprocessing
+
+    config = CatalogConfig.from_settings(s3_settings)
+    t = silver_table_def("trades")
+    snapshots.replace(config, t, _tagged(t, ROWS_PER_VERSION, 0.0), WHERE, Provenance("silver_trades"))
+    ctx = multiprocessing.get_context("spawn")
+    done, results = ctx.Event(), ctx.Queue()
+    reader = ctx.Process(target=_reader, args=(config, done, results))
+    reader.start()
+    try:
+        for version in range(1, VERSIONS + 1):
+            snapshots.replace(config, t, _tagged(t, ROWS_PER_VERSION, float(version)), WHERE,
+                              Provenance("silver_trades", run_id=str(version)))
+        done.set()
+        reads, seen, bad = results.get(timeout=120)
+    finally:
+        done.set()
+        reader.join(timeout=30)
+        if reader.is_alive():
+            reader.kill()
+    assert bad == [], bad[:5]
+    assert reads >= 5 and len(seen) >= 2, (reads, seen)  # it did read while the writer replaced
+    assert set(seen) <= {float(v) for v in range(VERSIONS + 1)}
+    final = snapshots.read(load_table(config, t), WHERE)
+    assert final.num_rows == ROWS_PER_VERSION and set(final.column("price").to_pylist()) == {float(VERSIONS)}
 
 
 def test_missing_bucket_and_missing_credentials_are_one_line(moto_endpoint, monkeypatch):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.contracts.tables import bronze_table
+from crypto_assets.lake.snapshots import DATA_OPERATIONS, Provenance, snapshots_after
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_definitions, build_resources
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -67,7 +70,7 @@ def test_new_bronze_requests_exactly_the_touched_silver_partitions_once(fresh_se
     second = tick(_sensor(s), s, instance, first.cursor)
     assert requested(second) == [] and second.cursor
 
-    # Re-materializing Bronze with nothing new in Kafka commits nothing, so nothing is requested.
+    # Re-materializing Bronze with nothing new in Kafka adds nothing to read, so nothing is requested.
     _bronze(s, instance, D1)
     assert requested(tick(_sensor(s), s, instance, second.cursor)) == []
 
@@ -103,11 +106,11 @@ def test_late_data_requests_the_old_date_and_a_new_product_adds_a_partition(fres
         apply(result, sensor_instance)
         assert sorted(sensor_instance.get_dynamic_partitions("product_id")) == ["BTC-USD", "SOL-USD"]
 
-    # The batch commit says exactly what the rewrite added (offsets past what the day held).
-    lake = LakeResource.from_settings(s)
-    commits = [read_commit(lake, "trades", n) for n in list_commit_names(lake, "trades")]
-    assert [c.rows for c in commits] == [1, 3]
-    assert commits[1].partitions == [[D1, "BTC-USD", 1], [D2, "BTC-USD", 1], [D2, "SOL-USD", 1]]
+    # Each batch commit says exactly what its rewrite added (offsets past what the day held).
+    table = LakeResource.from_settings(s).table(bronze_table("trades"))
+    writes = [Provenance.of(x) for x in snapshots_after(table, None)[0] if x.summary.operation.value in DATA_OPERATIONS]
+    assert [(w.partition, w.extra["records"]) for w in writes] == [(D1, "1"), (D2, "3")]
+    assert json.loads(writes[1].extra["partitions"]) == [[D1, "BTC-USD", 1], [D2, "BTC-USD", 1], [D2, "SOL-USD", 1]]
 
 
 def test_cursor_survives_a_restart_and_a_lost_cursor_repeats_no_run(fresh_settings, instance):
@@ -120,3 +123,58 @@ def test_cursor_survives_a_restart_and_a_lost_cursor_repeats_no_run(fresh_settin
     again = tick(_sensor(s), s, instance, None)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]
     assert requested(tick(_sensor(s), s, instance, first.cursor)) == []
+
+
+def test_stream_appends_request_their_partitions_and_a_compaction_requests_nothing(fresh_settings, instance, spark):
+    from datetime import date
+
+    from crypto_assets.bronze.build import read_kafka_window
+    from crypto_assets.bronze.stream import BronzeBatchWriter
+    from crypto_assets.bronze.transforms import kafka_to_bronze
+    from crypto_assets.contracts.partitioning import SilverRules, day_bounds
+    from crypto_assets.lake.spark import lake_session
+    from crypto_assets.orchestration.resources.kafka import KafkaResource
+
+    s = fresh_settings
+    lake, kafka = LakeResource.from_settings(s), KafkaResource.from_settings(s)
+    session = lake_session(spark, lake.catalog_config)
+    writer = BronzeBatchWriter(lake, "trades", SilverRules(), stream_id="stream-1")
+
+    def micro_batch(batch_id, records):
+        before = kafka.end_offsets(s.trades_topic)
+        _send(s, records)
+        window = kafka.offset_window(s.trades_topic, *day_bounds(date.fromisoformat(D1)))
+        window = type(window)(window.topic, {p: before.get(p, 0) for p in window.end}, window.end, window.earliest,
+                              window.latest)
+        writer(kafka_to_bronze(read_kafka_window(session, kafka, window), "trades"), batch_id)
+
+    def trade(product, tid, hour):
+        return ("trades", product, trades_frame(product, [tid], f"{D1}T{hour:02d}:00:00Z"), f"{D1}T{hour:02d}:00:00.5Z")
+
+    micro_batch(0, [trade("BTC-USD", 1, 1), trade("ETH-USD", 2, 1)])
+    first = tick(_sensor(s), s, instance, None)
+    assert requested(first) == [("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D1}|ETH-USD"),
+                                ("silver_trades", f"{D1}|BTC-USD"), ("silver_trades", f"{D1}|ETH-USD")]
+    assert [e.metadata["batch_id"].value for e in first.asset_events] == [0]  # recorded as Bronze materializations
+    table = lake.table(bronze_table("trades"))
+    assert all(str(table.current_snapshot().snapshot_id) in r.run_key for r in first.run_requests)
+
+    micro_batch(1, [trade("SOL-USD", 3, 2)])
+    micro_batch(2, [trade("SOL-USD", 4, 3), trade("BTC-USD", 5, 3)])
+    second = tick(_sensor(s), s, instance, first.cursor)
+    assert [p for k, p in requested(second) if k == "silver_trades"] == [f"{D1}|BTC-USD", f"{D1}|SOL-USD"]
+    assert [e.metadata["batch_id"].value for e in second.asset_events] == [1, 2]
+
+    # Maintenance compacts the small files: a `replace` snapshot, no new data, no run.
+    session.sql("CALL lake.system.rewrite_data_files(table => 'bronze.kafka_trades', "
+                "options => map('min-input-files', '2'))").collect()
+    table = lake.table(bronze_table("trades"))
+    assert table.current_snapshot().summary.operation.value == "replace"
+    third = tick(_sensor(s), s, instance, second.cursor)
+    assert requested(third) == [] and not third.asset_events and third.skip_reason
+
+    # Restarted with the returned cursor: nothing again; the cursor's snapshot expired: still nothing repeated.
+    assert requested(tick(_sensor(s), s, instance, third.cursor)) == []
+    cursor = json.loads(third.cursor)
+    cursor["handled"]["trades"]["id"] = 1  # a snapshot id no longer in the table (expired)
+    assert requested(tick(_sensor(s), s, instance, json.dumps(cursor))) == []

@@ -54,7 +54,13 @@ def test_partitions_include_today_and_start_at_first_date():
 
 def test_partitions_start_at_the_lakes_first_bronze_day_or_today(tmp_path):
     """Not years of empty partitions: a new lake starts today, a lake with data at its first Bronze day."""
-    from datetime import datetime, timezone
+    from datetime import date, datetime, timezone
+
+    import pyarrow as pa
+
+    from crypto_assets.contracts.tables import bronze_table
+    from crypto_assets.lake.snapshots import Provenance, append
+    from crypto_assets.lake.store import Lake
 
     settings = Settings.from_env(environ={}, lake_root=str(tmp_path / "lake"))
     today = datetime.now(timezone.utc).date().isoformat()
@@ -66,8 +72,11 @@ def test_partitions_start_at_the_lakes_first_bronze_day_or_today(tmp_path):
         return bronze, silver.get_partition_keys()[0]
 
     assert first_keys(settings) == (today, today)
-    (tmp_path / "lake" / "bronze" / "kafka_ticker" / "ingest_date=2026-11-20").mkdir(parents=True)
-    (tmp_path / "lake" / "bronze" / "kafka_trades" / "ingest_date=2026-11-22").mkdir(parents=True)
+    for kind, day in (("ticker", "2026-11-20"), ("trades", "2026-11-22")):  # one real Bronze row each
+        t = bronze_table(kind)
+        row = {"topic": "x", "partition": 0, "offset": 1, "ingest_date": date.fromisoformat(day)}
+        append(Lake.from_settings(settings).catalog_config, t, pa.Table.from_pylist([row], schema=t.schema),
+               Provenance(f"bronze_{kind}", day, "test"))
     assert first_keys(settings) == ("2026-11-20", "2026-11-20")
     assert first_keys(Settings.from_env(environ={"CRYPTO_FIRST_DATE": "2026-11-01"}, lake_root=str(tmp_path / "lake"))) \
         == ("2026-11-01", "2026-11-01")
@@ -96,13 +105,17 @@ def test_automation_is_declared_and_follows_the_automation_setting():
 
     off = build_definitions(Settings.from_env(environ={}))
     assert sorted(s.name for s in off.sensors) == ["bronze_to_silver", "silver_to_gold"]
-    assert [s.name for s in off.schedules] == ["bronze_batch_cadence"]
+    # The Bronze batch cadence, and the lake's maintenance (compaction, snapshot expiry) on its own cron.
+    assert [s.name for s in off.schedules] == ["bronze_batch_cadence", "lake_maintenance_schedule"]
     assert all(s.default_status == DefaultSensorStatus.STOPPED for s in off.sensors)
+    assert all(s.default_status == DefaultScheduleStatus.STOPPED for s in off.schedules)
     on = build_definitions(Settings.from_env(environ={"CRYPTO_AUTOMATION": "on"}))
     assert all(s.default_status == DefaultSensorStatus.RUNNING for s in on.sensors)
-    assert on.schedules[0].default_status == DefaultScheduleStatus.RUNNING
+    assert all(s.default_status == DefaultScheduleStatus.RUNNING for s in on.schedules)
     streaming = build_definitions(Settings.from_env(environ={"CRYPTO_AUTOMATION": "on", "CRYPTO_BRONZE_MODE": "stream"}))
-    assert streaming.schedules[0].default_status == DefaultScheduleStatus.STOPPED  # the stream lands Bronze
+    status = {s.name: s.default_status for s in streaming.schedules}
+    assert status["bronze_batch_cadence"] == DefaultScheduleStatus.STOPPED  # the stream lands Bronze
+    assert status["lake_maintenance_schedule"] == DefaultScheduleStatus.RUNNING  # its commits need expiring most
     graph = off.resolve_asset_graph()
     for key, minutes in (("silver_trades", 6), ("silver_ticker", 6), ("gold_features", 5)):
         policy = graph.get(AssetKey(key)).freshness_policy

@@ -10,7 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance
 
-from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.contracts.tables import bronze_table, gold_table_def, quarantine_table_def, silver_table_def
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.snapshots import Provenance, snapshots_after
+from crypto_assets.lake.spark import lake_session, spark_table
 from crypto_assets.orchestration.definitions import build_definitions
 from crypto_assets.orchestration.resources.kafka import KafkaResource
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -29,12 +32,22 @@ def _kafka_records(settings, kind: str) -> int:
     return kafka.offset_window(kafka.topic_for(kind), START - timedelta(hours=1), START + timedelta(hours=2)).record_count
 
 
+def _bronze_writes(lake, kind: str) -> list[Provenance]:
+    """The provenance of the Bronze table's snapshots, oldest first (what the old commit log listed)."""
+    return [p for p in (Provenance.of(s) for s in snapshots_after(lake.table(bronze_table(kind)), None)[0]) if p]
+
+
 def _committed_rows(lake, kind: str) -> int:
-    return sum(read_commit(lake, kind, n).rows for n in list_commit_names(lake, kind))
+    """The Kafka records the Bronze commits say they added."""
+    return sum(int(p.extra.get("records", "0")) for p in _bronze_writes(lake, kind))
 
 
 def _stream_until(settings, spark, lake, targets: dict[str, int], timeout_s: float = 240.0) -> None:
     """Runs the continuous stream until the commits hold `targets` rows per kind, then stops it."""
+    # The stream creates these tables first thing too; done here, this thread's reads of them below never
+    # race its start (two threads opening a new SQLite catalog at once both try to create its own tables).
+    for kind in targets:
+        lake.table(bronze_table(kind))
     stop = threading.Event()
     errors = []
     thread = threading.Thread(
@@ -53,8 +66,14 @@ def _stream_until(settings, spark, lake, targets: dict[str, int], timeout_s: flo
         thread.join(timeout=120)
 
 
-def _table_rows(spark, path: str) -> list[str]:
-    return sorted(map(str, spark.read.parquet(path).collect()))
+def _table(spark, lake, t):
+    """A table of this lake, read by Spark through the lake's Iceberg catalog."""
+    config = lake.catalog_config
+    return lake_session(spark, config).table(spark_table(config, t))
+
+
+def _table_rows(spark, lake, t) -> list[str]:
+    return sorted(map(str, _table(spark, lake, t).collect()))
 
 
 def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(fresh_settings, spark, tmp_path):
@@ -90,15 +109,17 @@ def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(
     assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
 
     # No Kafka record lost or duplicated by the stop/restart.
-    for kind, table in (("trades", "kafka_trades"), ("ticker", "kafka_ticker")):
-        bronze = spark.read.parquet(f"{s.lake_root}/bronze/{table}")
+    for kind in ("trades", "ticker"):
+        bronze = _table(spark, lake, bronze_table(kind))
         assert bronze.count() == _kafka_records(s, kind)
         assert bronze.select("partition", "offset").distinct().count() == bronze.count()
-    assert len([n for n in list_commit_names(lake, "trades")]) >= 2
+    stream_writes = [p for p in _bronze_writes(lake, "trades") if p.extra.get("writer") == "stream"]
+    assert len(stream_writes) >= 2
+    assert len({p.extra["stream-id"] for p in stream_writes}) == 1  # the restart resumed the same stream
 
     # Gold has rows (the last 5 minutes have a full lookback) and they reconcile with Silver.
-    gold = spark.read.parquet(f"{s.lake_root}/gold/features")
-    silver_trades = spark.read.parquet(f"{s.lake_root}/silver/trades")
+    gold = _table(spark, lake, gold_table_def())
+    silver_trades = _table(spark, lake, silver_table_def("trades"))
     assert 0 < gold.count() < silver_trades.count()
 
     # The backfill (batch Bronze, one run per partition) reproduces the sensor-driven data exactly.
@@ -106,10 +127,9 @@ def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(
     day = START.date()
     runs = run_backfill(other, day, day, list(PRODUCTS), instance=DagsterInstance.ephemeral(), echo=lambda _: None)
     assert [r.success for r in runs] == [True] * len(runs) and len(runs) == 1 + 2 + 2
-    for layer_table in ("silver/trades", "silver/ticker", "quarantine/trades", "gold/features"):
-        ours = f"{s.lake_root}/{layer_table}"
-        theirs = f"{other.lake_root}/{layer_table}"
-        if layer_table.startswith("quarantine"):
-            assert not LakeResource.from_settings(s).data_files(ours) and not LakeResource.from_settings(other).data_files(theirs)
-            continue
-        assert _table_rows(spark, ours) == _table_rows(spark, theirs), layer_table
+    backfill_lake = LakeResource.from_settings(other)
+    for t in (silver_table_def("trades"), silver_table_def("ticker"), gold_table_def()):
+        assert _table_rows(spark, lake, t) == _table_rows(spark, backfill_lake, t), t.identifier
+    quarantine = quarantine_table_def("trades")  # the synthetic trades are all valid, in both lakes
+    assert snapshots.read(lake.table(quarantine)).num_rows == 0
+    assert snapshots.read(backfill_lake.table(quarantine)).num_rows == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -11,7 +12,9 @@ from crypto_assets.bronze.build import build_bronze_day, read_kafka_window
 from crypto_assets.bronze.stream import BronzeBatchWriter
 from crypto_assets.bronze.transforms import kafka_to_bronze
 from crypto_assets.contracts.partitioning import SilverRules
-from crypto_assets.lake.commits import list_commit_names, read_commit
+from crypto_assets.contracts.tables import bronze_table
+from crypto_assets.lake.snapshots import Provenance, snapshots_after
+from crypto_assets.lake.spark import lake_session
 from crypto_assets.orchestration.definitions import build_definitions
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -27,8 +30,19 @@ def _send(settings, records):
     send_records(settings.kafka_bootstrap, [(topic[k], key, v, ts(when)) for k, key, v, when in records])
 
 
-def _rows(spark, path):
-    return sorted(map(str, spark.read.parquet(path).drop("ingest_date").collect()))
+def _bronze(spark, settings, kind="trades"):
+    session = lake_session(spark, LakeResource.from_settings(settings).catalog_config)
+    return session.table(f"lake.bronze.kafka_{kind}")
+
+
+def _rows(spark, settings):
+    return sorted(map(str, _bronze(spark, settings).collect()))
+
+
+def _writes(settings, kind="trades"):
+    """The provenance of the table's snapshots, oldest first."""
+    table = LakeResource.from_settings(settings).table(bronze_table(kind))
+    return [Provenance.of(snap) for snap in snapshots_after(table, None)[0]]
 
 
 FIRST = [
@@ -54,21 +68,22 @@ def test_stream_lands_the_batch_rows_exactly_once_across_a_restart(fresh_setting
     again = run_stream(s, ("trades", "ticker"), once=True, spark=spark)
     assert again.rows == {"trades": 2, "ticker": 0}
 
-    lake = LakeResource.from_settings(s)
-    streamed = f"{s.lake_root}/bronze/kafka_trades/ingest_date={D1}"
-    offsets = [r.offset for r in spark.read.parquet(streamed).select("offset", "partition").collect()]
-    assert len(offsets) == 5 and len(set(spark.read.parquet(streamed).select("partition", "offset").collect())) == 5
+    streamed = _bronze(spark, s).select("partition", "offset").collect()
+    assert len(streamed) == 5 and len(set(streamed)) == 5
 
     # The batch mode builds the same rows from the same Kafka records.
     batch_settings = s.replace(lake_root=str(tmp_path / "batch-lake"))
     batch_lake = LakeResource.from_settings(batch_settings)
     build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1), SilverRules())
-    assert _rows(spark, streamed) == _rows(spark, f"{batch_settings.lake_root}/bronze/kafka_trades/ingest_date={D1}")
+    assert _rows(spark, s) == _rows(spark, batch_settings)
 
-    commits = [read_commit(lake, "trades", n) for n in list_commit_names(lake, "trades")]
-    assert [(c.writer, c.rows) for c in commits] == [("stream", 3), ("stream", 2)]
-    assert commits[0].partitions == [[D1, "BTC-USD", 3], [D1, "ETH-USD", 1]]  # the garbage record is BTC's (key)
-    assert commits[1].partitions == [[D1, "BTC-USD", 1], [D1, "SOL-USD", 1]]
+    # One append commit per micro-batch, saying what it added; the stream id stays across the restart.
+    writes = _writes(s)
+    assert [(p.extra["writer"], p.extra["records"], p.extra["batch-id"]) for p in writes] == [
+        ("stream", "3", "0"), ("stream", "2", "1")]
+    assert len({p.extra["stream-id"] for p in writes}) == 1
+    assert json.loads(writes[0].extra["partitions"]) == [[D1, "BTC-USD", 3], [D1, "ETH-USD", 1]]  # garbage is BTC's
+    assert json.loads(writes[1].extra["partitions"]) == [[D1, "BTC-USD", 1], [D1, "SOL-USD", 1]]
 
     # The sensor records the streamed writes as Bronze materializations and adds the new products.
     instance = DagsterInstance.ephemeral()
@@ -78,20 +93,23 @@ def test_stream_lands_the_batch_rows_exactly_once_across_a_restart(fresh_setting
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["BTC-USD", "ETH-USD", "SOL-USD"]
 
 
-def test_a_replayed_micro_batch_rewrites_its_own_files_and_duplicates_nothing(fresh_settings, spark):
+def test_a_replayed_micro_batch_is_skipped_and_duplicates_nothing(fresh_settings, spark):
     s = fresh_settings
     _send(s, FIRST)
     kafka = KafkaResource.from_settings(s)
     start, end = ts(f"{D1}T00:00:00Z"), ts(f"{D1}T23:59:59Z")
-    batch = kafka_to_bronze(read_kafka_window(spark, kafka, kafka.offset_window(s.trades_topic, start, end)), "trades")
     lake = LakeResource.from_settings(s)
-    writer = BronzeBatchWriter(lake, "trades", SilverRules())
-    path = f"{s.lake_root}/bronze/kafka_trades/ingest_date={D1}"
+    session = lake_session(spark, lake.catalog_config)  # as the stream's batches come: from the lake's session
+    batch = kafka_to_bronze(read_kafka_window(session, kafka, kafka.offset_window(s.trades_topic, start, end)), "trades")
+    writer = BronzeBatchWriter(lake, "trades", SilverRules(), stream_id="stream-a")
     writer(batch, 7)
-    files = lake.list_names(path)
     writer(batch, 7)  # the crash-before-checkpoint case: Spark runs batch 7 again with the same offsets
-    assert lake.list_names(path) == files and all(f.startswith("stream-b000000000007-") for f in files)
-    assert spark.read.parquet(path).count() == 3
+    writer(batch, 6)  # an older batch id of the same stream: committed long ago
+    assert _bronze(spark, s).count() == 3
+    assert [(p.extra["stream-id"], p.extra["batch-id"]) for p in _writes(s)] == [("stream-a", "7")]
+    # Another stream (a new checkpoint) numbers its batches from 0 again: its batches are its own.
+    BronzeBatchWriter(lake, "trades", SilverRules(), stream_id="stream-b")(batch, 0)
+    assert _bronze(spark, s).count() == 6
 
 
 def test_stream_against_a_missing_topic_fails_with_one_line(fresh_settings, spark):
@@ -129,49 +147,3 @@ def test_a_stopped_stream_fails_the_sensor_tick_with_one_line_and_recovers(fresh
     result = tick_at(cursor, now + 620)
     assert [str(r.partition_key) for r in result.run_requests] == [f"{D1}|BTC-USD", f"{D1}|SOL-USD"]
     assert tick_at(result.cursor, now + 1200).skip_reason  # nothing pending in Kafka: idle is fine
-
-
-def test_merged_stream_files_hold_every_row_once_and_silver_reads_them_the_same(fresh_settings, spark, tmp_path):
-    from crypto_assets.lake.compaction import piece
-    from crypto_assets.silver.build import build_silver
-
-    s = fresh_settings.replace(stream_compact_files=2)
-    for i in range(3):  # three runs, so three micro-batches: the third merges the first two
-        _send(s, [("trades", "BTC-USD", trades_frame("BTC-USD", [10 * i + 1, 10 * i + 2], f"{D1}T1{i}:00:00Z"),
-                   f"{D1}T1{i}:00:00.5Z"),
-                  ("trades", "ETH-USD", trades_frame("ETH-USD", [10 * i + 5], f"{D1}T1{i}:00:01Z"), f"{D1}T1{i}:00:01.5Z")])
-        run_stream(s, ("trades",), once=True, spark=spark)
-    lake = LakeResource.from_settings(s)
-    folder = f"{s.lake_root}/bronze/kafka_trades/ingest_date={D1}"
-    levels = sorted({piece(n).level for n in lake.list_names(folder)})
-    assert levels == [0, 1]  # the first two batches merged, the third's own files still there
-    bronze = spark.read.parquet(folder)
-    assert bronze.count() == 6 and bronze.select("partition", "offset").distinct().count() == 6
-
-    # Silver over the merged files equals Silver over the batch mode's files of the same records.
-    batch_settings = s.replace(lake_root=str(tmp_path / "batch-lake"))
-    batch_lake = LakeResource.from_settings(batch_settings)
-    build_bronze_day(spark, KafkaResource.from_settings(s), batch_lake, "trades", date.fromisoformat(D1), SilverRules())
-    for target in (lake, batch_lake):
-        stats = build_silver(target, "trades", date.fromisoformat(D1), ["BTC-USD", "ETH-USD"], SilverRules())
-        assert [(p, st.rows, st.window_items) for p, st in stats.items()] == [("BTC-USD", 6, 6), ("ETH-USD", 3, 3)]
-    assert _rows(spark, f"{s.lake_root}/silver/trades") == _rows(spark, f"{batch_settings.lake_root}/silver/trades")
-
-
-def test_a_failing_merge_never_stops_ingestion(fresh_settings, spark, monkeypatch, caplog):
-    import crypto_assets.bronze.stream as stream_step
-
-    def broken(*args, **kwargs):
-        raise ValueError("schema mismatch\nand more")
-
-    monkeypatch.setattr(stream_step, "compact_folder", broken)
-    s = fresh_settings
-    _send(s, FIRST)
-    kafka = KafkaResource.from_settings(s)
-    window = kafka.offset_window(s.trades_topic, ts(f"{D1}T00:00:00Z"), ts(f"{D1}T23:59:59Z"))
-    batch = kafka_to_bronze(read_kafka_window(spark, kafka, window), "trades")
-    lake = LakeResource.from_settings(s)
-    BronzeBatchWriter(lake, "trades", SilverRules(), compact_fan_in=2)(batch, 3)
-    assert spark.read.parquet(f"{s.lake_root}/bronze/kafka_trades/ingest_date={D1}").count() == 3
-    assert [read_commit(lake, "trades", n).rows for n in list_commit_names(lake, "trades")] == [3]
-    assert "merging the small files of" in caplog.text and "failed (schema mismatch)" in caplog.text

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from dagster import AssetKey, DagsterInstance, MultiPartitionKey, asset, materialize
 
+from crypto_assets.contracts.tables import quarantine_table_def, silver_table_def
+from crypto_assets.lake import snapshots
+from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.partitions import event_date_product_partitions
@@ -80,7 +84,7 @@ def test_bronze_registers_products_as_partitions(loaded):
     assert sorted(instance.get_dynamic_partitions("product_id")) == ["BTC-USD", "ETH-USD"]
 
 
-def test_two_days_two_products_exact_counts_checks_and_idempotence(loaded, spark):
+def test_two_days_two_products_exact_counts_checks_and_idempotence(loaded):
     s, instance = loaded
     for day in (D1, D2):
         for product in ("BTC-USD", "ETH-USD"):
@@ -97,18 +101,21 @@ def test_two_days_two_products_exact_counts_checks_and_idempotence(loaded, spark
                 assert md["bronze_items_in_window"] == (
                     md["rows"] + md["duplicates_removed"] + md["quarantined"] + md["items_of_other_partitions"])
 
-    trades = spark.read.parquet(f"{s.lake_root}/silver/trades")
-    assert trades.groupBy("product_id", "trade_id").count().where("count > 1").count() == 0
-    by_part = {(r.product_id, str(r.event_date)): r["count"] for r in trades.groupBy("product_id", "event_date").count().collect()}
+    lake = Lake.from_settings(s)
+    trades = snapshots.read(lake.table(silver_table_def("trades"))).to_pylist()
+    assert len({(r["product_id"], r["trade_id"]) for r in trades}) == len(trades)
+    by_part = Counter((r["product_id"], r["event_date"].isoformat()) for r in trades)
     assert by_part == {("BTC-USD", D1): 6, ("BTC-USD", D2): 3, ("ETH-USD", D1): 4, ("ETH-USD", D2): 2}
-    late = trades.where("trade_id = 6").collect()[0]
-    assert str(late.event_date) == D1 and str(late.ingest_date) == D2
+    late = next(r for r in trades if r["trade_id"] == 6)
+    assert late["event_date"].isoformat() == D1 and late["ingest_date"].isoformat() == D2
 
-    before = sorted(map(str, spark.read.parquet(f"{s.lake_root}/silver/trades").collect()))
-    q_before = sorted(map(str, spark.read.parquet(f"{s.lake_root}/quarantine/trades").collect()))
+    def rows(tabledef):
+        return sorted(map(str, snapshots.read(lake.table(tabledef)).to_pylist()))
+
+    before, q_before = rows(silver_table_def("trades")), rows(quarantine_table_def("trades"))
     _silver(s, instance, D2, "BTC-USD")
-    assert sorted(map(str, spark.read.parquet(f"{s.lake_root}/silver/trades").collect())) == before
-    assert sorted(map(str, spark.read.parquet(f"{s.lake_root}/quarantine/trades").collect())) == q_before
+    assert rows(silver_table_def("trades")) == before
+    assert rows(quarantine_table_def("trades")) == q_before
 
 
 def test_failing_blocking_check_stops_downstream_in_the_same_run(loaded, monkeypatch):

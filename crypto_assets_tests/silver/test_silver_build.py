@@ -9,9 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from crypto_assets.contracts.partitioning import SilverRules
+from crypto_assets.contracts.tables import quarantine_table_def, silver_table_def
+from crypto_assets.lake import snapshots
 from crypto_assets.lake.store import Lake
 from crypto_assets.silver.build import build_silver
-from crypto_assets.silver.transforms import quarantine_schema, silver_schema
+from crypto_assets_tests.silver.bronze_writer import append_bronze
 from crypto_assets_tests.silver.test_silver_transforms import bronze, frame, trade
 from crypto_assets_tests.support.records import ticker_frame
 
@@ -65,9 +67,8 @@ def ticker_records():
 
 
 def _bronze_lake(spark, root, kind, records) -> Lake:
-    lake = Lake(str(root))
-    table = lake.table_path("bronze", "kafka_trades" if kind == "trades" else "kafka_ticker")
-    bronze(spark, records, kind).write.mode("overwrite").partitionBy("ingest_date").parquet(table)
+    lake = Lake(str(root / "lake"))
+    append_bronze(lake, bronze(spark, records, kind), kind, root)
     return lake
 
 
@@ -79,10 +80,12 @@ def test_build_writes_and_reports_every_case(spark, tmp_path, kind, records):
     for p in products:
         s = stats[p]
         assert s.reconciles, p
-        for path, schema in ((s.path, silver_schema(kind, with_partition_columns=False)),
-                             (s.quarantine_path, quarantine_schema(with_partition_columns=False))):
-            for file, _ in lake.data_files(path):  # the files as written, in the schema Silver declares
-                assert [(f.name, f.type) for f in pq.read_schema(file)] == [(f.name, f.type) for f in schema], file
+        for tabledef, snapshot in ((silver_table_def(kind), s.snapshot_id),
+                                   (quarantine_table_def(kind), s.quarantine_snapshot_id)):
+            _, files = snapshots.snapshot_files(lake.table(tabledef), {"product_id": p, "event_date": DAY}, snapshot)
+            for file in files:  # the files as committed, in the schema Silver declares
+                assert [(f.name, f.type) for f in pq.read_schema(file.path)] == [
+                    (f.name, f.type) for f in tabledef.schema], file
     if kind == "trades":
         btc = stats["BTC-USD"]
         assert (btc.rows, btc.duplicates, btc.conflicting_duplicates) == (6, 3, 1)  # 1-4, 8, 10 (6 is D-1 23:00 UTC)
@@ -117,3 +120,42 @@ def test_spark_and_arrow_assign_the_same_owner_product(spark):
                               pa.array([k for _, k in cases], pa.string())).to_pylist()
     assert got == expected
     assert expected[:3] == ["BTC-USD", "ETH-USD", "UNKNOWN"]
+
+
+def test_rewrite_keeps_the_earlier_snapshot_readable_and_summaries_name_their_inputs(spark, tmp_path):
+    """Silver (D, BTC-USD) rebuilt after more Bronze arrived: the first snapshot still reads the earlier rows
+    (time travel), and each commit's summary names the asset, partition, run id and Bronze snapshot read."""
+    from crypto_assets.lake.snapshots import Provenance
+
+    first = [("BTC-USD", frame(trade(tid="1"), trade(tid="2")), "2026-03-10T12:00:00.3Z")]
+    lake = _bronze_lake(spark, tmp_path, "trades", first)
+    one = build_silver(lake, "trades", DAY, ["BTC-USD"], RULES, run_id="run-1")["BTC-USD"]
+    bronze_after = append_bronze(lake, bronze(spark, [("BTC-USD", frame(trade(tid="3")), "2026-03-10T13:00:00Z")],
+                                              "trades"), "trades", tmp_path)
+    two = build_silver(lake, "trades", DAY, ["BTC-USD"], RULES, run_id="run-2")["BTC-USD"]
+    assert (one.rows, two.rows) == (2, 3) and one.snapshot_id != two.snapshot_id
+
+    table = lake.table(silver_table_def("trades"))
+    where = {"product_id": "BTC-USD", "event_date": DAY}
+    ids = lambda snap: sorted(snapshots.read(table, where, ["trade_id"], snapshot=snap).column("trade_id").to_pylist())  # noqa: E731
+    assert ids(one.snapshot_id) == [1, 2] and ids(two.snapshot_id) == ids(None) == [1, 2, 3]
+
+    recorded = Provenance.of(table.snapshot_by_id(two.snapshot_id))
+    assert (recorded.asset, recorded.partition, recorded.run_id) == ("silver_trades", "2026-03-10|BTC-USD", "run-2")
+    assert recorded.upstream == {"bronze.kafka_trades": bronze_after} == {"bronze.kafka_trades": two.bronze_snapshot_id}
+    assert Provenance.of(table.snapshot_by_id(one.snapshot_id)).upstream["bronze.kafka_trades"] == one.bronze_snapshot_id
+    assert two.quarantine_snapshot_id is None  # nothing to quarantine, nothing to delete: no empty commit
+
+
+def test_a_partition_that_became_empty_ends_empty(spark, tmp_path):
+    """Bronze of the window rewritten without BTC-USD's trades: Silver's partition is deleted by the commit."""
+    from crypto_assets.contracts.tables import bronze_table
+    from crypto_assets.lake.snapshots import Provenance
+
+    lake = _bronze_lake(spark, tmp_path, "trades", [("BTC-USD", frame(trade(tid="1")), "2026-03-10T12:00:00.3Z")])
+    assert build_silver(lake, "trades", DAY, ["BTC-USD"], RULES)["BTC-USD"].rows == 1
+    snapshots.replace(lake.catalog_config, bronze_table("trades"), bronze_table("trades").schema.empty_table(),
+                      {"ingest_date": DAY}, Provenance(asset="bronze_trades"))
+    s = build_silver(lake, "trades", DAY, ["BTC-USD"], RULES, require_bronze_day=False)["BTC-USD"]
+    assert s.rows == 0 and s.reconciles
+    assert snapshots.read(lake.table(silver_table_def("trades")), {"product_id": "BTC-USD"}).num_rows == 0

@@ -1,7 +1,9 @@
 """AWS fixtures (a pytest plugin, registered by the root conftest): one moto server (S3, Glue, CloudWatch Logs, IAM-less) for the session, dummy credentials.
 
 Every AWS call of these tests goes over HTTP to moto's server, as it would to AWS; nothing of
-ours is patched. Tests isolate themselves with their own bucket.
+ours is patched. One gap of moto is closed in moto itself: its Glue UpdateTable does not check
+`VersionId` (the compare-and-swap of Iceberg commits in the Glue catalog); here it does, as AWS.
+Tests isolate themselves with their own bucket (and a Glue database of their own).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def moto_endpoint(aws_env):
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    _glue_update_table_checks_the_version()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -60,15 +63,18 @@ def bucket(moto_endpoint) -> str:
 
 @pytest.fixture
 def s3_settings(base_settings, moto_endpoint, bucket):
-    """Settings with an S3 lake in a bucket of its own on the moto server."""
+    """Settings with an S3 lake in a bucket of its own on the moto server, its tables in a Glue database of its own."""
     return base_settings.replace(lake_root=f"s3://{bucket}/lake", s3_endpoint_url=moto_endpoint, aws_region="us-east-1",
-                                 glue_artifacts_root=f"s3://{bucket}/glue-artifacts")
+                                 glue_artifacts_root=f"s3://{bucket}/glue-artifacts", glue_database=f"db_{bucket[5:]}")
 
 
 @pytest.fixture
 def s3_spark(spark, moto_endpoint, aws_env):
-    """The session's Spark, pointed at moto for s3a:// paths (credentials set in Hadoop's configuration,
-    since the JVM may have started before the dummy credentials were in the environment)."""
+    """The session's Spark, pointed at moto for s3a:// paths and for Iceberg's Glue catalog and S3FileIO.
+
+    The JVM may have started before the dummy credentials were in the environment, so they are set in
+    Hadoop's configuration (S3A) and as the JVM's `aws.*` system properties, which the AWS SDK v2 that
+    Iceberg's Glue and S3 clients use reads before the environment."""
     from crypto_assets.lake.spark_conf import apply_s3a_conf
 
     apply_s3a_conf(spark, moto_endpoint, "us-east-1")
@@ -76,6 +82,10 @@ def s3_spark(spark, moto_endpoint, aws_env):
     hadoop.set("fs.s3a.access.key", aws_env["AWS_ACCESS_KEY_ID"])
     hadoop.set("fs.s3a.secret.key", aws_env["AWS_SECRET_ACCESS_KEY"])
     hadoop.set("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
+    system = spark.sparkContext._jvm.java.lang.System
+    for prop, var in (("aws.accessKeyId", "AWS_ACCESS_KEY_ID"), ("aws.secretAccessKey", "AWS_SECRET_ACCESS_KEY"),
+                      ("aws.sessionToken", "AWS_SESSION_TOKEN"), ("aws.region", "AWS_REGION")):
+        system.setProperty(prop, aws_env[var])
     return spark
 
 
@@ -97,3 +107,33 @@ def glue_settings(settings, bucket: str, endpoint: str, **overrides):
     )
     values.update(overrides)
     return settings.replace(**values)
+
+
+def _glue_update_table_checks_the_version() -> None:
+    """moto's Glue UpdateTable ignores `VersionId`; AWS refuses a stale one with ConcurrentModificationException.
+    Iceberg's commits (pyiceberg's and Spark's Glue catalog) rely on that compare-and-swap, so moto's server is
+    made to check it as AWS does (the server runs in this process; only the fake AWS is changed, not our code)."""
+    import threading
+
+    from moto.glue.exceptions import GlueClientError
+    from moto.glue.responses import GlueResponse
+
+    if getattr(GlueResponse.update_table, "checks_version", False):
+        return
+    original = GlueResponse.update_table
+    lock = threading.Lock()
+
+    def update_table(self):
+        expected = self.parameters.get("VersionId")
+        with lock:  # the check and the update as one step, as AWS does them
+            if expected is not None:
+                table = self.glue_backend.get_table(self.parameters.get("DatabaseName"),
+                                                    self.parameters["TableInput"]["Name"])
+                if str(table._current_version) != str(expected):
+                    raise GlueClientError("ConcurrentModificationException",
+                                          f"Update table failed due to concurrent modifications: version {expected} "
+                                          f"is not the current version {table._current_version}")
+            return original(self)
+
+    update_table.checks_version = True
+    GlueResponse.update_table = update_table

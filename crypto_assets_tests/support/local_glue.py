@@ -7,8 +7,10 @@ the script in a subprocess on local Spark with the merged default + run argument
 wheel as our code, and ships the run's stdout/stderr to CloudWatch Logs (`/aws-glue/jobs/output|error`,
 stream = run id) as Glue does, where Dagster Pipes reads the messages. `get_job_run` then reports the
 run's final state. Only `awsglue` is a stand-in; Dagster, and the development checkout, are kept out
-of the subprocess as Glue keeps them out (`awsglue_stub/sitecustomize.py`). `local_glue_resources`
-hands the Dagster assets a Glue compute whose runs go through it.
+of the subprocess as Glue keeps them out (`awsglue_stub/sitecustomize.py`). What Glue does with a
+job's special arguments is played too: `--datalake-formats iceberg` puts Iceberg's jars (Spark runtime
+and AWS bundle) on the classpath, and `--conf k=v --conf ...` goes into the session's settings before it
+starts. `local_glue_resources` hands the Dagster assets a Glue compute whose runs go through it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import boto3
 
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.lake.jars import spark_kafka_jars, spark_s3_jars
+from crypto_assets.lake.jars import spark_iceberg_jars, spark_kafka_jars, spark_s3_jars
 from crypto_assets.lake.store import split_s3
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.glue import GlueCompute
@@ -33,11 +35,19 @@ REPO = Path(__file__).resolve().parents[2]
 LOG_GROUP = "/aws-glue/jobs"
 
 
-def spark_conf_dir(settings, extra_conf: dict[str, str] | None = None) -> str:
+def glue_conf(value: str) -> dict[str, str]:
+    """The Spark settings of Glue's `--conf` argument (`k=v --conf k=v ...`)."""
+    pairs = (item.strip().partition("=") for item in value.split(" --conf ") if item.strip())
+    return {k: v for k, _, v in pairs}
+
+
+def spark_conf_dir(settings, extra_conf: dict[str, str] | None = None, datalake_formats: str = "") -> str:
     """Glue hands its scripts a ready SparkContext; locally a spark-defaults.conf plays that part
-    (`extra_conf`: more Spark settings, such as an event log for the sizing benchmark)."""
+    (`extra_conf`: more Spark settings, such as a job's `--conf` or an event log for the sizing benchmark;
+    `datalake_formats`: a job's `--datalake-formats`, `iceberg` adds Iceberg's jars as Glue does)."""
     conf_dir = Path(tempfile.mkdtemp(prefix="glue-spark-conf-"))
-    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings)])
+    iceberg = spark_iceberg_jars(settings) if "iceberg" in datalake_formats.split(",") else []
+    jars = ",".join(str(j) for j in [*spark_kafka_jars(settings), *spark_s3_jars(settings), *iceberg])
     scratch = Path(settings.state_dir) / "glue-local"
     scratch.mkdir(parents=True, exist_ok=True)
     conf = {
@@ -62,13 +72,16 @@ def spark_conf_dir(settings, extra_conf: dict[str, str] | None = None) -> str:
     return str(conf_dir)
 
 
-def glue_script_env(settings, code: str | Path = REPO, extra_conf: dict[str, str] | None = None) -> dict[str, str]:
+def glue_script_env(settings, code: str | Path = REPO, extra_conf: dict[str, str] | None = None,
+                    datalake_formats: str = "") -> dict[str, str]:
     """The environment a Glue entry script runs in locally: the awsglue stand-in (and the import guard beside
-    it) and our code on the path: the shipped wheel, as in Glue, or the repository."""
+    it) and our code on the path: the shipped wheel, as in Glue, or the repository. The AWS credentials and
+    region of the environment (the moto fixtures' dummy ones) reach the JVM too, for Iceberg's S3 and Glue
+    clients."""
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(STUB), str(code)]),
-        "SPARK_CONF_DIR": spark_conf_dir(settings, extra_conf),
+        "SPARK_CONF_DIR": spark_conf_dir(settings, extra_conf, datalake_formats),
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONUNBUFFERED": "1",
     }
@@ -103,10 +116,10 @@ class LocalGlueRunner:
         folder = Path(tempfile.mkdtemp(prefix="glue-run-"))
         script = self._fetch(job["Command"]["ScriptLocation"], folder)
         wheel = self._fetch(arguments["--extra-py-files"], folder)  # our code: only what deploy shipped
-        argv = [sys.executable, str(script)]
-        for k, v in arguments.items():
-            argv += [k, v]
-        env = glue_script_env(self.settings, wheel, self.extra_conf)
+        special = {"--conf", "--datalake-formats"}  # Glue applies these itself; the script never sees them
+        argv = [sys.executable, str(script), *(a for k, v in arguments.items() if k not in special for a in (k, v))]
+        conf = {**glue_conf(arguments.get("--conf", "")), **(self.extra_conf or {})}
+        env = glue_script_env(self.settings, wheel, conf, arguments.get("--datalake-formats", ""))
         started = time.time()
         try:
             proc = subprocess.run(argv, env=env, capture_output=True, text=True,

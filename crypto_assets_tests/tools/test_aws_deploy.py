@@ -1,21 +1,21 @@
-"""`crypto-pipeline aws deploy | destroy` against moto's server: jobs, arguments, catalog tables, idempotence."""
+"""`crypto-pipeline aws deploy | destroy` against moto's server: jobs (Iceberg enabled), arguments, the lake's
+Iceberg tables in the Glue Data Catalog, idempotence."""
 
 from __future__ import annotations
 
 import boto3
 import pytest
 
-from crypto_assets.bronze.transforms import BRONZE_COLUMNS
-from crypto_assets.contracts.gold_features import gold_columns
-from crypto_assets.lake.glue_catalog import catalog_tables
-from crypto_assets.silver.transforms import QUARANTINE_COLUMNS, SILVER_TICKER_COLUMNS, SILVER_TRADE_COLUMNS
-from crypto_assets.tools.aws_deploy import MADE_BY, SETTINGS_MODULES, deploy, destroy
+from crypto_assets.contracts.tables import TABLES, hive_type
+from crypto_assets.lake.catalog import CatalogConfig
+from crypto_assets.tools.aws_deploy import ICEBERG_MODULE, MADE_BY, SETTINGS_MODULES, DeployError, deploy, destroy
 from crypto_assets_tests.support.aws import glue_settings
+from crypto_assets_tests.support.local_glue import glue_conf
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
         "bronze-trades-stream", "bronze-ticker-stream"]
-TABLES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "silver_ticker", "quarantine_trades",
-          "quarantine_ticker", "gold_features"}
+TABLE_NAMES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "silver_ticker", "quarantine_trades",
+               "quarantine_ticker", "gold_features"}
 
 
 def _clients(endpoint):
@@ -33,13 +33,13 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
                       glue_silver_gold_worker_type="G.4X")
     glue, s3 = _clients(moto_endpoint)
     # Things deploy did not make, which destroy must leave alone.
-    s3.put_object(Bucket=bucket, Key="lake/silver/trades/product_id=X/event_date=2026-01-01/part-0.parquet", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="analyst/notes/part-0.parquet", Body=b"x")
     glue.create_job(Name="someone-elses-job", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://x/y.py"})
 
     first = deploy(s, wheel)
     prefix = s.glue_job_prefix
     assert sorted(first.jobs) == sorted(f"{prefix}-{j}" for j in JOBS)
-    assert set(first.tables) == TABLES
+    assert set(first.tables) == TABLE_NAMES
     assert f'FROM "{s.glue_database}"."gold_features"' in first.athena_query
 
     job = glue.get_job(JobName=f"{prefix}-silver-trades")["Job"]
@@ -53,7 +53,9 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
                               "PythonVersion": "3"}
     args = job["DefaultArguments"]
     assert args["--extra-py-files"] == f"s3://{bucket}/glue-artifacts/dist/{wheel.name}"
-    assert args["--additional-python-modules"] == ",".join(["dagster-pipes==1.13.27", *SETTINGS_MODULES])
+    assert args["--additional-python-modules"] == ",".join(["dagster-pipes==1.13.27", *SETTINGS_MODULES, ICEBERG_MODULE])
+    assert args["--datalake-formats"] == "iceberg" and "--conf" not in args  # Silver: pyiceberg, no Spark catalog
+    assert (args["--glue_database"], args["--commit_retries"]) == (s.glue_database, str(s.commit_retries))
     assert args["--lake_root"] == f"s3://{bucket}/lake" and args["--aws_region"] == "us-east-1"
     assert args["--allowed_lateness_days"] == "1" and args["--job-language"] == "python"
     stream = glue.get_job(JobName=f"{prefix}-bronze-trades-stream")["Job"]
@@ -63,7 +65,9 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert stream["DefaultArguments"]["--checkpoint_root"] == f"s3://{bucket}/glue-artifacts/checkpoints/"
     assert stream["DefaultArguments"]["--allowed_lateness_days"] == "1"
     assert stream["DefaultArguments"]["--trigger_seconds"] == str(s.stream_trigger_seconds)
-    assert stream["DefaultArguments"]["--compact_fan_in"] == str(s.stream_compact_files)
+    # The Bronze jobs write through Spark's Iceberg catalog: Glue opens it from `--conf` (the local `lake_session`'s).
+    assert glue_conf(stream["DefaultArguments"]["--conf"]) == CatalogConfig.from_settings(s).spark_conf()
+    assert glue_conf(stream["DefaultArguments"]["--conf"])["spark.sql.catalog.lake.type"] == "glue"
     assert (stream["WorkerType"], stream["NumberOfWorkers"]) == ("G.2X", 3)
     # Bronze batch: the streaming job's Kafka arguments, kafka-python for the offset lookup, a batch job's settings.
     batch = glue.get_job(JobName=f"{prefix}-bronze-ticker-batch")["Job"]
@@ -73,7 +77,9 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
         "5.1", "G.2X", 3, s.glue_timeout_minutes)
     assert batch["DefaultArguments"] == {
         **{k: v for k, v in args.items() if k != "--additional-python-modules"},
-        "--additional-python-modules": ",".join(["dagster-pipes==1.13.27", *SETTINGS_MODULES, "kafka-python==3.0.12"]),
+        "--additional-python-modules": ",".join(["dagster-pipes==1.13.27", *SETTINGS_MODULES, ICEBERG_MODULE,
+                                                 "kafka-python==3.0.12"]),
+        "--conf": stream["DefaultArguments"]["--conf"],
         "--kafka_bootstrap": s.kafka_bootstrap, "--topic": s.ticker_topic,
         "--kafka_security_protocol": "PLAINTEXT", "--kafka_sasl_mechanism": "SCRAM-SHA-512",
         "--kafka_timestamp_skew_minutes": str(s.kafka_timestamp_skew_minutes),
@@ -83,25 +89,17 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert glue.get_tags(ResourceArn=f"arn:aws:glue:us-east-1:123456789012:job/{prefix}-silver-trades")["Tags"][
         "created_by"] == MADE_BY
 
-    expected_columns = {
-        "bronze_kafka_trades": [c for c in BRONZE_COLUMNS["trades"] if c != "ingest_date"],
-        "bronze_kafka_ticker": [c for c in BRONZE_COLUMNS["ticker"] if c != "ingest_date"],
-        "silver_trades": [c for c in SILVER_TRADE_COLUMNS if c not in ("product_id", "event_date")],
-        "silver_ticker": [c for c in SILVER_TICKER_COLUMNS if c not in ("product_id", "event_date")],
-        "quarantine_trades": [c for c in QUARANTINE_COLUMNS if c not in ("product_id", "event_date")],
-        "quarantine_ticker": [c for c in QUARANTINE_COLUMNS if c not in ("product_id", "event_date")],
-        "gold_features": [n for n, _ in gold_columns() if n not in ("product_id", "event_date")],
-    }
-    for name, columns in expected_columns.items():
-        table = glue.get_table(DatabaseName=s.glue_database, Name=name)["Table"]
-        sd = table["StorageDescriptor"]
-        assert [c["Name"] for c in sd["Columns"]] == columns, name
-        assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-        parts = [(p["Name"], p["Type"]) for p in table["PartitionKeys"]]
-        assert parts == ([("ingest_date", "date")] if name.startswith("bronze") else
-                         [("product_id", "string"), ("event_date", "date")])
-    assert glue.get_table(DatabaseName=s.glue_database, Name="gold_features")["Table"]["StorageDescriptor"][
-        "Location"] == f"s3://{bucket}/lake/gold/features/"
+    # The lake's tables: Iceberg tables in the Glue database (what Athena reads), created from their declaration.
+    for t in TABLES.values():
+        table = glue.get_table(DatabaseName=s.glue_database, Name=t.flat_name)["Table"]
+        params = table["Parameters"]
+        assert params["table_type"] == "ICEBERG", t.flat_name
+        assert params["metadata_location"].startswith(f"s3://{bucket}/lake/{t.layer}/{t.name}/metadata/")
+        assert table["StorageDescriptor"]["Location"] == f"s3://{bucket}/lake/{t.layer}/{t.name}"
+        columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+        assert columns == [(f.name, hive_type(f.type)) for f in t.schema], t.flat_name
+    metadata = {glue.get_table(DatabaseName=s.glue_database, Name=t.flat_name)["Table"]["Parameters"][
+        "metadata_location"] for t in TABLES.values()}
 
     keys_after_first = _keys(s3, bucket)
     second = deploy(s, wheel)  # idempotent: same jobs, tables and files, nothing duplicated
@@ -109,15 +107,19 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert _keys(s3, bucket) == keys_after_first
     assert sorted(j for j in glue.list_jobs()["JobNames"] if j.startswith(prefix)) == sorted(first.jobs)
     assert len(glue.get_tables(DatabaseName=s.glue_database)["TableList"]) == len(TABLES)
+    assert {t["Parameters"]["metadata_location"] for t in glue.get_tables(DatabaseName=s.glue_database)[
+        "TableList"]} == metadata  # the tables were left as they were, not created again
     assert glue.get_job(JobName=f"{prefix}-silver-trades")["Job"]["DefaultArguments"] == args
 
     removed = destroy(s)
-    assert sorted(removed["jobs"]) == sorted(first.jobs) and set(removed["tables"]) == TABLES
+    assert sorted(removed["jobs"]) == sorted(first.jobs) and set(removed["tables"]) == TABLE_NAMES
     assert removed["database"] == [s.glue_database]
     assert not [j for j in glue.list_jobs()["JobNames"] if j.startswith(prefix)]
     assert "someone-elses-job" in glue.list_jobs()["JobNames"]
     assert s.glue_database not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]
-    assert _keys(s3, bucket) == ["lake/silver/trades/product_id=X/event_date=2026-01-01/part-0.parquet"]
+    # The lake stays: the file deploy did not make, and the tables' Iceberg metadata (their data, if any).
+    assert _keys(s3, bucket) == sorted(["analyst/notes/part-0.parquet",
+                                        *(m[len(f"s3://{bucket}/"):] for m in metadata)])
     assert destroy(s) == {"jobs": [], "tables": [], "database": [], "keys": []}  # nothing left to remove
 
 
@@ -127,7 +129,7 @@ def test_destroy_keeps_a_database_that_holds_other_tables(base_settings, moto_en
     deploy(s, wheel)
     glue.create_table(DatabaseName=s.glue_database, TableInput={"Name": "analyst_table"})
     removed = destroy(s)
-    assert removed["database"] == [] and set(removed["tables"]) == TABLES
+    assert removed["database"] == [] and set(removed["tables"]) == TABLE_NAMES
     assert [t["Name"] for t in glue.get_tables(DatabaseName=s.glue_database)["TableList"]] == ["analyst_table"]
 
 
@@ -147,10 +149,27 @@ def test_cli_deploy_errors_are_one_line(base_settings, moto_endpoint, bucket, mo
     assert len(err.splitlines()) == 1 and "S3 bucket 'no-such-bucket-anywhere'" in err and "does not exist" in err
 
 
-@pytest.mark.parametrize("table", catalog_tables(), ids=lambda t: t.name)
+@pytest.mark.parametrize("table", list(TABLES.values()), ids=lambda t: t.flat_name)
 def test_catalog_types_are_hive_types(table):
     allowed = ("string", "int", "bigint", "double", "boolean", "timestamp", "date", "binary", "array<")
-    assert all(typ.startswith(allowed) for _, typ in table.columns + table.partition_keys)
+    assert all(hive_type(f.type).startswith(allowed) for f in table.schema)
+
+
+def test_destroy_leaves_a_table_of_another_lake_under_the_same_name(base_settings, moto_endpoint, bucket, wheel):
+    s = glue_settings(base_settings, bucket, moto_endpoint)
+    glue, _ = _clients(moto_endpoint)
+    glue.create_database(DatabaseInput={"Name": s.glue_database})
+    glue.create_table(DatabaseName=s.glue_database, TableInput={
+        "Name": "gold_features", "Parameters": {"table_type": "ICEBERG",
+                                                "metadata_location": "s3://elsewhere/gold/features/metadata/0.json"}})
+    with pytest.raises(DeployError) as refused:  # not this lake's table: deploy refuses to use it
+        deploy(s, wheel)
+    assert str(refused.value) == (
+        f"Glue database {s.glue_database!r} already holds a table gold_features that is not this lake's Iceberg table "
+        f"(s3://elsewhere/gold/features/metadata/0.json, expected s3://{bucket}/lake/gold/features): set "
+        f"CRYPTO_GLUE_DATABASE to another database, or drop that table")
+    removed = destroy(s)
+    assert "gold_features" not in removed["tables"] and removed["database"] == []
 
 
 def test_bronze_jobs_get_the_secret_id_never_the_password(base_settings, moto_endpoint, bucket, wheel):
@@ -173,6 +192,8 @@ def test_modules_installed_in_glue_are_the_versions_the_tests_run():
     from crypto_assets.tools.aws_deploy import KAFKA_CLIENT_MODULE, PIPES_MODULE
 
     assert [m.partition("==")[0] for m in SETTINGS_MODULES] == ["pydantic", "pydantic-settings"]
-    for pin in (PIPES_MODULE, KAFKA_CLIENT_MODULE, *SETTINGS_MODULES):
+    assert ICEBERG_MODULE.startswith("pyiceberg[glue]==0.12.")
+    for pin in (PIPES_MODULE, KAFKA_CLIENT_MODULE, *SETTINGS_MODULES, ICEBERG_MODULE):
         name, _, pinned = pin.partition("==")
+        name = name.split("[")[0]
         assert version(name) == pinned, pin

@@ -7,6 +7,8 @@ from datetime import date
 
 from dagster import DagsterInstance
 
+from crypto_assets.contracts.tables import silver_table_def
+from crypto_assets.lake import snapshots
 from crypto_assets.orchestration.bronze import register_products
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.tools.backfill import run_backfill
@@ -16,9 +18,8 @@ D = date(2026, 10, 1)
 
 
 def _silver_rows(s, product: str) -> int:
-    lake = LakeResource.from_settings(s)
-    table = lake.read_table(lake.partition_path("silver", "trades", product_id=product, event_date=D.isoformat()))
-    return 0 if table is None else table.num_rows
+    table = LakeResource.from_settings(s).table(silver_table_def("trades"))
+    return snapshots.read(table, {"product_id": product, "event_date": D}, columns=["trade_id"]).num_rows
 
 
 def test_backfill_products_and_the_bronze_days_silver_read_that_were_never_built(fresh_settings):

@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 from crypto_assets.contracts.settings import Settings
-from crypto_assets.lake.commits import BronzeCommit, commit_time_ms, list_commit_names, read_commit, write_commit
-from crypto_assets.orchestration.bronze_sensor import GRACE_MS, CommitCursor
-from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.tools.backfill import plan
 from crypto_assets.tools.cli import main
 from crypto_assets.tools.live import live_commands, settings_env
@@ -36,26 +33,6 @@ def test_live_children_resolve_the_same_settings():
     cmds = live_commands(s, "synthetic", 3999)
     assert cmds["producer"][1:4] == ["produce", "--source", "synthetic"] and "--speed" in cmds["producer"]
     assert cmds["stream"][1:] == ["stream"] and cmds["dagster"][-1] == "3999"
-
-
-def test_commit_log_lists_by_time_and_the_cursor_forgets_only_outside_its_grace_window(tmp_path):
-    from datetime import datetime, timedelta, timezone
-
-    lake = LakeResource(root=str(tmp_path))
-    t0 = datetime(2026, 1, 1, 23, 59, 59, tzinfo=timezone.utc)
-    names = [write_commit(lake, BronzeCommit(kind="trades", writer="batch", ingest_dates=["2026-01-01"], rows=i + 1),
-                          now=t0 + timedelta(seconds=i)).name for i in range(3)]
-    assert list_commit_names(lake, "trades") == names  # across the midnight folder boundary
-    assert read_commit(lake, "trades", names[2]).rows == 3
-    assert list_commit_names(lake, "trades", since_ms=commit_time_ms(names[1])) == names[1:]
-    cursor = CommitCursor().advance(names)
-    assert cursor.since_ms == commit_time_ms(names[2]) - GRACE_MS and cursor.seen == set(names)
-    assert CommitCursor.parse(cursor.serialize()) == cursor
-    later = write_commit(lake, BronzeCommit(kind="trades", writer="batch", ingest_dates=["2026-01-02"], rows=9),
-                         now=t0 + timedelta(minutes=20)).name
-    moved = cursor.advance([later])
-    assert moved.seen == {later}  # the first three are older than the grace window now
-    assert [n for n in list_commit_names(lake, "trades", moved.since_ms) if n not in moved.seen] == []
 
 
 def test_settings_copy_with_another_lake_gets_its_own_checkpoints():

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
+from crypto_assets.contracts.tables import bronze_table, silver_table_def
+from crypto_assets.lake.spark import lake_session, spark_table
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.cli import main
 from crypto_assets.tools.live import settings_env
@@ -32,8 +35,10 @@ def spark_server(base_settings, tmp_path_factory):
     assert not server.status().running
 
 
-def _lake_rows(spark, path):
-    return sorted(map(str, spark.read.parquet(path).collect()))
+def _lake_rows(spark, settings, t):
+    """A table's rows in the lake of `settings`, read by the local Spark through that lake's Iceberg catalog."""
+    config = LakeResource.from_settings(settings).catalog_config
+    return sorted(map(str, lake_session(spark, config).table(spark_table(config, t)).collect()))
 
 
 def test_backfill_through_spark_connect_equals_the_local_session(fresh_settings, spark, spark_server, tmp_path):
@@ -63,8 +68,9 @@ def test_backfill_through_spark_connect_equals_the_local_session(fresh_settings,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "[2/2] silver" in res.stdout and "checks 10/10 passed" in res.stdout
-    for table in ("bronze/kafka_trades", "silver/trades", "silver/ticker"):
-        assert _lake_rows(spark, f"{s.lake_root}/{table}") == _lake_rows(spark, f"{remote.lake_root}/{table}")
+    for t in (bronze_table("trades"), silver_table_def("trades"), silver_table_def("ticker")):
+        ours = _lake_rows(spark, s, t)
+        assert ours and ours == _lake_rows(spark, remote, t), t.identifier
 
 
 def test_spark_server_status_and_a_taken_port(spark_server, capsys):

@@ -17,6 +17,7 @@ from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.gold.build import build_gold
 from crypto_assets.gold.report import gold_report
+from crypto_assets.lake.catalog import CatalogError
 from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
 from crypto_assets.orchestration.reporting import check_results, metadata_values
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
@@ -62,15 +63,20 @@ class LocalCompute(ComputeResource):
     spark: SparkResource
     kafka: KafkaResource
     lake: LakeResource
+    # Bronze windows up to this many records skip Spark (CRYPTO_BRONZE_ARROW_MAX_RECORDS; 0: always Spark).
+    bronze_arrow_max_records: int = 0
 
     def bronze_day(self, context, kind, day, rules):
+        limit = self.bronze_arrow_max_records
         try:
-            stats = build_bronze_day(self.spark.get_session(), self.kafka, self.lake, kind, day, rules)
-        except (KafkaUnavailableError, BronzeIntegrityError) as exc:
+            # The session is started only if the window is read with Spark: a small day starts no JVM.
+            stats = build_bronze_day(self.spark.get_session, self.kafka, self.lake, kind, day, rules,
+                                     run_id=context.run_id, arrow_max_records=limit)
+        except (KafkaUnavailableError, BronzeIntegrityError, CatalogError) as exc:
             raise step_failure(str(exc)) from None
         context.log.info(
             f"bronze {kind} {day}: {stats.rows} rows ({stats.malformed} malformed) in {stats.files} files, "
-            f"{stats.bytes_written} bytes -> {stats.path}"
+            f"{stats.bytes_written} bytes -> {stats.table} snapshot {stats.snapshot_id}"
         )
         return MaterializeResult(metadata=metadata_values(bronze_report(stats)))
 
@@ -78,22 +84,27 @@ class LocalCompute(ComputeResource):
         # Silver computes with Arrow: no Spark session, no JVM.
         try:
             stats = build_silver(self.lake, kind, day, [product], rules,
-                                 require_bronze_day=require_bronze_day)[product]
-        except BronzeMissingError as exc:
+                                 require_bronze_day=require_bronze_day, run_id=context.run_id)[product]
+        except (BronzeMissingError, CatalogError) as exc:
             raise step_failure(str(exc)) from None
         context.log.info(
             f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
-            f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days}"
+            f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days} "
+            f"(snapshot {stats.bronze_snapshot_id}) -> {stats.table} snapshot {stats.snapshot_id}"
         )
         metadata, checks = silver_report(kind, stats)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(silver_key(kind), checks))
 
     def gold_partition(self, context, day, product):
         # Gold computes with Arrow: no Spark session, no JVM.
-        s = build_gold(self.lake, day, [product])[product]
+        try:
+            s = build_gold(self.lake, day, [product], run_id=context.run_id)[product]
+        except CatalogError as exc:
+            raise step_failure(str(exc)) from None
         context.log.info(
             f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
-            f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''}"
+            f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''} "
+            f"-> {s.table} snapshot {s.snapshot_id}"
         )
         metadata, checks = gold_report(s)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
