@@ -60,6 +60,10 @@ def reset_dir(path: str | Path) -> None:
     if BENCH_STATE.resolve() not in path.resolve().parents:
         raise RuntimeError(f"refusing to delete {path}: not under {BENCH_STATE}")
     shutil.rmtree(path, ignore_errors=True)
+    # A lake's catalog lives in its folder: forget catalogs this process opened there.
+    from crypto_assets.lake.catalog import forget_catalogs
+
+    forget_catalogs()
 
 
 def _cpu_model() -> str:
