@@ -13,14 +13,20 @@ from dagster import (
     JobDefinition,
     OpDefinition,
     OpExecutionContext,
+    RunRequest,
+    RunsFilter,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
     in_process_executor,
     op,
+    schedule,
 )
 
 from crypto_assets.contracts.names import BRONZE_TABLE, GOLD_ASSET, SILVER_TABLE, bronze_asset, silver_asset
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import TABLES, TableDef
+from crypto_assets.orchestration.bronze_schedule import UNFINISHED
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
 
@@ -73,8 +79,17 @@ def build_maintenance_job(settings: Settings) -> JobDefinition:
 
 def build_maintenance_schedule(settings: Settings, job: JobDefinition) -> ScheduleDefinition:
     running = settings.automation == "on"
-    return ScheduleDefinition(
+
+    @schedule(
         name="lake_maintenance_schedule", job=job, cron_schedule=settings.maintenance_cron, execution_timezone="UTC",
-        description=f"Runs {JOB_NAME} on CRYPTO_MAINTENANCE_CRON ({settings.maintenance_cron}, UTC).",
+        description=f"Runs {JOB_NAME} on CRYPTO_MAINTENANCE_CRON ({settings.maintenance_cron}, UTC), unless the "
+                    f"previous one is still running.",
         default_status=DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED,
     )
+    def lake_maintenance_schedule(context: ScheduleEvaluationContext):
+        busy = context.instance.get_runs(filters=RunsFilter(job_name=JOB_NAME, statuses=UNFINISHED), limit=1)
+        if busy:
+            return SkipReason(f"{JOB_NAME} run {busy[0].run_id} is still in progress")
+        return RunRequest(run_key=f"maintenance:{context.scheduled_execution_time.isoformat()}")
+
+    return lake_maintenance_schedule

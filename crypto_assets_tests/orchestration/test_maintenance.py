@@ -1,0 +1,47 @@
+"""The lake maintenance job through Dagster (every table's op, observations of the assets) and its schedule
+(no second run while one is in progress)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from dagster import DagsterRun, DagsterRunStatus, build_schedule_context, instance_for_test
+
+from crypto_assets.contracts.tables import TABLES, silver_table_def
+from crypto_assets.lake.snapshots import Provenance, append, read
+from crypto_assets.lake.store import Lake
+from crypto_assets.orchestration.definitions import build_resources
+from crypto_assets.orchestration.maintenance import JOB_NAME, build_maintenance_job, build_maintenance_schedule
+from crypto_assets_tests.lake.test_catalog import trades
+
+
+def test_the_maintenance_job_compacts_every_table_and_observes_their_assets(spark, base_settings, tmp_path):
+    settings = base_settings.replace(lake_root=str(tmp_path / "lake"))
+    lake = Lake.from_settings(settings)
+    t = silver_table_def("trades")
+    for i in range(6):
+        append(lake.catalog_config, t, trades(10, tag=i), Provenance("silver_trades", run_id=str(i)))
+    before = read(lake.table(t)).num_rows
+    resources = build_resources(settings)
+    result = build_maintenance_job(settings).execute_in_process(
+        resources={"spark": resources["spark"], "lake": resources["lake"]})
+    assert result.success
+    assert len(result.get_step_success_events()) == len(TABLES)
+    table = lake.table(t)
+    assert table.current_snapshot().summary.operation.value == "replace"
+    assert read(table).num_rows == before
+    observed = {e.asset_observation_data.asset_observation.asset_key.to_user_string()
+                for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    assert observed == {"bronze_trades", "bronze_ticker", "silver_trades", "silver_ticker", "gold_features"}
+
+
+def test_the_schedule_waits_for_a_maintenance_run_in_progress(base_settings):
+    settings = base_settings.replace(maintenance_cron="*/15 * * * *")
+    schedule = build_maintenance_schedule(settings, build_maintenance_job(settings))
+    when = datetime(2026, 12, 2, 12, 15, tzinfo=timezone.utc)
+    with instance_for_test() as instance:
+        requests = schedule.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=when))
+        assert [r.run_key for r in requests.run_requests] == [f"maintenance:{when.isoformat()}"]
+        instance.add_run(DagsterRun(job_name=JOB_NAME, run_id="a" * 36, status=DagsterRunStatus.STARTED))
+        skipped = schedule.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=when))
+        assert not skipped.run_requests and "still in progress" in skipped.skip_message
