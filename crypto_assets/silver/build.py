@@ -225,7 +225,7 @@ def _partition_key(day: date, products: list[str]) -> str:
 
 
 def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, window, stats: dict[str, SilverStats],
-                  lap: Callable[[str], None]) -> tuple[pa.Table, pa.Table]:
+                  lap: Callable[[str], None]) -> tuple[list[pa.Table], list[pa.Table]]:
     """The Silver and quarantine rows of the run's partitions (with their partition columns), and the counts
     that only the marking knows (window items, duplicates, other partitions) in `stats`."""
     products = list(stats)
@@ -253,7 +253,7 @@ def _silver_arrow(lake: LakeResource, kind: str, day: date, rules: SilverRules, 
         silver_parts.append(silver_table(part, kind))
         quarantine_parts.append(quarantine_table(part))
     lap("select")
-    return pa.concat_tables(silver_parts), pa.concat_tables(quarantine_parts)
+    return silver_parts, quarantine_parts  # one table per product (one partition each)
 
 
 def _read_back(lake: LakeResource, tabledef, day: date, products: list[str], snapshot: int | None,
