@@ -1,17 +1,14 @@
-"""Lake file operations beside Spark's writes, for a local folder or an S3 prefix; no Dagster here.
+"""The lake handle (root, catalog, S3 access) and the file reads beside the Iceberg tables; no Dagster here.
 
-The Dagster `LakeResource` and the Glue entry scripts share these through `LakeStore`, so
-Silver and Gold steps run unchanged in both places. Paths handed out are the ones Spark
-reads and writes: a local path, or `s3a://bucket/key` for an S3 root (`s3://` and `s3a://`
-roots are both accepted). The file operations themselves go through `pyarrow.fs`.
+The Dagster `LakeResource` and the Glue entry scripts share `LakeStore`, so Silver and Gold run
+unchanged in both places. The tables are opened through `catalog_config` / `table`; the readers
+here take the data files a pinned snapshot lists (`lake.snapshots.snapshot_files`) and read only
+the row groups a step needs, through `pyarrow.fs` (a local path or `s3://bucket/key`).
 """
 
 from __future__ import annotations
 
 import functools
-import posixpath
-import shutil
-import uuid
 from pathlib import Path
 
 S3_SCHEMES = ("s3://", "s3a://", "s3n://")
@@ -89,23 +86,11 @@ class LakeStore:
 
         return load_table(self.catalog_config, t)
 
-    # ---- paths -------------------------------------------------------------------------------
+    # ---- S3 ----------------------------------------------------------------------------------
 
     @property
     def on_s3(self) -> bool:
         return is_s3(self.root)
-
-    def table_path(self, layer: str, table: str) -> str:
-        if self.on_s3:
-            bucket, prefix = split_s3(self.root)
-            return "s3a://" + posixpath.join(bucket, prefix, layer, table)
-        return str(Path(self.root) / layer / table)
-
-    def partition_path(self, layer: str, table: str, **parts: str) -> str:
-        path = self.table_path(layer, table)
-        for col, value in parts.items():
-            path = f"{path}/{col}={value}" if self.on_s3 else str(Path(path) / f"{col}={value}")
-        return path
 
     def _fs(self, path: str):
         """(pyarrow filesystem, path inside it) for a lake path."""
@@ -153,39 +138,6 @@ class LakeStore:
             raise LakeUnavailableError(f"S3 not reachable for the lake root {self.root}: {exc}") from None
 
     # ---- file operations ---------------------------------------------------------------------
-
-    def exists(self, path: str) -> bool:
-        from pyarrow import fs
-
-        filesystem, inner = self._fs(path)
-        if is_s3(path):
-            if filesystem.get_file_info(inner).type != fs.FileType.NotFound:
-                return True
-            # S3 has no folders: a partition "exists" when any key lies below it.
-            return bool(filesystem.get_file_info(fs.FileSelector(inner, recursive=False, allow_not_found=True)))
-        return Path(path).exists()
-
-    def delete(self, path: str) -> None:
-        if not is_s3(path):
-            shutil.rmtree(path, ignore_errors=True)
-            return
-        filesystem, inner = self._fs(path)
-        try:
-            filesystem.delete_dir(inner)
-        except (FileNotFoundError, OSError) as exc:
-            if "does not exist" not in str(exc) and "NotFound" not in str(exc) and "not found" not in str(exc).lower():
-                raise
-
-    def read_table(self, path: str, columns: list[str] | None = None):
-        """A partition folder's Parquet files as one Arrow table (small reads beside Spark: checks, previews)."""
-        import pyarrow.parquet as pq
-
-        files = [f for f, _ in self.data_files(path)]
-        if not files:
-            return None
-        filesystem, _ = self._fs(path)
-        inner = [self._fs(f)[1] for f in files]
-        return pq.ParquetDataset(inner, filesystem=filesystem).read(columns=columns)
 
     def read_files(self, files: list[str], columns: list[str] | None = None):
         """Parquet files (as `data_files` names them) as one Arrow table, rows in the order given."""
@@ -239,161 +191,12 @@ class LakeStore:
         at = rows - (ends - sizes)[group_of] + before[np.searchsorted(groups, group_of)]
         return values.take(pa.array(at))
 
-    def row_groups(self, file: str):
-        """The row groups of one Parquet file, as tables, one at a time."""
-        import pyarrow.parquet as pq
-
-        filesystem, inner = self._fs(file)
-        with filesystem.open_input_file(inner) as f:
-            pf = pq.ParquetFile(f)
-            for g in range(pf.metadata.num_row_groups):
-                yield pf.read_row_group(g)
-
-    def write_row_groups(self, groups, dst: str) -> int:
-        """Writes tables (all of one schema, the first's) as one Parquet file, each table its own row
-        group, visible only once complete: renamed into place locally, a single upload on S3. Returns
-        the rows written."""
-        import pyarrow.parquet as pq
-
-        filesystem, inner = self._fs(dst)
-        tmp = inner if is_s3(dst) else str(Path(inner).with_name(f".{Path(inner).name}.tmp-{uuid.uuid4().hex[:8]}"))
-        writer, rows = None, 0
-        try:
-            for table in groups:
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, filesystem=filesystem, compression="snappy")
-                writer.write_table(table.cast(writer.schema), row_group_size=max(1, table.num_rows))
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        if not is_s3(dst) and writer is not None:
-            Path(tmp).replace(inner)
-        return rows
-
-    def replace_partition(self, table, path: str, plain: tuple[str, ...] = ()) -> None:
-        """Writes an Arrow table as the whole content of a partition folder (`plain`: string columns
-        of unique values, such as hashes, written without dictionary pages).
-
-        Local: written beside it, then swapped in by renames, so readers never see half a partition.
-        S3 has no rename: the new file is written first under a new name, then the old files are
-        deleted, so a reader in between may see both, never neither (as with Spark's own overwrite)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        # Dictionary pages only for strings: on high-cardinality doubles (every Gold feature) they cost
-        # 4x the write time and make larger files than plain encoding.
-        options = {"compression": "snappy",
-                   "use_dictionary": [f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in plain]}
-        if is_s3(path):
-            filesystem, inner = self._fs(path)
-            old = [self._fs(f)[1] for f, _ in self.data_files(path)]
-            pq.write_table(table, f"{inner}/part-00000-{uuid.uuid4().hex[:12]}.snappy.parquet", filesystem=filesystem,
-                           **options)
-            for o in old:
-                filesystem.delete_file(o)
-            return
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir()
-        pq.write_table(table, tmp / "part-00000.snappy.parquet", **options)
-        trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        if target.exists():
-            target.rename(trash)
-        tmp.rename(target)
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def delete_file(self, path: str) -> None:
-        if not is_s3(path):
-            Path(path).unlink(missing_ok=True)
-            return
-        filesystem, inner = self._fs(path)
-        try:
-            filesystem.delete_file(inner)
-        except FileNotFoundError:
-            pass
-
-    def write_text(self, path: str, text: str) -> None:
-        """Writes a small file so readers see all or nothing: beside it then renamed locally; one PUT on S3."""
-        if is_s3(path):
-            filesystem, inner = self._fs(path)
-            with filesystem.open_output_stream(inner) as out:
-                out.write(text.encode())
-            return
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.write_text(text)
-        tmp.replace(target)
-
     def read_text(self, path: str) -> str:
         if not is_s3(path):
             return Path(path).read_text()
         filesystem, inner = self._fs(path)
         with filesystem.open_input_stream(inner) as f:
             return f.read().decode()
-
-    def list_names(self, path: str) -> list[str]:
-        """Names directly inside a folder, sorted (hidden and temporary names excluded); [] if it does not exist."""
-        if not is_s3(path):
-            base = Path(path)
-            if not base.is_dir():
-                return []
-            return sorted(p.name for p in base.iterdir() if not p.name.startswith("."))
-        from pyarrow import fs
-
-        filesystem, inner = self._fs(path)
-        infos = filesystem.get_file_info(fs.FileSelector(inner, recursive=False, allow_not_found=True))
-        return sorted(n for n in (posixpath.basename(i.path.rstrip("/")) for i in infos) if not n.startswith("."))
-
-    def move(self, src: str, dst: str) -> None:
-        """Moves one file, replacing `dst`: a rename on a local disk; copy then delete on S3 (not atomic)."""
-        if not is_s3(src):
-            Path(dst).parent.mkdir(parents=True, exist_ok=True)
-            Path(src).replace(dst)
-            return
-        filesystem, inner_src = self._fs(src)
-        _, inner_dst = self._fs(dst)
-        filesystem.copy_file(inner_src, inner_dst)
-        filesystem.delete_file(inner_src)
-
-    def data_files(self, path: str) -> list[tuple[str, int]]:
-        """Parquet files under a path with their sizes in bytes (Spark's marker files excluded)."""
-        if not is_s3(path):
-            base = Path(path)
-            if not base.exists():
-                return []
-            return sorted(
-                (str(f), f.stat().st_size)
-                for f in base.rglob("*.parquet")
-                if not any(part.startswith((".", "_")) for part in f.relative_to(base).parts)
-            )
-        from pyarrow import fs
-
-        filesystem, inner = self._fs(path)
-        scheme = path.split("://", 1)[0]
-        out = []
-        for info in filesystem.get_file_info(fs.FileSelector(inner, recursive=True, allow_not_found=True)):
-            if info.type != fs.FileType.File or not info.path.endswith(".parquet"):
-                continue
-            rel = info.path[len(inner):].strip("/")
-            if any(part.startswith((".", "_")) for part in rel.split("/")):
-                continue
-            out.append((f"{scheme}://{info.path}", info.size))
-        return sorted(out)
-
-    def partitions(self, layer: str, table: str) -> list[dict[str, str]]:
-        """Partition values of every partition folder holding data (`[{col: value, ...}, ...]`)."""
-        base = self.table_path(layer, table)
-        found = set()
-        for f, _ in self.data_files(base):
-            rel = f[len(base):].strip("/").split("/")[:-1]
-            parts = tuple(tuple(p.split("=", 1)) for p in rel if "=" in p)
-            if parts:
-                found.add(parts)
-        return [dict(p) for p in sorted(found)]
-
 
 class Lake(LakeStore):
     """A plain (non-Dagster) lake handle, for Glue scripts, the deploy command and tests."""

@@ -18,18 +18,6 @@ from crypto_assets.lake.store import Lake, LakeUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
 
 
-def test_paths_for_local_and_s3_roots(tmp_path):
-    local = LakeResource(root=str(tmp_path))
-    assert local.partition_path("silver", "trades", product_id="BTC-USD", event_date="2026-01-02") == str(
-        tmp_path / "silver" / "trades" / "product_id=BTC-USD" / "event_date=2026-01-02")
-    for root in ("s3://b/pre", "s3a://b/pre/", "s3://b/pre/"):
-        s3 = LakeResource(root=root)
-        assert s3.table_path("gold", "features") == "s3a://b/pre/gold/features"
-        assert s3.partition_path("gold", "features", product_id="X", event_date="D") == (
-            "s3a://b/pre/gold/features/product_id=X/event_date=D")
-    assert LakeResource(root="s3://b").table_path("bronze", "kafka_trades") == "s3a://b/bronze/kafka_trades"
-
-
 DAY = date(2026, 11, 30)
 WHERE = {"product_id": "BTC-USD", "event_date": DAY}
 
@@ -141,23 +129,20 @@ def test_missing_bucket_and_missing_credentials_are_one_line(moto_endpoint, monk
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_small_file_operations_on_both_kinds_of_lake(where, tmp_path, request):
+def test_the_streams_checkpoint_metadata_is_read_on_both_kinds_of_lake(where, tmp_path, request, moto_endpoint):
+    """The stream reads its query id from `<checkpoint>/metadata` (local folder or S3)."""
     if where == "s3":
-        lake = LakeResource.from_settings(request.getfixturevalue("s3_settings"))
-        base = lake.table_path("_state", "commits")
+        settings = request.getfixturevalue("s3_settings")
+        lake = LakeResource.from_settings(settings)
+        bucket = settings.lake_root.split("://", 1)[1].split("/", 1)[0]
+        boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").put_object(
+            Bucket=bucket, Key="lake/_checkpoints/trades/metadata", Body=b'{"id":"q-1"}\n')
+        base = f"{settings.lake_root}/_checkpoints/trades"
     else:
         lake = LakeResource(root=str(tmp_path))
-        base = lake.table_path("_state", "commits")
-    assert lake.list_names(base) == []
-    lake.write_text(f"{base}/b.json", '{"n": 2}')
-    lake.write_text(f"{base}/a.json", '{"n": 1}')
-    lake.write_text(f"{base}/a.json", '{"n": 3}')  # replaced
-    assert lake.list_names(base) == ["a.json", "b.json"]
-    assert lake.read_text(f"{base}/a.json") == '{"n": 3}'
-    lake.move(f"{base}/b.json", f"{base}/c.json")
-    assert lake.list_names(base) == ["a.json", "c.json"] and lake.read_text(f"{base}/c.json") == '{"n": 2}'
-    lake.delete_file(f"{base}/a.json")
-    lake.delete_file(f"{base}/a.json")  # already gone: fine
-    assert lake.list_names(base) == ["c.json"]
+        (tmp_path / "_checkpoints" / "trades").mkdir(parents=True)
+        (tmp_path / "_checkpoints" / "trades" / "metadata").write_text('{"id":"q-1"}\n')
+        base = str(tmp_path / "_checkpoints" / "trades")
+    assert lake.read_text(f"{base}/metadata") == '{"id":"q-1"}\n'
     with pytest.raises(FileNotFoundError):
-        lake.read_text(f"{base}/a.json")
+        lake.read_text(f"{base}/missing")
