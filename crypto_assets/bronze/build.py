@@ -184,12 +184,10 @@ def _overwrite(session, bronze: DataFrame, config, t, kind: str, provenance: Pro
 
 def _find_snapshot(table, token: str):
     """The snapshot our write produced: the newest carrying its token (other writers may have committed since)."""
-    snap = table.current_snapshot()
-    while snap is not None:
+    for snap in snapshots.lineage(table):
         p = Provenance.of(snap)
         if p is not None and p.extra.get(TOKEN) == token:
             return snap
-        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
     return None
 
 

@@ -28,7 +28,7 @@ from crypto_assets.contracts.names import bronze_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.tables import bronze_table
 from crypto_assets.lake.catalog import load_table
-from crypto_assets.lake.snapshots import Provenance
+from crypto_assets.lake.snapshots import Provenance, lineage
 from crypto_assets.lake.spark import lake_session, spark_commit, spark_table
 from crypto_assets.lake.store import LakeStore
 
@@ -38,12 +38,10 @@ log = logging.getLogger(__name__)
 def last_committed_batch(table, stream_id: str) -> int | None:
     """The highest batch id this stream committed: from the newest snapshot it wrote (walking back
     from the current one, stopping at the first of this stream)."""
-    snap = table.current_snapshot()
-    while snap is not None:
+    for snap in lineage(table):
         p = Provenance.of(snap)
         if p is not None and p.extra.get("stream-id") == stream_id and "batch-id" in p.extra:
             return int(p.extra["batch-id"])
-        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
     return None
 
 

@@ -85,9 +85,6 @@ class CatalogConfig:
     def identifier(self, t: TableDef) -> tuple[str, str]:
         return (self.glue_database, t.flat_name) if self.kind == "glue" else (t.layer, t.name)
 
-    def spark_name(self, t: TableDef) -> str:
-        return ".".join((SPARK_CATALOG, *self.identifier(t)))
-
     def location(self, t: TableDef) -> str:
         return f"{self.warehouse}/{t.layer}/{t.name}"
 

@@ -275,15 +275,21 @@ def snapshot_at(table, when: datetime) -> int:
     return best
 
 
+def lineage(table):
+    """The current branch's kept snapshots, newest first (the current one, its parent, ...)."""
+    snap = table.current_snapshot()
+    while snap is not None:
+        yield snap
+        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
+
+
 def snapshots_after(table, since: int | None) -> tuple[list, bool]:
     """The snapshots of the current branch committed after `since`, oldest first, and whether `since`
     was found among them (False when it was expired or `since` is None: everything kept is returned)."""
     chain, found = [], False
-    snap = table.current_snapshot()
-    while snap is not None:
+    for snap in lineage(table):
         if since is not None and snap.snapshot_id == since:
             found = True
             break
         chain.append(snap)
-        snap = table.snapshot_by_id(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
     return list(reversed(chain)), found
