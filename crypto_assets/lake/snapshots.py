@@ -167,7 +167,7 @@ def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table],
                     tx.delete(expr, snapshot_properties=provenance.properties())
                     if paths:
                         tx.add_files(paths, snapshot_properties=provenance.properties(), check_duplicate_files=False)
-            return snapshot_id(load_table(config, t))
+            return snapshot_id(table)  # the committed transaction left `table` at the new metadata
         except ValidationException as exc:  # another writer changed these partitions since we looked
             if attempt == config.commit_retries:
                 raise CommitConflictError(
