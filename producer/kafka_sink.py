@@ -241,6 +241,11 @@ class KafkaSink:
 
     # ---- health (call about once a second) -------------------------------------------------
 
+    @property
+    def stalled(self) -> bool:
+        """True from the "has not acknowledged anything" warning until the "acknowledges again" one."""
+        return self._stalled_since is not None
+
     def poll(self) -> None:
         """Logs buffering while the broker does not acknowledge, its end, and finished loss episodes."""
         stats = self.stats

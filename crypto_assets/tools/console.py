@@ -35,7 +35,15 @@ class _OwnRecords(logging.Filter):
 # Handlers installed here are of these types, so a second setup (tests call `main` many times)
 # replaces them and leaves any other handler (pytest's) alone.
 class _ConsoleHandler(logging.StreamHandler):
-    pass
+    """Writes to whatever `sys.stderr` is when a record comes (as logging's last-resort handler
+    does), so a thread that outlives a replaced stderr (a test's capture) never writes to a closed file."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
 
 
 class _FileHandler(logging.handlers.RotatingFileHandler):
@@ -53,7 +61,7 @@ def setup_logging(verbose: bool, state_dir: str | None = None) -> Path | None:
     root.setLevel(level)
     formatter = logging.Formatter(LOG_FORMAT)
 
-    console = _ConsoleHandler(sys.stderr)
+    console = _ConsoleHandler()
     console.setFormatter(formatter)
     if not verbose:
         console.addFilter(_OwnRecords())

@@ -56,3 +56,19 @@ def test_a_second_setup_routes_warnings_again_after_showwarning_was_replaced(tmp
     for handler in logging.getLogger().handlers:
         handler.flush()
     assert "Class `Y` is currently in beta" in path.read_text()
+
+
+def test_records_after_stderr_was_replaced_and_closed_go_to_the_new_stderr(monkeypatch, project_logging):
+    """A producer thread that outlives a command's stderr (a test's capture, closed after the test)
+    logs to the stderr of the moment, never "Logging error ... I/O operation on closed file"."""
+    import io
+    import sys
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    project_logging(verbose=False)
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("producer.connection").warning("connected after the command returned")
+    assert "connected after the command returned" in second.getvalue()
+    assert "Logging error" not in second.getvalue()
