@@ -17,6 +17,12 @@ BATCH_JOBS = {
     "silver_trades": "silver_trades.py", "silver_ticker": "silver_ticker.py", "gold_features": "gold_features.py",
 }
 STREAM_JOBS = {"bronze_trades_stream": "bronze_trades_stream.py", "bronze_ticker_stream": "bronze_ticker_stream.py"}
+# The lake maintenance job (compaction, snapshot expiry, orphan files of one table per run; Dagster's
+# `lake_maintenance` job runs it once per table with CRYPTO_COMPUTE=glue).
+MAINTENANCE_JOB = "lake_maintenance"
+MAINTENANCE_JOBS = {MAINTENANCE_JOB: "lake_maintenance.py"}
+# Every job deploy creates.
+GLUE_JOBS = {**BATCH_JOBS, **MAINTENANCE_JOBS, **STREAM_JOBS}
 
 # The arguments of each job (Glue passes them as `--name value`). None has a default in the entry scripts:
 # a missing one stops the job with one line naming it. The lake's: where it is and its Iceberg catalog (the
@@ -28,6 +34,8 @@ SILVER_ARGS = ["event_date", "product_id", *LAKE_ARGS, "allowed_lateness_days", 
 GOLD_ARGS = ["event_date", "product_id", *LAKE_ARGS]
 BRONZE_BATCH_ARGS = ["ingest_date", *LAKE_ARGS, "allowed_lateness_days", *KAFKA_ARGS]
 STREAM_ARGS = [*LAKE_ARGS, "allowed_lateness_days", *KAFKA_ARGS, "checkpoint_root", "trigger_seconds"]
+# The table (`silver.trades`), and how many hours and snapshots of history it keeps.
+MAINTENANCE_ARGS = ["table", *LAKE_ARGS, "retention_hours", "max_snapshots"]
 # Present only when the setting they carry is set (Glue cannot pass an empty value): no S3 endpoint
 # override = AWS's, no secret = no SASL credentials from Secrets Manager.
 IF_SET_ARGS = ["s3_endpoint_url", "kafka_sasl_secret_id"]
@@ -52,8 +60,16 @@ def kafka_kind(job: str) -> str | None:
     return "trades" if job.startswith("bronze_trades") else "ticker"
 
 
+def runs_spark_work(job: str) -> bool:
+    """The jobs whose work runs on Spark executors (Bronze reads Kafka, maintenance rewrites files) and
+    that open the lake's Iceberg catalog in Spark; Silver and Gold compute with Arrow on the driver."""
+    return kafka_kind(job) is not None or job == MAINTENANCE_JOB
+
+
 def required_arguments(job: str) -> list[str]:
     """The argument names the entry script of `job` requires."""
+    if job == MAINTENANCE_JOB:
+        return MAINTENANCE_ARGS
     if job in STREAM_JOBS:
         return STREAM_ARGS
     if kafka_kind(job):
@@ -104,6 +120,8 @@ def job_arguments(settings, job: str) -> dict[str, str]:
             settings.kafka_bootstrap, settings.trades_topic if kind == "trades" else settings.ticker_topic,
             settings.kafka_timestamp_skew_minutes, settings.kafka_security_protocol, settings.kafka_sasl_mechanism,
             settings.kafka_sasl_secret_id))
+    if job == MAINTENANCE_JOB:
+        args.update(maintenance_arguments(settings.snapshot_retention_hours, settings.snapshot_retention_count))
     if job in STREAM_JOBS:
         args["--checkpoint_root"] = f"{settings.glue_artifacts_root.rstrip('/')}/checkpoints/"
         args["--trigger_seconds"] = str(settings.stream_trigger_seconds)
@@ -122,3 +140,13 @@ def silver_run_arguments(day: date, product: str, allowed_lateness_days: int, re
 
 def gold_run_arguments(day: date, product: str) -> dict[str, str]:
     return {"--event_date": day.isoformat(), "--product_id": product}
+
+
+def maintenance_arguments(retention_hours: int, max_snapshots: int) -> dict[str, str]:
+    """How much history maintenance keeps (CRYPTO_SNAPSHOT_RETENTION_HOURS / _COUNT)."""
+    return {"--retention_hours": str(retention_hours), "--max_snapshots": str(max_snapshots)}
+
+
+def maintenance_run_arguments(table: str) -> dict[str, str]:
+    """The one table a maintenance run works on (`silver.trades`)."""
+    return {"--table": table}

@@ -21,6 +21,7 @@ from crypto_assets.contracts.glue_jobs import (
     BRONZE_BATCH_ARGS,
     GOLD_ARGS,
     IF_SET_ARGS,
+    MAINTENANCE_ARGS,
     SILVER_ARGS,
     STREAM_ARGS,
     STREAM_ONLY_IF_SET,
@@ -240,3 +241,24 @@ def bronze_stream_job(kind: str, argv: list[str] | None = None) -> None:
         query.stop()
     else:
         query.awaitTermination()
+
+
+def maintenance_job(argv: list[str] | None = None) -> None:
+    """Maintenance of one table on Glue (`lake.maintenance.maintain_table` with Glue's Spark and the Glue Data
+    Catalog, as the local job does with its own): what it changed goes back to Dagster as a Pipes custom message."""
+    from dataclasses import asdict
+
+    from crypto_assets.contracts.tables import TABLES
+    from crypto_assets.lake.maintenance import maintain_table
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, MAINTENANCE_ARGS)
+    if args["table"] not in TABLES:
+        raise JobArgumentError(f"Glue job argument --table is {args['table']!r}; expected one of {', '.join(TABLES)}")
+    lake = lake_from_args(args)
+    with open_pipes(args) as pipes:
+        stats = maintain_table(glue_session(args), lake.catalog_config, TABLES[args["table"]],
+                               int(args["retention_hours"]), max_snapshots=int(args["max_snapshots"]))
+        pipes.log.info(f"maintenance of {stats.table}: {stats.rewritten_files} files rewritten into {stats.added_files}, "
+                       f"{stats.expired_snapshots} snapshots expired, {stats.orphan_files} orphan files removed")
+        pipes.report_custom_message(asdict(stats))

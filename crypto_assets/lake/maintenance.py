@@ -105,7 +105,10 @@ def maintain_table(spark, config: CatalogConfig, t: TableDef, retention_hours: i
     if orphans:
         # Iceberg refuses a window under 24 h: a younger file may belong to a commit still under way.
         orphan_cutoff = (now - timedelta(hours=max(retention_hours, 24), minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
-        rows = _call(session, "remove_orphan_files", table=name, older_than=f"TIMESTAMP '{orphan_cutoff}'")
+        # Listed with the table's own FileIO (S3FileIO in AWS, Hadoop's locally), not a Hadoop file system
+        # for the location's scheme: an `s3://` lake needs none outside Glue's EMRFS.
+        rows = _call(session, "remove_orphan_files", table=name, older_than=f"TIMESTAMP '{orphan_cutoff}'",
+                     prefix_listing="true")
         stats.orphan_files = len(rows)
         stats.steps.append("orphans")
     after = load_table(config, t)

@@ -18,17 +18,22 @@ from datetime import date
 from dagster import MaterializeResult, MetadataValue
 
 from crypto_assets.contracts.glue_jobs import (
+    MAINTENANCE_JOB,
     bronze_batch_job,
     bronze_run_arguments,
     gold_run_arguments,
     job_name,
     kafka_arguments,
     lake_arguments,
+    maintenance_arguments,
+    maintenance_run_arguments,
     silver_run_arguments,
 )
 from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
+from crypto_assets.contracts.tables import TableDef
+from crypto_assets.lake.maintenance import MaintenanceStats
 from crypto_assets.lake.store import LakeUnavailableError, split_s3
 from crypto_assets.orchestration.resources.compute import ComputeResource, step_failure
 from crypto_assets.orchestration.resources.kafka import KafkaResource
@@ -92,6 +97,14 @@ class ObservedGlueClient:
         return getattr(self._client, name)
 
 
+def glue_logs(glue: ObservedGlueClient, output_only: bool = False) -> str:
+    """Where a run's logs are: its stream in Glue's CloudWatch groups (stdout, and stderr unless `output_only`)."""
+    group = glue.last_run.get("LogGroupName") or GLUE_LOG_GROUP
+    run_id = glue.run_id or "(not started)"
+    return f"{group}/output, stream {run_id}" if output_only else (
+        f"{group}/error and {group}/output, stream {run_id}")
+
+
 class GlueCompute(ComputeResource):
     """compute = glue: where the Glue jobs are and how long to wait for them; every field is a setting."""
 
@@ -149,6 +162,10 @@ class GlueCompute(ComputeResource):
     def gold_arguments(self, day: date, product: str) -> dict[str, str]:
         return {**self._lake_arguments(), **gold_run_arguments(day, product)}
 
+    def maintenance_arguments(self, t: TableDef, retention_hours: int, max_snapshots: int) -> dict[str, str]:
+        return {**self._lake_arguments(), **maintenance_arguments(retention_hours, max_snapshots),
+                **maintenance_run_arguments(t.identifier)}
+
     # ---- the compute interface -------------------------------------------------------------------------
 
     def bronze_day(self, context, kind, day, rules):
@@ -162,6 +179,17 @@ class GlueCompute(ComputeResource):
     def gold_partition(self, context, day, product):
         self._check_lake()
         return self.run_job(context, GOLD_ASSET, self.gold_arguments(day, product))
+
+    def maintain_table(self, context, t, retention_hours, max_snapshots):
+        """One run of the maintenance job for `t`; the run reports its statistics as a Pipes custom message."""
+        self._check_lake()
+        arguments = self.maintenance_arguments(t, retention_hours, max_snapshots)
+        invocation, _, describe = self._run(context, MAINTENANCE_JOB, arguments)
+        reports = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and m.get("table") == t.identifier]
+        if not reports:
+            run, logs = describe()
+            raise step_failure(f"{run} succeeded but reported no maintenance statistics through Dagster Pipes; {logs}")
+        return MaintenanceStats(**reports[-1])
 
     def _check_lake(self) -> None:
         """A Glue job needs the lake in an S3 bucket that exists, and an S3 folder for the Pipes context."""
@@ -181,7 +209,21 @@ class GlueCompute(ComputeResource):
                                "use an s3:// CRYPTO_LAKE_ROOT so it defaults to the lake's bucket")
 
     def run_job(self, context, job: str, arguments: dict[str, str]) -> MaterializeResult:
-        """Starts `<prefix>-<job>` with the arguments, waits, and returns what the run reported through Pipes."""
+        """Starts `<prefix>-<job>` with the arguments, waits, and returns the materialization the run reported
+        through Pipes."""
+        invocation, glue, describe = self._run(context, job, arguments)
+        run, logs = describe()
+        results = invocation.get_results(implicit_materializations=False)
+        if not any(isinstance(r, MaterializeResult) for r in results):
+            raise step_failure(f"{run} succeeded but reported nothing through Dagster Pipes; {logs}")
+        result = invocation.get_materialize_result(implicit_materialization=False)
+        metadata = {**(result.metadata or {}), "glue_logs": MetadataValue.text(glue_logs(glue, output_only=True))}
+        return MaterializeResult(asset_key=result.asset_key, metadata=metadata, check_results=result.check_results,
+                                 data_version=result.data_version)
+
+    def _run(self, context, job: str, arguments: dict[str, str]):
+        """Starts `<prefix>-<job>` with the arguments and waits for it through Pipes: (the completed invocation,
+        the observed Glue client, a function naming the run and its logs); any failure is the step's one line."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         name = job_name(self.job_prefix, job)
@@ -200,9 +242,7 @@ class GlueCompute(ComputeResource):
         params = {"JobName": name, "Arguments": dict(arguments), "Timeout": self.timeout_minutes}
 
         def describe() -> tuple[str, str]:
-            group = glue.last_run.get("LogGroupName") or GLUE_LOG_GROUP
-            run_id = glue.run_id or "(not started)"
-            return f"Glue job {name} run {run_id}", f"logs: CloudWatch {group}/error and {group}/output, stream {run_id}"
+            return f"Glue job {name} run {glue.run_id or '(not started)'}", f"logs: CloudWatch {glue_logs(glue)}"
 
         try:
             invocation = pipes.run(context=context, start_job_run_params=params)
@@ -236,12 +276,4 @@ class GlueCompute(ComputeResource):
             raise step_failure(f"{run} {what}; {logs}") from None
         except BotoCoreError as exc:
             raise step_failure(f"AWS not reachable to start Glue job {name}: {exc}") from None
-        run, logs = describe()
-        results = invocation.get_results(implicit_materializations=False)
-        if not any(isinstance(r, MaterializeResult) for r in results):
-            raise step_failure(f"{run} succeeded but reported nothing through Dagster Pipes; {logs}")
-        result = invocation.get_materialize_result(implicit_materialization=False)
-        group = glue.last_run.get("LogGroupName") or GLUE_LOG_GROUP
-        metadata = {**(result.metadata or {}), "glue_logs": MetadataValue.text(f"{group}/output, stream {glue.run_id}")}
-        return MaterializeResult(asset_key=result.asset_key, metadata=metadata, check_results=result.check_results,
-                                 data_version=result.data_version)
+        return invocation, glue, describe

@@ -1,5 +1,7 @@
 """The lake maintenance job and its schedule: every table compacted, its old snapshots expired and
 its orphan files removed (`crypto_assets.lake.maintenance`), one op per table so the UI shows each.
+The `compute` resource runs each table's maintenance where the steps run: Spark in this process
+(local), or one run of the `lake_maintenance` Glue job per table (glue).
 
 Maintenance commits are Iceberg `replace` snapshots: the sensors do not take them for new data. Each
 op reports what it changed as an observation of the table's asset (when the table is an asset).
@@ -27,8 +29,7 @@ from crypto_assets.contracts.names import BRONZE_TABLE, GOLD_ASSET, SILVER_TABLE
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import TABLES, TableDef
 from crypto_assets.orchestration.bronze_schedule import UNFINISHED
-from crypto_assets.orchestration.resources.lake import LakeResource
-from crypto_assets.orchestration.resources.spark import SparkResource
+from crypto_assets.orchestration.resources.compute import ComputeResource
 
 JOB_NAME = "lake_maintenance"
 
@@ -47,11 +48,8 @@ def table_asset(t: TableDef) -> AssetKey | None:
 def _maintain_op(t: TableDef, retention_hours: int, max_snapshots: int) -> OpDefinition:
     @op(name=f"maintain_{t.layer}_{t.name}", description=f"Compacts, expires snapshots older than {retention_hours} h and removes orphan files of "
                     f"{t.identifier}.")
-    def _maintain(context: OpExecutionContext, spark: SparkResource, lake: LakeResource):
-        from crypto_assets.lake.maintenance import maintain_table
-
-        stats = maintain_table(spark.get_session(), lake.catalog_config, t, retention_hours,
-                               max_snapshots=max_snapshots)
+    def _maintain(context: OpExecutionContext, compute: ComputeResource):
+        stats = compute.maintain_table(context, t, retention_hours, max_snapshots)
         context.log.info(f"{t.identifier}: {stats.rewritten_files} files rewritten into {stats.added_files}, "
                          f"{stats.expired_snapshots} snapshots expired, {stats.orphan_files} orphan files removed "
                          f"({stats.seconds} s)")

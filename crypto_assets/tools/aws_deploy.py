@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from crypto_assets.contracts.glue_jobs import BATCH_JOBS, STREAM_JOBS, job_arguments, job_name, kafka_kind
+from crypto_assets.contracts.glue_jobs import (
+    GLUE_JOBS,
+    STREAM_JOBS,
+    job_arguments,
+    job_name,
+    kafka_kind,
+    runs_spark_work,
+)
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import TABLES, TableDef
 from crypto_assets.lake.catalog import CatalogConfig, CatalogError, create_tables
@@ -124,9 +131,9 @@ def spark_conf_argument(settings: Settings) -> str:
 # workers, of the smallest type whose memory holds the driver's measured peak with margin (benchmarks/
 # bench_glue_sizing.py, README "AWS mode": 5.5 GB for Gold on a busy product-day; a G.1X worker has 16 GB).
 def job_sizing(settings: Settings, job: str) -> tuple[str, int]:
-    """(worker type, number of workers) of `job`: the Bronze jobs (batch and streaming) run Spark work and get
-    CRYPTO_GLUE_WORKER_TYPE x CRYPTO_GLUE_WORKERS; Silver and Gold only need the driver."""
-    if kafka_kind(job):
+    """(worker type, number of workers) of `job`: the Bronze jobs (batch and streaming) and maintenance run Spark
+    work and get CRYPTO_GLUE_WORKER_TYPE x CRYPTO_GLUE_WORKERS; Silver and Gold only need the driver."""
+    if runs_spark_work(job):
         return settings.glue_worker_type, settings.glue_workers
     return settings.glue_silver_gold_worker_type, settings.glue_silver_gold_workers
 
@@ -135,7 +142,7 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
     """Glue job name -> create_job arguments (without Name/Tags)."""
     artifacts = settings.glue_artifacts_root.rstrip("/")
     jobs = {}
-    for job in [*BATCH_JOBS, *STREAM_JOBS]:
+    for job in GLUE_JOBS:
         streaming = job in STREAM_JOBS
         modules = [PIPES_MODULE, *SETTINGS_MODULES, ICEBERG_MODULE] + (
             [KAFKA_CLIENT_MODULE] if kafka_kind(job) and not streaming else [])
@@ -148,7 +155,7 @@ def job_definitions(settings: Settings, wheel_uri: str, script_uris: dict[str, s
             "--enable-metrics": "true",
             **job_arguments(settings, job),
         }
-        if kafka_kind(job):  # the Bronze jobs write through Spark's Iceberg catalog
+        if runs_spark_work(job):  # Bronze and maintenance work through Spark's Iceberg catalog
             args["--conf"] = spark_conf_argument(settings)
         worker_type, workers = job_sizing(settings, job)
         jobs[job_name(settings.glue_job_prefix, job)] = {
@@ -198,7 +205,7 @@ def deploy(settings: Settings, wheel: Path | None = None) -> DeployResult:
         wheel = wheel or build_wheel(Path(tmp))
         wheel_uri = upload(wheel, f"{prefix}/dist/{wheel.name}".lstrip("/"))
         scripts = {job: upload(GLUE_SCRIPTS / script, f"{prefix}/scripts/{script}".lstrip("/"))
-                   for job, script in {**BATCH_JOBS, **STREAM_JOBS}.items()}
+                   for job, script in GLUE_JOBS.items()}
 
     for name, definition in job_definitions(settings, wheel_uri, scripts).items():
         try:
@@ -265,7 +272,7 @@ def destroy(settings: Settings) -> dict[str, list[str]]:
     bucket, prefix = split_s3(settings.glue_artifacts_root)
     removed: dict[str, list[str]] = {"jobs": [], "tables": [], "database": [], "keys": []}
 
-    for job in [*BATCH_JOBS, *STREAM_JOBS]:
+    for job in GLUE_JOBS:
         name = job_name(settings.glue_job_prefix, job)
         try:
             found = glue.get_job(JobName=name)["Job"]
@@ -315,7 +322,7 @@ def cmd_aws(args, settings: Settings) -> int:
         if args.action == "deploy":
             result = deploy(settings, Path(args.wheel) if args.wheel else None)
             sizes = {}
-            for job in [*BATCH_JOBS, *STREAM_JOBS]:
+            for job in GLUE_JOBS:
                 worker_type, workers = job_sizing(settings, job)
                 sizes[job_name(settings.glue_job_prefix, job)] = f"{workers} x {worker_type}"
             print(f"Glue jobs (Glue {settings.glue_version}): {', '.join(f'{n} ({sizes[n]})' for n in result.jobs)}")

@@ -13,6 +13,8 @@ import pytest
 
 from crypto_assets.contracts.glue_jobs import (
     BATCH_JOBS,
+    GLUE_JOBS,
+    MAINTENANCE_JOB,
     STREAM_JOBS,
     bronze_batch_job,
     job_arguments,
@@ -21,6 +23,7 @@ from crypto_assets.contracts.glue_jobs import (
 )
 from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
+from crypto_assets.contracts.tables import silver_table_def
 from crypto_assets.glue_jobs.jobs import lake_from_args
 from crypto_assets.orchestration.glue import GlueCompute
 from crypto_assets.orchestration.resources.kafka import KafkaResource
@@ -41,6 +44,9 @@ def _run_arguments(settings, job: str) -> dict[str, str]:
     rules = SilverRules(allowed_lateness_days=settings.allowed_lateness_days)
     if job in STREAM_JOBS:
         return {}
+    if job == MAINTENANCE_JOB:
+        return compute.maintenance_arguments(silver_table_def("trades"), settings.snapshot_retention_hours,
+                                             settings.snapshot_retention_count)
     if kafka_kind(job):
         assert job == bronze_batch_job(kafka_kind(job))
         return compute.bronze_arguments(kafka_kind(job), DAY, rules)
@@ -58,7 +64,7 @@ def _argv(arguments: dict[str, str]) -> list[str]:
     return [item for pair in arguments.items() for item in pair]
 
 
-@pytest.mark.parametrize("job", [*BATCH_JOBS, *STREAM_JOBS])
+@pytest.mark.parametrize("job", list(GLUE_JOBS))
 def test_every_argument_a_job_requires_comes_from_the_settings(base_settings, job):
     plain = _settings(base_settings)
     given = {**job_arguments(plain, job), **_run_arguments(plain, job)}
@@ -77,6 +83,9 @@ def test_every_argument_a_job_requires_comes_from_the_settings(base_settings, jo
         assert given["--allowed_lateness_days"] == str(full.allowed_lateness_days)
     if job in STREAM_JOBS:
         assert given["--trigger_seconds"] == str(full.stream_trigger_seconds)
+    if job == MAINTENANCE_JOB:
+        assert (given["--retention_hours"], given["--max_snapshots"], given["--table"]) == (
+            str(full.snapshot_retention_hours), str(full.snapshot_retention_count), "silver.trades")
     if kafka_kind(job):
         assert (given["--kafka_bootstrap"], given["--kafka_timestamp_skew_minutes"], given["--kafka_security_protocol"],
                 given["--kafka_sasl_mechanism"]) == (full.kafka_bootstrap, str(full.kafka_timestamp_skew_minutes),
@@ -88,6 +97,7 @@ MISSING = {
     "silver_trades": "require_bronze_day", "silver_ticker": "allowed_lateness_days", "gold_features": "aws_region",
     "bronze_trades_batch": "kafka_timestamp_skew_minutes", "bronze_ticker_batch": "kafka_security_protocol",
     "bronze_trades_stream": "trigger_seconds", "bronze_ticker_stream": "glue_database",
+    "lake_maintenance": "max_snapshots",
 }
 
 
@@ -97,7 +107,7 @@ def test_a_job_started_without_an_argument_fails_with_one_line_naming_it(base_se
     settings = _settings(base_settings)
     arguments = {**job_arguments(settings, job), **_run_arguments(settings, job)}
     del arguments[f"--{MISSING[job]}"]
-    script = REPO / "glue" / {**BATCH_JOBS, **STREAM_JOBS}[job]
+    script = REPO / "glue" / GLUE_JOBS[job]
     proc = subprocess.run([sys.executable, str(script), *_argv(arguments)], env=glue_script_env(settings, wheel),
                           capture_output=True, text=True, cwd=os.sep, timeout=300)
     assert proc.returncode != 0
@@ -123,7 +133,7 @@ def test_a_job_opens_the_lake_and_catalog_its_arguments_name(base_settings):
 def test_deploy_and_dagster_build_the_lake_arguments_alike(base_settings):
     """The arguments both set (deploy as defaults, Dagster per run) are equal: one builder."""
     settings = _settings(base_settings, s3_endpoint_url="http://127.0.0.1:5000", kafka_sasl_secret_id="AmazonMSK_x")
-    for job in BATCH_JOBS:
+    for job in [*BATCH_JOBS, MAINTENANCE_JOB]:
         deployed, per_run = job_arguments(settings, job), _run_arguments(settings, job)
         assert {k: deployed[k] for k in deployed.keys() & per_run.keys()} == {
             k: per_run[k] for k in deployed.keys() & per_run.keys()}, job

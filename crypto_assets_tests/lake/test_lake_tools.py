@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -53,6 +54,34 @@ def test_maintenance_keeps_at_most_the_newest_snapshots_whatever_their_age(spark
     table = load_table(config, T)
     assert [s.snapshot_id for s in table.snapshots()] == newest and stats.expired_snapshots == 3
     assert read(table).num_rows == 45
+
+
+def test_maintenance_removes_old_orphan_files_and_keeps_young_ones(spark, tmp_path):
+    """Files in the table's folders that no snapshot references (a writer died before its commit): removed
+    once older than the window and 24 h, kept while younger (they may belong to a commit under way)."""
+    import os
+    import shutil
+
+    from crypto_assets.lake.snapshots import local_path, snapshot_files
+
+    config = config_for(tmp_path / "lake")
+    for i in range(2):
+        append(config, T, trades(4, tag=i), Provenance("silver_trades", run_id=f"{i}"))
+    before = _sorted(read(load_table(config, T)))
+    live = [Path(local_path(f.path)) for f in snapshot_files(load_table(config, T), {})[1]]
+    old_orphan = live[0].parent / "died-before-commit-old.parquet"
+    young_orphan = live[0].parent / "died-before-commit-young.parquet"
+    for orphan in (old_orphan, young_orphan):
+        shutil.copy(live[0], orphan)
+    two_days_ago = (datetime.now(timezone.utc) - timedelta(hours=48)).timestamp()
+    os.utime(old_orphan, (two_days_ago, two_days_ago))
+    for path in live:  # live files just as old: still referenced, so they stay
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    stats = maintain_table(spark, config, T, retention_hours=24, compact=False, expire=False)
+    assert stats.orphan_files == 1
+    assert not old_orphan.exists() and young_orphan.exists() and all(p.exists() for p in live)
+    assert _sorted(read(load_table(config, T))).equals(before)
 
 
 def test_time_travel_from_the_api_and_the_cli(tmp_path, monkeypatch, capsys):

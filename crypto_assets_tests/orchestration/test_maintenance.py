@@ -28,8 +28,7 @@ def test_the_maintenance_job_compacts_every_table_and_observes_their_assets(spar
         append(lake.catalog_config, t, trades(3, "ETH-USD", tag=10 + i), Provenance("silver_trades", run_id=f"e{i}"))
     before = read(lake.table(t)).num_rows
     resources = build_resources(settings)
-    result = build_maintenance_job(settings).execute_in_process(
-        resources={"spark": resources["spark"], "lake": resources["lake"]})
+    result = build_maintenance_job(settings).execute_in_process(resources={"compute": resources["compute"]})
     assert result.success
     assert len(result.get_step_success_events()) == len(TABLES)
     table = lake.table(t)

@@ -13,7 +13,7 @@ from crypto_assets_tests.support.aws import glue_settings
 from crypto_assets_tests.support.local_glue import glue_conf
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
-        "bronze-trades-stream", "bronze-ticker-stream"]
+        "lake-maintenance", "bronze-trades-stream", "bronze-ticker-stream"]
 TABLE_NAMES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "silver_ticker", "quarantine_trades",
                "quarantine_ticker", "gold_features"}
 
@@ -69,6 +69,11 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     assert glue_conf(stream["DefaultArguments"]["--conf"]) == CatalogConfig.from_settings(s).spark_conf()
     assert glue_conf(stream["DefaultArguments"]["--conf"])["spark.sql.catalog.lake.type"] == "glue"
     assert (stream["WorkerType"], stream["NumberOfWorkers"]) == ("G.2X", 3)
+    # Maintenance rewrites files with Spark: the Bronze jobs' workers and Spark catalog, the history to keep.
+    maintenance = glue.get_job(JobName=f"{prefix}-lake-maintenance")["Job"]
+    assert (maintenance["WorkerType"], maintenance["NumberOfWorkers"]) == ("G.2X", 3)
+    assert glue_conf(maintenance["DefaultArguments"]["--conf"]) == CatalogConfig.from_settings(s).spark_conf()
+    assert maintenance["DefaultArguments"]["--retention_hours"] == str(s.snapshot_retention_hours)
     # Bronze batch: the streaming job's Kafka arguments, kafka-python for the offset lookup, a batch job's settings.
     batch = glue.get_job(JobName=f"{prefix}-bronze-ticker-batch")["Job"]
     assert batch["Command"] == {"Name": "glueetl", "PythonVersion": "3",

@@ -9,15 +9,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import date
 
-from dagster import AssetExecutionContext, ConfigurableResource, Failure, MaterializeResult
+from dagster import AssetExecutionContext, ConfigurableResource, Failure, MaterializeResult, OpExecutionContext
 
 from crypto_assets.bronze.build import BronzeIntegrityError, build_bronze_day
 from crypto_assets.bronze.report import bronze_report
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
+from crypto_assets.contracts.tables import TableDef
 from crypto_assets.gold.build import build_gold
 from crypto_assets.gold.report import gold_report
 from crypto_assets.lake.catalog import CatalogError
+from crypto_assets.lake.maintenance import MaintenanceStats
 from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
 from crypto_assets.orchestration.reporting import check_results, metadata_values
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
@@ -50,6 +52,12 @@ class ComputeResource(ConfigurableResource, ABC):
     @abstractmethod
     def gold_partition(self, context: AssetExecutionContext, day: date, product: str) -> MaterializeResult:
         """Rewrites Gold features (day, product)."""
+
+    @abstractmethod
+    def maintain_table(self, context: OpExecutionContext, t: TableDef, retention_hours: int,
+                       max_snapshots: int) -> MaintenanceStats:
+        """Compacts `t`, expires its snapshots beyond the retention and removes its orphan files
+        (`lake.maintenance.maintain_table`); returns what changed."""
 
 
 def step_failure(message: str) -> Failure:
@@ -108,3 +116,12 @@ class LocalCompute(ComputeResource):
         )
         metadata, checks = gold_report(s)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
+
+    def maintain_table(self, context, t, retention_hours, max_snapshots):
+        from crypto_assets.lake.maintenance import maintain_table
+
+        try:
+            return maintain_table(self.spark.get_session(), self.lake.catalog_config, t, retention_hours,
+                                  max_snapshots=max_snapshots)
+        except CatalogError as exc:
+            raise step_failure(str(exc)) from None
