@@ -30,7 +30,7 @@ GLUE_JOBS = {**BATCH_JOBS, **MAINTENANCE_JOBS, **STREAM_JOBS}
 LAKE_ARGS = ["lake_root", "aws_region", "glue_database", "commit_retries"]
 KAFKA_ARGS = ["kafka_bootstrap", "topic", "kafka_timestamp_skew_minutes", "kafka_security_protocol",
               "kafka_sasl_mechanism"]
-SILVER_ARGS = ["event_date", "product_id", *LAKE_ARGS, "allowed_lateness_days", "require_bronze_day"]
+SILVER_ARGS = ["event_date", "product_id", *LAKE_ARGS, "allowed_lateness_days", "require_bronze_day", "full"]
 GOLD_ARGS = ["event_date", "product_id", *LAKE_ARGS]
 BRONZE_BATCH_ARGS = ["ingest_date", *LAKE_ARGS, "allowed_lateness_days", *KAFKA_ARGS]
 STREAM_ARGS = [*LAKE_ARGS, "allowed_lateness_days", *KAFKA_ARGS, "checkpoint_root", "trigger_seconds"]
@@ -132,10 +132,12 @@ def bronze_run_arguments(day: date, allowed_lateness_days: int) -> dict[str, str
     return {"--ingest_date": day.isoformat(), "--allowed_lateness_days": str(allowed_lateness_days)}
 
 
-def silver_run_arguments(day: date, product: str, allowed_lateness_days: int, require_bronze_day: bool) -> dict[str, str]:
+def silver_run_arguments(day: date, product: str, allowed_lateness_days: int, require_bronze_day: bool,
+                         full: bool = False) -> dict[str, str]:
+    """One Silver partition; `full`: rebuilt whole rather than brought up to date from its state."""
     return {"--event_date": day.isoformat(), "--product_id": product,
             "--allowed_lateness_days": str(allowed_lateness_days),
-            "--require_bronze_day": "true" if require_bronze_day else "false"}
+            "--require_bronze_day": "true" if require_bronze_day else "false", "--full": "true" if full else "false"}
 
 
 def gold_run_arguments(day: date, product: str) -> dict[str, str]:

@@ -172,7 +172,8 @@ def silver_job(kind: str, argv: list[str] | None = None) -> None:
     rules = SilverRules(allowed_lateness_days=int(args["allowed_lateness_days"]))
     with open_pipes(args) as pipes:
         require = _flag(args, "require_bronze_day")
-        s = build_silver(lake, kind, day, [product], rules, require_bronze_day=require, run_id=pipes.run_id)[product]
+        s = build_silver(lake, kind, day, [product], rules, require_bronze_day=require, run_id=pipes.run_id,
+                         full=_flag(args, "full"))[product]
         pipes.log.info(f"silver {kind} {day} {product}: {s.rows} rows, {s.duplicates} duplicates, "
                        f"{s.quarantined} quarantined from Bronze {s.bronze_days}")
         _report(pipes, silver_asset(kind), *silver_report(kind, s))

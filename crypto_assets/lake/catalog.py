@@ -28,6 +28,9 @@ BUSY_TIMEOUT_S = 30  # how long a writer waits for the SQLite catalog's lock
 
 # Every table's properties: format v2, commit retries under concurrent writers, metadata files that
 # do not pile up (each commit writes one), snapshot isolation checked by the writers themselves.
+# Columns whose exact lowest and highest value every data file records (Iceberg truncates strings to 16
+# characters by default): Silver tells the Bronze files it has read from their Kafka topic and offsets.
+FULL_BOUNDS = ("topic",)
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.metadata.delete-after-commit.enabled": "true",
@@ -296,7 +299,8 @@ def _create(config: CatalogConfig, catalog, t: TableDef):
     from pyiceberg.exceptions import TableAlreadyExistsError
 
     catalog.create_namespace_if_not_exists(config.namespace(t))
-    properties = {**TABLE_PROPERTIES, "commit.retry.num-retries": str(config.commit_retries)}
+    properties = {**TABLE_PROPERTIES, "commit.retry.num-retries": str(config.commit_retries),
+                  **{f"write.metadata.metrics.column.{c}": "full" for c in FULL_BOUNDS if c in t.schema.names}}
     try:
         # Schema and partition spec in one commit: no reader ever sees the table unpartitioned.
         with catalog.create_table_transaction(config.identifier(t), schema=t.schema, location=config.location(t),

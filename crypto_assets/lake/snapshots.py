@@ -141,10 +141,10 @@ def _write_files(table, t: TableDef, parts: list[pa.Table]) -> list[str]:
 
 
 def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table], where: dict,
-            provenance: Provenance) -> int | None:
+            provenance: Provenance, always_commit: bool = False) -> int | None:
     """Makes `rows` (a table, or tables of one partition each) the whole content of the partitions `where`
     selects, in one commit; returns the snapshot id now current (unchanged when there was nothing to delete
-    and nothing to add).
+    and nothing to add, unless `always_commit`: then an empty commit records the provenance).
 
     The data files are written here, one per partition on parallel threads, then the commit deletes the
     partitions' old files and adds the new ones (pyiceberg's own writer would copy every row once more
@@ -157,7 +157,7 @@ def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table],
     for attempt in range(config.commit_retries + 1):
         table = load_table(config, t)
         if not parts and not any(True for _ in table.scan(row_filter=expr).plan_files()):
-            return snapshot_id(table)
+            return record(config, t, provenance) if always_commit else snapshot_id(table)
         try:
             if paths is None:
                 paths = _write_files(table, t, parts)
@@ -184,21 +184,33 @@ def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table],
     raise AssertionError("unreachable")
 
 
-def append(config: CatalogConfig, t: TableDef, rows: pa.Table, provenance: Provenance) -> int | None:
-    """Adds `rows` in one commit (appends never conflict); returns the new snapshot id."""
+def append(config: CatalogConfig, t: TableDef, rows: pa.Table, provenance: Provenance,
+           always_commit: bool = False) -> int | None:
+    """Adds `rows` in one commit (appends never conflict); returns the new snapshot id. No rows: no commit,
+    unless `always_commit` (an empty append that records the provenance)."""
     from pyiceberg.exceptions import CommitFailedException
 
     table = load_table(config, t)
-    if rows.num_rows == 0:
+    if rows.num_rows == 0 and not always_commit:
         return snapshot_id(table)
     try:
-        table.append(_conform(t, rows), snapshot_properties=provenance.properties())
+        if rows.num_rows == 0:
+            with table.transaction() as tx, tx.update_snapshot(
+                    snapshot_properties=provenance.properties()).fast_append():
+                pass
+        else:
+            table.append(_conform(t, rows), snapshot_properties=provenance.properties())
     except CommitFailedException as exc:
         raise CommitConflictError(f"appending to {t.identifier} failed after the configured retries ({exc}): "
                                   f"run again, or raise CRYPTO_COMMIT_RETRIES") from None
     except Exception as exc:  # noqa: BLE001
         raise _failure(config, exc) from None
     return snapshot_id(table)
+
+
+def record(config: CatalogConfig, t: TableDef, provenance: Provenance) -> int | None:
+    """An empty commit (an append adding nothing) whose summary records `provenance`; returns its snapshot id."""
+    return append(config, t, t.schema.empty_table(), provenance, always_commit=True)
 
 
 def _failure(config: CatalogConfig, exc: Exception) -> Exception:
@@ -216,6 +228,8 @@ class DataFile:
     path: str  # as the lake's file helpers take it: a local path or s3://bucket/key
     partition: dict
     records: int
+    lower: dict = field(default_factory=dict)  # column -> lowest value in the file (the columns asked for, if known)
+    upper: dict = field(default_factory=dict)
 
 
 def local_path(location: str) -> str:
@@ -233,8 +247,23 @@ def _partition_value(iceberg_type, value):
     return value
 
 
-def snapshot_files(table, where: dict, snapshot: int | None = None) -> tuple[int | None, list[DataFile]]:
-    """The data files a snapshot (default: the current one) holds in the partitions `where` selects.
+def _bounds(schema, bounds: dict | None, columns: tuple[str, ...]) -> dict:
+    """A data file's lower or upper bounds of `columns` (those its metadata holds), decoded."""
+    from pyiceberg.conversions import from_bytes
+
+    out = {}
+    for name in columns:
+        column = schema.find_field(name)
+        raw = (bounds or {}).get(column.field_id)
+        if raw is not None:
+            out[name] = from_bytes(column.field_type, raw)
+    return out
+
+
+def snapshot_files(table, where: dict, snapshot: int | None = None,
+                   bounds: tuple[str, ...] = ()) -> tuple[int | None, list[DataFile]]:
+    """The data files a snapshot (default: the current one) holds in the partitions `where` selects, with
+    the lowest and highest values of the `bounds` columns each holds (from the table's metadata).
 
     The tables are written copy-on-write (no delete files), so these files are exactly its rows."""
     snap = snapshot if snapshot is not None else snapshot_id(table)
@@ -249,7 +278,9 @@ def snapshot_files(table, where: dict, snapshot: int | None = None) -> tuple[int
                                f"mode); rewrite it with `crypto-pipeline lake maintain` before reading it here")
         part = task.file.partition
         values = {n: _partition_value(typ, part[i]) for i, (n, typ) in enumerate(fields)}
-        out.append(DataFile(local_path(task.file.file_path), values, task.file.record_count))
+        f = task.file
+        lower, upper = (_bounds(schema, f.lower_bounds, bounds), _bounds(schema, f.upper_bounds, bounds)) if bounds else ({}, {})
+        out.append(DataFile(local_path(f.file_path), values, f.record_count, lower, upper))
     return snap, sorted(out, key=lambda f: f.path)
 
 

@@ -155,9 +155,10 @@ class GlueCompute(ComputeResource):
                               kafka.security_protocol, kafka.sasl_mechanism, self.kafka_sasl_secret_id),
         }
 
-    def silver_arguments(self, day: date, product: str, rules: SilverRules, require_bronze_day: bool) -> dict[str, str]:
+    def silver_arguments(self, day: date, product: str, rules: SilverRules, require_bronze_day: bool,
+                         full: bool = False) -> dict[str, str]:
         return {**self._lake_arguments(),
-                **silver_run_arguments(day, product, rules.allowed_lateness_days, require_bronze_day)}
+                **silver_run_arguments(day, product, rules.allowed_lateness_days, require_bronze_day, full)}
 
     def gold_arguments(self, day: date, product: str) -> dict[str, str]:
         return {**self._lake_arguments(), **gold_run_arguments(day, product)}
@@ -172,9 +173,10 @@ class GlueCompute(ComputeResource):
         self._check_lake()
         return self.run_job(context, bronze_batch_job(kind), self.bronze_arguments(kind, day, rules))
 
-    def silver_partition(self, context, kind, day, product, rules, require_bronze_day):
+    def silver_partition(self, context, kind, day, product, rules, require_bronze_day, full=False):
         self._check_lake()
-        return self.run_job(context, silver_asset(kind), self.silver_arguments(day, product, rules, require_bronze_day))
+        return self.run_job(context, silver_asset(kind),
+                            self.silver_arguments(day, product, rules, require_bronze_day, full))
 
     def gold_partition(self, context, day, product):
         self._check_lake()

@@ -7,6 +7,9 @@ from dagster import AssetKey
 from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, silver_asset
 
 GOLD_KEY = AssetKey(GOLD_ASSET)
+# A run with this tag set to "true" rebuilds its Silver partitions from all of their Bronze window instead of
+# going on from the state of the run before (`crypto-pipeline backfill --full`; in the UI: a run or backfill tag).
+FULL_REBUILD_TAG = "crypto/full-rebuild"
 
 
 def bronze_key(kind: str) -> AssetKey:

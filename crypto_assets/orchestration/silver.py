@@ -24,7 +24,7 @@ from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import bronze_table
 from crypto_assets.lake.snapshots import snapshot_files
 from crypto_assets.orchestration.kafka_topics import OWNER
-from crypto_assets.orchestration.keys import bronze_key, silver_key
+from crypto_assets.orchestration.keys import FULL_REBUILD_TAG, bronze_key, silver_key
 from crypto_assets.orchestration.partitions import (
     event_date_product_partitions,
     event_days_of_ingest_day,
@@ -113,7 +113,8 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
         day, product = parse_partition_key(context.partition_key)
         # A Bronze day that ran and found nothing gives an empty Silver; one never materialized is an error.
         require_bronze_day = not _bronze_was_materialized(context, kind, day.isoformat())
-        result = compute.silver_partition(context, kind, day, product, rules, require_bronze_day)
+        full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+        result = compute.silver_partition(context, kind, day, product, rules, require_bronze_day, full=full)
         _report_missing_bronze_days(context, lake, kind, day, product, rules)
         return result
 

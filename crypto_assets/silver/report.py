@@ -36,6 +36,16 @@ def _snapshot(snapshot_id: int | None) -> str:
     return "" if snapshot_id is None else str(snapshot_id)
 
 
+def silver_progress(s: SilverStats) -> str:
+    """One line on how the run brought the partition up to date."""
+    if s.mode == "incremental":
+        if not s.bronze_rows_new:
+            return f"incremental: nothing new in Bronze since snapshot {s.bronze_snapshot_from}; nothing committed"
+        return (f"incremental: {s.bronze_rows_new} new Bronze rows since snapshot {s.bronze_snapshot_from} -> "
+                f"{s.rows_appended} rows and {s.quarantine_appended} quarantined appended")
+    return f"full rebuild ({s.full_reason}): the partition replaced with {s.rows} rows"
+
+
 def silver_report(kind: str, s: SilverStats) -> tuple[Metadata, list[CheckReport]]:
     """(materialization metadata, check results) of a Silver partition of `kind` (trades or ticker)."""
     metadata: Metadata = {
@@ -55,6 +65,15 @@ def silver_report(kind: str, s: SilverStats) -> tuple[Metadata, list[CheckReport
         "quarantine_table": ("text", s.quarantine_table),
         "quarantine_snapshot_id": ("text", _snapshot(s.quarantine_snapshot_id)),
         "bronze_snapshot_id": ("text", _snapshot(s.bronze_snapshot_id)),
+        # What the run read and wrote: incremental (the Bronze rows since the snapshot the run before had read,
+        # appended) or full (the partition replaced, and why).
+        "mode": ("text", s.mode),
+        "full_rebuild_reason": ("text", s.full_reason if s.mode == "full" else ""),
+        "bronze_snapshot_read_from": ("text", _snapshot(s.bronze_snapshot_from) if s.mode == "incremental" else ""),
+        "bronze_rows_new": ("int", s.bronze_rows_new or 0),
+        "rows_appended": ("int", s.rows_appended),
+        "quarantine_rows_appended": ("int", s.quarantine_appended),
+        "partition_replaced": ("bool", s.rows_replaced),
         "preview": ("md", preview_markdown(s.preview)),
     }
     if kind == TRADES:

@@ -164,8 +164,8 @@ def _item_json(item: pa.StructArray) -> pa.Array:
 def mark_table(bronze: pa.Table, kind: str, rules: SilverRules,
                values: Callable[[np.ndarray], pa.Array] | None = None) -> pa.Table:
     """Types, validates and deduplicates Bronze rows; one row per item (`marked_schema`) with
-    `disposition` (silver | duplicate | quarantined), its `reason`, and `conflicting` (a kept trade
-    whose duplicates differ in content).
+    `disposition` (silver | duplicate | quarantined), its `reason`, and `conflicting` (a duplicate
+    trade whose content differs from the copy kept).
 
     The raw `value` travels with rejected items only: from the table's `value` column, or from
     `values(bronze_rows)` when the caller kept it out of the table (it is most of Bronze's bytes)."""
@@ -229,7 +229,7 @@ def mark_table(bronze: pa.Table, kind: str, rules: SilverRules,
         same = np.ones(len(dups), dtype=bool)
         for c in ("price", "size", "side", "trade_time"):
             same &= _same(cols[c].take(d), cols[c].take(k))
-        conflicting[kept_of[dups][~same]] = True
+        conflicting[dups[~same]] = True  # the duplicates whose content differs from the copy kept
 
     event_type = record_col("event_type")
     cols.update(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from crypto_assets.contracts.settings import Settings
+from crypto_assets.orchestration.keys import FULL_REBUILD_TAG
 
 LAYERS = ("bronze", "silver", "gold")
 # Runs started from the command line keep their whole log in the Dagster instance (the UI shows it);
@@ -30,6 +31,7 @@ class PartitionRun:
     checks: list[tuple[str, str, bool]] = field(default_factory=list)  # (asset, check, passed)
     run_id: str = ""
     missing_bronze_days: list[tuple[str, list[str]]] = field(default_factory=list)  # (asset, ingest days)
+    modes: list[tuple[str, str]] = field(default_factory=list)  # (asset, incremental | full) of Silver
     error: str = ""  # the first line of the first step failure
 
 
@@ -69,6 +71,8 @@ def materialize_partition(assets, partition_key, settings: Settings, instance, t
         md = mat.materialization.metadata
         written = f"{md['table'].value} @ snapshot {md['snapshot_id'].value}" if "table" in md else ""
         run.rows.append((mat.asset_key.to_user_string(), str(partition_key), md["rows"].value, written))
+        if md.get("mode") is not None:
+            run.modes.append((mat.asset_key.to_user_string(), md["mode"].value))
         if md.get("bronze_days_missing") is not None and md["bronze_days_missing"].value:
             run.missing_bronze_days.append((mat.asset_key.to_user_string(), list(md["bronze_days_missing"].value)))
     for ev in result.get_asset_check_evaluations():
@@ -143,17 +147,19 @@ def backfill_products(settings: Settings, instance, start: date, end: date, give
 
 
 def run_backfill(settings: Settings, start: date, end: date, products: list[str] | None,
-                 layers: tuple[str, ...] = LAYERS, instance=None, echo=print) -> list[PartitionRun]:
+                 layers: tuple[str, ...] = LAYERS, instance=None, echo=print, full: bool = False) -> list[PartitionRun]:
     """Runs every planned partition; stops at the first failed run (its downstream would read bad input).
 
-    Bronze runs first, so the products of Silver and Gold include what it just found."""
+    Bronze runs first, so the products of Silver and Gold include what it just found. Silver goes on from each
+    partition's state (only the Bronze rows it has not read yet); `full` rebuilds every partition whole."""
     from crypto_assets.orchestration.bronze import register_products
     from crypto_assets.orchestration.partitions import with_first_day
 
     date_range(start, end)  # a reversed range fails before anything runs
     settings = with_first_day(settings, start.isoformat())  # days before the lake's first day become partitions
     instance = instance or dagster_instance(settings)
-    tags = {"crypto/trigger": "cli_backfill", "crypto/backfill": f"{start}..{end}"}
+    tags = {"crypto/trigger": "cli_backfill", "crypto/backfill": f"{start}..{end}",
+            **({FULL_REBUILD_TAG: "true"} if full else {})}
     runs: list[PartitionRun] = []
     bronze = bronze_steps(settings, start, end, layers)
     per_product = len(date_range(start, end)) * sum(layer in layers for layer in ("silver", "gold"))
@@ -176,9 +182,10 @@ def _run_steps(steps, settings: Settings, instance, tags: dict, runs: list[Parti
         run = materialize_partition(assets, key, settings, instance, tags=tags)
         runs.append(run)
         failed = [c for c in run.checks if not c[2]]
+        modes = sorted({m for _, m in run.modes})
         echo(f"[{len(runs)}/{total}] {layer:<6} {str(key):<24} {'ok' if run.success else 'FAILED'}  "
-             f"rows {sum(r[2] for r in run.rows)}  checks {len(run.checks) - len(failed)}/{len(run.checks)} passed  "
-             f"run {run.run_id[:8]}")
+             f"rows {sum(r[2] for r in run.rows)}{' (' + '/'.join(modes) + ')' if modes else ''}  "
+             f"checks {len(run.checks) - len(failed)}/{len(run.checks)} passed  run {run.run_id[:8]}")
         if not run.success:
             echo(f"error: the {layer} run for {key} failed{': ' + run.error if run.error else ''}; see run "
                  f"{run.run_id} in the Dagster UI; the backfill stopped there")

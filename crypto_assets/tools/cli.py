@@ -193,7 +193,7 @@ def cmd_backfill(args, settings: Settings) -> int:
         if unknown:
             raise ValueError(f"unknown layer(s) {', '.join(unknown)}; expected some of {', '.join(LAYERS)}")
         products = [p.strip() for p in args.products.split(",")] if args.products else None
-        runs = run_backfill(settings, start, end, products, layers)
+        runs = run_backfill(settings, start, end, products, layers, full=args.full)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last date (default: --from)")
     b.add_argument("--products", help="comma-separated product ids (default: every known product)")
     b.add_argument("--layers", default="bronze,silver,gold", help="comma-separated: bronze, silver, gold")
+    b.add_argument("--full", action="store_true",
+                   help="rebuild Silver partitions from all of their Bronze window (default: only what is new)")
     b.set_defaults(func=cmd_backfill)
 
     lv = sub.add_parser("live", help="broker + producer + streaming Bronze + dagster dev with sensors on, until Ctrl-C")

@@ -25,7 +25,8 @@ D = "2026-04-01"
 SILVER_METADATA = ["rows", "duplicates_removed", "conflicting_duplicates", "quarantined", "quarantined_by_reason",
                    "bronze_items_in_window", "items_of_other_partitions", "bronze_days_read", "min_event_time",
                    "max_event_time", "table", "snapshot_id", "quarantine_table", "quarantine_snapshot_id",
-                   "bronze_snapshot_id", "preview"]
+                   "bronze_snapshot_id", "mode", "full_rebuild_reason", "bronze_snapshot_read_from", "bronze_rows_new",
+                   "rows_appended", "quarantine_rows_appended", "partition_replaced", "preview"]
 SILVER_TRADES_METADATA = SILVER_METADATA + ["head_fingerprint"]  # what the day before's Gold compares
 GOLD_METADATA = ["rows", "training_ready_rows", "rows_with_unknown_targets", "excluded_for_lookback",
                  "silver_days_read", "ticker_days_read", "next_day_head", "tickers_in_input", "rows_without_quote", "min_trade_time",

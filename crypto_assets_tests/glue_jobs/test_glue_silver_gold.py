@@ -15,6 +15,7 @@ from crypto_assets.lake.store import Lake
 from crypto_assets.orchestration.bronze import bronze_assets
 from crypto_assets.orchestration.definitions import build_resources
 from crypto_assets.orchestration.gold import build_gold_asset
+from crypto_assets.orchestration.keys import FULL_REBUILD_TAG
 from crypto_assets.orchestration.silver import silver_assets
 from crypto_assets.tools.aws_deploy import deploy
 from crypto_assets_tests.support.aws import glue_settings
@@ -30,7 +31,8 @@ from crypto_assets_tests.support.records import send_records, trades_frame, ts
 
 D, D2 = "2026-04-01", "2026-04-02"
 # Metadata that names a lake's own snapshots (ids differ between two lakes holding the same rows).
-SNAPSHOT_METADATA = ("snapshot_id", "quarantine_snapshot_id", "bronze_snapshot_id", "silver_snapshot_ids")
+SNAPSHOT_METADATA = ("snapshot_id", "quarantine_snapshot_id", "bronze_snapshot_id", "silver_snapshot_ids",
+                     "bronze_snapshot_read_from")
 
 
 def _key(day, product="BTC-USD"):
@@ -105,12 +107,19 @@ def test_silver_on_glue_reports_through_pipes_and_commits_what_local_commits(two
     quarantine = load_table(lake.catalog_config, quarantine_table_def("trades"))
     assert str(snapshots.snapshot_id(quarantine)) == glue_md["quarantine_snapshot_id"]
 
-    # Re-running commits again (a new snapshot), with the same rows.
+    # Re-running goes on from the partition's state: nothing new in Bronze, nothing committed.
     before = _rows(lake, silver_table_def("trades"), where)
     again = materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance)
-    assert again.success
+    again_md = materialization_metadata(again)
+    assert (glue_md["mode"], again_md["mode"], again_md["bronze_rows_new"]) == ("full", "incremental", 0)
+    assert again_md["snapshot_id"] == glue_md["snapshot_id"]
+    # A full rebuild asked for by the run tag commits again (a new snapshot), with the same rows.
+    rebuilt = materialize(glue_assets, partition_key=_key(D), resources=local_glue_resources(aws), instance=instance,
+                          tags={FULL_REBUILD_TAG: "true"})
+    rebuilt_md = materialization_metadata(rebuilt)
     table = load_table(lake.catalog_config, silver_table_def("trades"))
-    assert str(snapshots.snapshot_id(table)) == materialization_metadata(again)["snapshot_id"] != glue_md["snapshot_id"]
+    assert (rebuilt_md["mode"], rebuilt_md["full_rebuild_reason"]) == ("full", "a full rebuild was asked for")
+    assert str(snapshots.snapshot_id(table)) == rebuilt_md["snapshot_id"] != glue_md["snapshot_id"]
     assert _rows(lake, silver_table_def("trades"), where) == before
 
 

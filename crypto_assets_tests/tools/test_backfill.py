@@ -62,3 +62,9 @@ def test_backfill_products_and_the_bronze_days_silver_read_that_were_never_built
     assert _silver_rows(s, "BTC-USD") == 3
     warnings = [line for line in lines if line.startswith("warning:")]
     assert len(warnings) == 1 and "ETH-USD" in warnings[0] and "--products BTC-USD" in warnings[0], lines
+    # That run went on from the partition's state (it read only Bronze D+1's late trade); `full` rebuilds.
+    assert again[0].modes == [("silver_ticker", "incremental"), ("silver_trades", "incremental")]
+    lines.clear()
+    full = run_backfill(s, D, D, ["BTC-USD"], layers=("silver",), instance=instance, echo=lines.append, full=True)
+    assert full[0].success and full[0].modes == [("silver_ticker", "full"), ("silver_trades", "full")]
+    assert any("rows 3 (full)" in line for line in lines) and _silver_rows(s, "BTC-USD") == 3

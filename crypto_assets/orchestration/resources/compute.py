@@ -26,7 +26,7 @@ from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnav
 from crypto_assets.orchestration.resources.lake import LakeResource
 from crypto_assets.orchestration.resources.spark import SparkResource
 from crypto_assets.silver.build import BronzeMissingError, build_silver
-from crypto_assets.silver.report import silver_report
+from crypto_assets.silver.report import silver_progress, silver_report
 
 
 def asset_kinds(settings: Settings, *computed_with: str) -> set[str]:
@@ -45,9 +45,9 @@ class ComputeResource(ConfigurableResource, ABC):
 
     @abstractmethod
     def silver_partition(self, context: AssetExecutionContext, kind: str, day: date, product: str, rules: SilverRules,
-                         require_bronze_day: bool) -> MaterializeResult:
-        """Rewrites Silver and quarantine (day, product); with `require_bronze_day`, a Bronze day never written
-        fails the step with one line (else Silver is empty)."""
+                         require_bronze_day: bool, full: bool = False) -> MaterializeResult:
+        """Brings Silver and quarantine (day, product) up to date: incrementally, or rebuilt whole with `full`; with
+        `require_bronze_day`, a Bronze day never written fails the step with one line (else Silver is empty)."""
 
     @abstractmethod
     def gold_partition(self, context: AssetExecutionContext, day: date, product: str) -> MaterializeResult:
@@ -88,13 +88,14 @@ class LocalCompute(ComputeResource):
         )
         return MaterializeResult(metadata=metadata_values(bronze_report(stats)))
 
-    def silver_partition(self, context, kind, day, product, rules, require_bronze_day):
+    def silver_partition(self, context, kind, day, product, rules, require_bronze_day, full=False):
         # Silver computes with Arrow: no Spark session, no JVM.
         try:
-            stats = build_silver(self.lake, kind, day, [product], rules,
-                                 require_bronze_day=require_bronze_day, run_id=context.run_id)[product]
+            stats = build_silver(self.lake, kind, day, [product], rules, require_bronze_day=require_bronze_day,
+                                 run_id=context.run_id, full=full)[product]
         except (BronzeMissingError, CatalogError) as exc:
             raise step_failure(str(exc)) from None
+        context.log.info(f"silver {kind} {day} {product}: {silver_progress(stats)}")
         context.log.info(
             f"silver {kind} {day} {product}: {stats.rows} rows, {stats.duplicates} duplicates, "
             f"{stats.quarantined} quarantined {stats.quarantined_by_reason or ''} from Bronze {stats.bronze_days} "
