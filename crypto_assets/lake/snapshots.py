@@ -18,6 +18,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -140,11 +141,26 @@ def _write_files(table, t: TableDef, parts: list[pa.Table]) -> list[str]:
         return list(pool.map(write, parts))
 
 
+# What a commit may change in the table's properties besides its rows: a function of the table as loaded
+# for the commit, giving (properties to set, property keys to remove).
+PropertyChange = Callable[[object], tuple[dict[str, str], list[str]]]
+
+
+def _change_properties(tx, table, change: PropertyChange | None) -> None:
+    if change is not None:
+        updates, removals = change(table)
+        if removals:
+            tx.remove_properties(*removals)
+        if updates:
+            tx.set_properties(updates)
+
+
 def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table], where: dict,
-            provenance: Provenance, always_commit: bool = False) -> int | None:
+            provenance: Provenance, always_commit: bool = False, properties: PropertyChange | None = None) -> int | None:
     """Makes `rows` (a table, or tables of one partition each) the whole content of the partitions `where`
-    selects, in one commit; returns the snapshot id now current (unchanged when there was nothing to delete
-    and nothing to add, unless `always_commit`: then an empty commit records the provenance).
+    selects, in one commit (with the table property changes of `properties`); returns the snapshot id now
+    current (unchanged when there was nothing to delete and nothing to add, unless `always_commit`: then an
+    empty commit records the provenance).
 
     The data files are written here, one per partition on parallel threads, then the commit deletes the
     partitions' old files and adds the new ones (pyiceberg's own writer would copy every row once more
@@ -157,7 +173,8 @@ def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table],
     for attempt in range(config.commit_retries + 1):
         table = load_table(config, t)
         if not parts and not any(True for _ in table.scan(row_filter=expr).plan_files()):
-            return record(config, t, provenance) if always_commit else snapshot_id(table)
+            return append(config, t, t.schema.empty_table(), provenance, always_commit=True,
+                          properties=properties) if always_commit else snapshot_id(table)
         try:
             if paths is None:
                 paths = _write_files(table, t, parts)
@@ -167,6 +184,7 @@ def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table],
                     tx.delete(expr, snapshot_properties=provenance.properties())
                     if paths:
                         tx.add_files(paths, snapshot_properties=provenance.properties(), check_duplicate_files=False)
+                    _change_properties(tx, table, properties)
             return snapshot_id(table)  # the committed transaction left `table` at the new metadata
         except ValidationException as exc:  # another writer changed these partitions since we looked
             if attempt == config.commit_retries:
@@ -185,21 +203,23 @@ def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table],
 
 
 def append(config: CatalogConfig, t: TableDef, rows: pa.Table, provenance: Provenance,
-           always_commit: bool = False) -> int | None:
-    """Adds `rows` in one commit (appends never conflict); returns the new snapshot id. No rows: no commit,
-    unless `always_commit` (an empty append that records the provenance)."""
+           always_commit: bool = False, properties: PropertyChange | None = None) -> int | None:
+    """Adds `rows` in one commit (appends never conflict), with the table property changes of `properties`;
+    returns the new snapshot id. No rows: no commit, unless `always_commit` (an empty append that records the
+    provenance and the properties)."""
     from pyiceberg.exceptions import CommitFailedException
 
     table = load_table(config, t)
     if rows.num_rows == 0 and not always_commit:
         return snapshot_id(table)
     try:
-        if rows.num_rows == 0:
-            with table.transaction() as tx, tx.update_snapshot(
-                    snapshot_properties=provenance.properties()).fast_append():
-                pass
-        else:
-            table.append(_conform(t, rows), snapshot_properties=provenance.properties())
+        with table.transaction() as tx:
+            if rows.num_rows == 0:
+                with tx.update_snapshot(snapshot_properties=provenance.properties()).fast_append():
+                    pass
+            else:
+                tx.append(_conform(t, rows), snapshot_properties=provenance.properties())
+            _change_properties(tx, table, properties)
     except CommitFailedException as exc:
         raise CommitConflictError(f"appending to {t.identifier} failed after the configured retries ({exc}): "
                                   f"run again, or raise CRYPTO_COMMIT_RETRIES") from None
@@ -208,9 +228,14 @@ def append(config: CatalogConfig, t: TableDef, rows: pa.Table, provenance: Prove
     return snapshot_id(table)
 
 
-def record(config: CatalogConfig, t: TableDef, provenance: Provenance) -> int | None:
-    """An empty commit (an append adding nothing) whose summary records `provenance`; returns its snapshot id."""
-    return append(config, t, t.schema.empty_table(), provenance, always_commit=True)
+def set_properties(config: CatalogConfig, t: TableDef, change: PropertyChange) -> None:
+    """Changes table properties only (a metadata commit: no snapshot)."""
+    table = load_table(config, t)
+    try:
+        with table.transaction() as tx:
+            _change_properties(tx, table, change)
+    except Exception as exc:  # noqa: BLE001 - the catalog's own failures become one line
+        raise _failure(config, exc) from None
 
 
 def _failure(config: CatalogConfig, exc: Exception) -> Exception:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,12 +35,11 @@ from crypto_assets.lake import snapshots
 from crypto_assets.lake.snapshots import DataFile, Provenance
 from crypto_assets.lake.store import LakeStore as LakeResource  # the Dagster resource and Glue share it
 from crypto_assets.silver.state import (
-    FOREIGN,
     SilverState,
-    newest_state,
-    partition_key,
+    read_state,
     rules_version,
-    state_property,
+    stale_states,
+    state_properties,
     watermark_key,
 )
 from crypto_assets.silver.transforms import BRONZE_INPUT, mark_table, quarantine_table, silver_table
@@ -245,9 +243,15 @@ def build_silver(
         run.full(rebuild)
     _measure(lake, kind, day, stats)
     run.block_failed()
+    run.drop_stale_states()
     lap("measure")
     log.info("silver %s %s %s timings (s): %s", kind, day, ",".join(products), timings)
     return stats
+
+
+def _partition_key(day: date, products: list[str]) -> str:
+    """The Dagster partition key of one product's run (`2026-03-10|BTC-USD`); several products: joined by commas."""
+    return f"{day.isoformat()}|{','.join(products)}"
 
 
 def _watermarks(table: pa.Table, owner: pa.Array) -> dict[str, dict[str, int]]:
@@ -286,37 +290,43 @@ class Run:
         self.silver_def, self.quarantine_def = silver_table_def(self.kind), quarantine_table_def(self.kind)
         self.asset = f"silver_{self.kind}"
         self.version = rules_version(self.rules)
-        self.commit = uuid.uuid4().hex  # this run's state id
         self._bronze_after = None  # the Bronze table, loaded once for the state checks
         self.committed: dict[str, SilverState] = {}  # the states this run recorded
 
-    def provenance(self, products: list[str], states: dict[str, SilverState]) -> Provenance:
+    def provenance(self, products: list[str]) -> Provenance:
         upstream = {bronze_table(self.kind).identifier: self.bronze_snapshot} if self.bronze_snapshot else {}
-        return Provenance(asset=self.asset, partition=partition_key(self.day, products), run_id=self.run_id,
-                          upstream=upstream, extra=state_property(states))
+        return Provenance(asset=self.asset, partition=_partition_key(self.day, products), run_id=self.run_id,
+                          upstream=upstream)
+
+    def record(self, states: dict[str, SilverState]):
+        """The table property change that records `states` with the Silver commit."""
+        self.committed.update(states)
+        return lambda table: state_properties(table, states)
 
     # ---- which partitions can go on from their state ------------------------------------------------
 
     def usable_states(self) -> dict[str, SilverState]:
         """product -> the state its partition can be continued from; the others get `full_reason`."""
-        silver, quarantine = self.lake.table(self.silver_def), self.lake.table(self.quarantine_def)
+        silver = self.lake.table(self.silver_def)
+        held = {t.identifier: self._rows_held(t) for t in (self.silver_def, self.quarantine_def)}
         out = {}
         for p, s in self.stats.items():
-            state, q = newest_state(silver, self.asset, self.day, p), newest_state(quarantine, self.asset, self.day, p)
-            if isinstance(state, SilverState) and state.rules != self.version:
-                s.full_reason = "the Silver rules changed since the partition was written"
-            elif isinstance(state, SilverState) and state.blocked:
-                s.full_reason = "the partition failed a blocking check when it was last written"
-            elif state is FOREIGN or q is FOREIGN:
-                s.full_reason = "a writer that records no Silver state changed the table"
-            elif state is None:
+            state = read_state(silver, self.day, p)
+            rows = (held[self.silver_def.identifier].get(p, 0), held[self.quarantine_def.identifier].get(p, 0))
+            if state is None:
                 s.full_reason = "no state recorded for the partition"
-                if not self._partition_empty(p):  # written before, but its state is gone
-                    s.full_reason += " (written by an earlier version, or its snapshot was expired)"
+                if any(rows):  # written before, by a version that kept no state, or its state was dropped
+                    s.full_reason += " (written by an earlier version, or too long ago)"
                     s.full_warning = True
                 continue
-            elif state.quarantine_run != (q.run if isinstance(q, SilverState) else None):
-                s.full_reason = "quarantine and Silver disagree (a run stopped between its two commits)"
+            if state.rules != self.version:
+                s.full_reason = "the Silver rules changed since the partition was written"
+            elif state.blocked:
+                s.full_reason = "the partition failed a blocking check when it was last written"
+            elif rows != (state.silver_rows, state.quarantine_rows):
+                s.full_reason = (f"the partition holds {rows[0]} Silver and {rows[1]} quarantined rows where its state "
+                                 f"counts {state.silver_rows} and {state.quarantine_rows} (a run stopped between its "
+                                 f"two commits, or another writer changed it)")
             elif (changed := self._bronze_rewritten(state)) is not None:
                 s.full_reason = changed
             else:
@@ -351,10 +361,13 @@ class Run:
                 return f"Bronze rows of the window were rewritten since (snapshot {snap.snapshot_id})"
         return None
 
-    def _partition_empty(self, product: str) -> bool:
-        where = {"product_id": product, "event_date": self.day}
-        return not any(snapshots.snapshot_files(self.lake.table(t), where)[1]
-                       for t in (self.silver_def, self.quarantine_def))
+    def _rows_held(self, t) -> dict[str, int]:
+        """product -> rows its partition of day holds in table `t` (from the table's metadata: no data read)."""
+        _, files = snapshots.snapshot_files(self.lake.table(t), {"product_id": list(self.stats), "event_date": self.day})
+        out: dict[str, int] = {}
+        for f in files:
+            out[f.partition["product_id"]] = out.get(f.partition["product_id"], 0) + f.records
+        return out
 
     # ---- full rebuild --------------------------------------------------------------------------------
 
@@ -373,22 +386,21 @@ class Run:
         else:  # no Bronze at all in the window: the partitions end empty
             silver_rows, quarantine_rows, marks = [], [], {}
         states = {p: SilverState(
-            day=self.day.isoformat(), rules=self.version, run=self.commit, quarantine_run=self.commit,
-            bronze_snapshot=self.bronze_snapshot, watermark=marks.get(p, {}), window_items=s.window_items,
-            duplicates=s.duplicates, conflicting=s.conflicting_duplicates, other_partitions=s.other_partitions)
-            for p, s in stats.items()}
-        provenance = self.provenance(products, states)
-        self.committed.update(states)
+            day=self.day.isoformat(), rules=self.version, run=self.run_id, bronze_snapshot=self.bronze_snapshot,
+            watermark=marks.get(p, {}), window_items=s.window_items, duplicates=s.duplicates,
+            conflicting=s.conflicting_duplicates, other_partitions=s.other_partitions,
+            silver_rows=silver_rows[i].num_rows if silver_rows else 0,
+            quarantine_rows=quarantine_rows[i].num_rows if quarantine_rows else 0)
+            for i, (p, s) in enumerate(stats.items())}
+        provenance = self.provenance(products)
         where = {"product_id": products, "event_date": self.day}
         config = self.lake.catalog_config
-        # Quarantine first: a run that stops between the two commits leaves a Silver state that does not
-        # name the quarantine's newest, and the next run rebuilds. Both commit even when nothing changed,
-        # so that the state is recorded.
-        quarantine_snapshot = snapshots.replace(config, self.quarantine_def, quarantine_rows or
-                                                self.quarantine_def.schema.empty_table(), where, provenance,
-                                                always_commit=True)
+        # Quarantine first, then Silver with the state: a run that stops between the two leaves a quarantine
+        # partition whose row count the state does not know, and the next run rebuilds. Silver commits even
+        # when nothing changed, so that the state is recorded.
+        quarantine_snapshot = snapshots.replace(config, self.quarantine_def, quarantine_rows, where, provenance)
         silver_snapshot = snapshots.replace(config, self.silver_def, silver_rows or self.silver_def.schema.empty_table(),
-                                            where, provenance, always_commit=True)
+                                            where, provenance, always_commit=True, properties=self.record(states))
         for s in stats.values():
             s.snapshot_id, s.quarantine_snapshot_id = silver_snapshot, quarantine_snapshot
             s.rows_replaced = True
@@ -447,25 +459,25 @@ class Run:
             silver_parts.append(kept)
             quarantine_parts.append(quarantine_rows[i])
             states[p] = SilverState(
-                day=self.day.isoformat(), rules=self.version, run=self.commit,
-                quarantine_run=self.commit if quarantine_rows[i].num_rows else prior.quarantine_run,
-                bronze_snapshot=self.bronze_snapshot, watermark={**prior.watermark, **marks.get(p, {})},
+                day=self.day.isoformat(), rules=self.version, run=self.run_id, bronze_snapshot=self.bronze_snapshot,
+                watermark={**prior.watermark, **marks.get(p, {})},
                 window_items=prior.window_items + s.window_items, duplicates=prior.duplicates + s.duplicates,
                 conflicting=prior.conflicting + s.conflicting_duplicates,
-                other_partitions=prior.other_partitions + s.other_partitions)
+                other_partitions=prior.other_partitions + s.other_partitions,
+                silver_rows=prior.silver_rows + kept.num_rows,
+                quarantine_rows=prior.quarantine_rows + quarantine_rows[i].num_rows)
         self.lap("dedup_against_partition")
         self._current_snapshots([p for p in products if p not in states and p not in rebuild])
         if states:
             written = list(states)
-            provenance = self.provenance(written, states)
-            self.committed.update(states)
+            provenance = self.provenance(written)
             config = self.lake.catalog_config
             quarantine = pa.concat_tables(quarantine_parts)
             q_snapshot = None
             if quarantine.num_rows:
                 q_snapshot = snapshots.append(config, self.quarantine_def, quarantine, provenance)
             s_snapshot = snapshots.append(config, self.silver_def, pa.concat_tables(silver_parts), provenance,
-                                          always_commit=True)
+                                          always_commit=True, properties=self.record(states))
             q_snapshot = q_snapshot or snapshots.snapshot_id(self.lake.table(self.quarantine_def))
             for p in written:
                 s, state = stats[p], states[p]
@@ -477,9 +489,19 @@ class Run:
             _reset(stats[p])
         return rebuild
 
+    def drop_stale_states(self) -> None:
+        """Housekeeping after the commits: the states of days long past go (a separate metadata commit, as
+        another run may be dropping the same ones; if it loses that race, the next run drops them)."""
+        if not self.committed or not stale_states(self.lake.table(self.silver_def))[1]:
+            return
+        try:
+            snapshots.set_properties(self.lake.catalog_config, self.silver_def, stale_states)
+        except Exception as exc:  # noqa: BLE001 - never fails a run that committed its rows
+            log.info("silver %s: old partition states not dropped this time (%s)", self.kind, exc)
+
     def block_failed(self) -> None:
-        """Partitions this run wrote that fail a blocking check get their state marked (one empty commit), so
-        the next run rebuilds them rather than going on from rows that are known to be wrong."""
+        """Partitions this run wrote that fail a blocking check get their state marked (a table property
+        change), so the next run rebuilds them rather than going on from rows that are known to be wrong."""
         from crypto_assets.silver.report import SILVER_CHECKS, silver_report
 
         blocking = {name for name, (block, _) in SILVER_CHECKS[self.kind].items() if block}
@@ -487,7 +509,8 @@ class Run:
                   if any(c.name in blocking and not c.passed for c in silver_report(self.kind, self.stats[p])[1])}
         if failed:
             marked = {p: dataclasses.replace(state, blocked=True) for p, state in failed.items()}
-            snapshots.record(self.lake.catalog_config, self.silver_def, self.provenance(list(marked), marked))
+            snapshots.set_properties(self.lake.catalog_config, self.silver_def,
+                                     lambda table: state_properties(table, marked))
 
     def _current_snapshots(self, products: list[str]) -> None:
         """Partitions left as they were report the tables' current snapshots."""

@@ -144,10 +144,10 @@ def test_rewrite_keeps_the_earlier_snapshot_readable_and_summaries_name_their_in
     assert (recorded.asset, recorded.partition, recorded.run_id) == ("silver_trades", "2026-03-10|BTC-USD", "run-2")
     assert recorded.upstream == {"bronze.kafka_trades": bronze_after} == {"bronze.kafka_trades": two.bronze_snapshot_id}
     assert Provenance.of(table.snapshot_by_id(one.snapshot_id)).upstream["bronze.kafka_trades"] == one.bronze_snapshot_id
-    # The first run rebuilt the partition (no state yet) and recorded its state in both tables; the second
-    # appended the one new trade and had nothing to quarantine: no quarantine commit.
+    # The first run rebuilt the partition (no state yet), the second appended the one new trade; neither had
+    # anything to quarantine: no quarantine commit (nothing to delete, nothing to add).
     assert (one.mode, two.mode, two.bronze_rows_new, two.rows_appended) == ("full", "incremental", 1, 1)
-    assert two.quarantine_snapshot_id == one.quarantine_snapshot_id is not None
+    assert two.quarantine_snapshot_id is None
 
 
 def test_a_partition_that_became_empty_ends_empty(spark, tmp_path):

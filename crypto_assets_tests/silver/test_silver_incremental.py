@@ -223,10 +223,10 @@ def test_a_partition_whose_state_cannot_be_trusted_is_rebuilt_with_one_warning(s
     caplog.clear()
     with caplog.at_level("WARNING", logger="crypto_assets.silver.build"):
         after = _bring_up_to_date(lake, "trades")
-    killed = [s for s in after.values() if s.full_reason.startswith("quarantine and Silver disagree")]
+    killed = [s for s in after.values() if "(a run stopped between its two commits" in s.full_reason]
     assert killed and all(s.mode == "full" and s.reconciles for s in killed)
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == len(killed) and all("rebuilding the partition in full: quarantine and Silver" in x for x in lines)
+    assert len(lines) == len(killed) and all("rebuilding the partition in full: the partition holds" in x for x in lines)
 
     # Other rules (a lateness setting changed): every written partition is rebuilt.
     changed = build_silver(lake, "trades", DAY, ["BTC-USD"], SilverRules(allowed_lateness_days=2),
@@ -234,11 +234,12 @@ def test_a_partition_whose_state_cannot_be_trusted_is_rebuilt_with_one_warning(s
     assert (changed.mode, changed.full_reason) == ("full", "the Silver rules changed since the partition was written")
     _bring_up_to_date(lake, "trades")  # back to the test's rules (rebuilt again)
 
-    # A writer that records no state (an engine appending to Silver).
-    empty = silver_table_def("trades").schema.empty_table()
-    snapshots.append(config, silver_table_def("trades"), empty, Provenance(asset="someone_else"), always_commit=True)
+    # A writer that keeps no state (an engine) adds a row to a partition.
+    held = snapshots.read(lake.table(silver_table_def("trades")), {"product_id": "ETH-USD", "event_date": DAY})
+    snapshots.append(config, silver_table_def("trades"), held.slice(0, 1), Provenance(asset="someone_else"))
     foreign = build_silver(lake, "trades", DAY, ["ETH-USD"], RULES, require_bronze_day=False)["ETH-USD"]
-    assert foreign.full_reason == "a writer that records no Silver state changed the table"
+    assert foreign.mode == "full" and "where its state counts" in foreign.full_reason
+    assert foreign.duplicate_keys == 0 and foreign.reconciles  # the rebuild dropped the copy
 
     # The Bronze snapshot a state names was expired (maintenance keeps a bounded history).
     snapshots.append(config, bronze_table("trades"), third, Provenance(asset="bronze_trades"))
@@ -264,4 +265,26 @@ def test_a_partition_that_failed_a_blocking_check_is_rebuilt_by_the_next_run(spa
     assert (fixed.mode, fixed.full_reason, fixed.duplicate_keys) == (
         "full", "the partition failed a blocking check when it was last written", 0)
     _bring_up_to_date(lake, "trades")
+    _same_as_full(lake, rows, tmp_path)
+
+
+def test_the_state_survives_expiry_of_silver_snapshots_and_old_days_states_are_dropped(spark, tmp_path):
+    from crypto_assets.silver.state import KEEP_DAYS, PREFIX
+
+    lake, rows, (second, third) = _split_lake(spark, tmp_path)
+    for t in (silver_table_def("trades"), quarantine_table_def("trades")):
+        lake.table(t).maintenance.expire_snapshots().older_than(datetime.now(UTC) + timedelta(seconds=1)).commit()
+        assert len(lake.table(t).snapshots()) == 1
+    snapshots.append(lake.catalog_config, bronze_table("trades"), second, Provenance(asset="bronze_trades"))
+    after = _bring_up_to_date(lake, "trades")
+    assert all(s.mode == "incremental" for s in after.values()), {k: s.full_reason for k, s in after.items()}
+
+    # A partition of a day far later: the states of days more than KEEP_DAYS before it go.
+    later = DAY + timedelta(days=KEEP_DAYS + 2)
+    build_silver(lake, "trades", later, ["BTC-USD"], RULES, require_bronze_day=False)
+    keys = [k for k in lake.table(silver_table_def("trades")).properties if k.startswith(PREFIX)]
+    assert keys == [f"{PREFIX}{later.isoformat()}|BTC-USD"]
+    snapshots.append(lake.catalog_config, bronze_table("trades"), third, Provenance(asset="bronze_trades"))
+    again = _bring_up_to_date(lake, "trades")  # their partitions are rebuilt, whole and right
+    assert all(s.mode == "full" for s in again.values())
     _same_as_full(lake, rows, tmp_path)
