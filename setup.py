@@ -34,6 +34,8 @@ setup(
         # The lake's tables: Iceberg v2 through pyiceberg (SQLite catalog locally, Glue catalog in AWS);
         # 0.12 retries commits that lose a race (0.11 does not).
         "pyiceberg[sql-sqlite,glue]>=0.12,<0.13",
+        # `crypto-pipeline sql`: DuckDB embedded, reading the tables' snapshot files as Arrow datasets.
+        "duckdb>=2.0,<3",
     ],
     extras_require={
         "dev": [

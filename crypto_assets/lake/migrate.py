@@ -45,7 +45,7 @@ class MigrationReport:
 def _filesystem(config: CatalogConfig, path: str):
     from crypto_assets.lake.store import Lake
 
-    return Lake(config.root, config.endpoint_url, config.aws_region, config.kind, config.uri)._fs(path)
+    return Lake(config.root, config.endpoint_url, config.aws_region, config.kind, config.uri).filesystem(path)
 
 
 def _table_path(config: CatalogConfig, t: TableDef) -> str:

@@ -92,7 +92,7 @@ class LakeStore:
     def on_s3(self) -> bool:
         return is_s3(self.root)
 
-    def _fs(self, path: str):
+    def filesystem(self, path: str):
         """(pyarrow filesystem, path inside it) for a lake path."""
         if is_s3(path):
             bucket, key = split_s3(path)
@@ -144,9 +144,9 @@ class LakeStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        filesystem, _ = self._fs(files[0])
+        filesystem, _ = self.filesystem(files[0])
         # partitioning=None: Iceberg's `col=value` folders must not add a second copy of a column the file holds.
-        return pa.concat_tables([pq.read_table(self._fs(f)[1], columns=columns, filesystem=filesystem, partitioning=None)
+        return pa.concat_tables([pq.read_table(self.filesystem(f)[1], columns=columns, filesystem=filesystem, partitioning=None)
                                  for f in files])
 
     def read_groups_holding(self, file: str, columns: list[str], values: list[str], in_columns: tuple[str, ...]):
@@ -156,7 +156,7 @@ class LakeStore:
         import numpy as np
         import pyarrow.parquet as pq
 
-        filesystem, inner = self._fs(file)
+        filesystem, inner = self.filesystem(file)
         with filesystem.open_input_file(inner) as f:
             pf = pq.ParquetFile(f)
             meta, names = pf.metadata, pf.schema_arrow.names
@@ -177,7 +177,7 @@ class LakeStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        filesystem, inner = self._fs(file)
+        filesystem, inner = self.filesystem(file)
         with filesystem.open_input_file(inner) as f:
             pf = pq.ParquetFile(f)
             sizes = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)], np.int64)
@@ -194,7 +194,7 @@ class LakeStore:
     def read_text(self, path: str) -> str:
         if not is_s3(path):
             return Path(path).read_text()
-        filesystem, inner = self._fs(path)
+        filesystem, inner = self.filesystem(path)
         with filesystem.open_input_stream(inner) as f:
             return f.read().decode()
 

@@ -283,8 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from crypto_assets.tools.aws_deploy import add_parser as add_aws_parser
     from crypto_assets.tools.lake_cli import add_parser as add_lake_parser
+    from crypto_assets.tools.sql_cli import add_parser as add_sql_parser
 
     add_lake_parser(sub)
+    add_sql_parser(sub)
     add_aws_parser(sub)
     return parser
 

@@ -47,6 +47,22 @@ def test_the_tables_of_an_s3_lake_are_in_the_glue_catalog(s3_settings, moto_endp
     assert lake.read_files([f.path for f in files], ["trade_id"]).column("trade_id").to_pylist() == [0, 1, 2, 3]
 
 
+def test_sql_reads_the_s3_lake_through_the_glue_catalog(s3_settings):
+    """`crypto-pipeline sql` on an S3 lake: the files of each table's snapshot, read from the bucket."""
+    from crypto_assets.lake.sql import LakeSql
+
+    config = CatalogConfig.from_settings(s3_settings)
+    t = silver_table_def("trades")
+    snapshots.replace(config, t, _tagged(t, 4, 1.0), WHERE, Provenance("silver_trades"))
+    other = {"product_id": "BTC-USD", "event_date": date(2026, 12, 1)}
+    rows = _tagged(t, 2, 2.0)
+    rows = rows.set_column(rows.schema.get_field_index("event_date"), "event_date", pa.array([other["event_date"]] * 2))
+    snapshots.replace(config, t, rows,
+                      other, Provenance("silver_trades"))
+    got = LakeSql(config).arrow("SELECT event_date, count(*) AS n, sum(price) AS p FROM silver_trades GROUP BY 1 ORDER BY 1")
+    assert got.to_pylist() == [{"event_date": DAY, "n": 4, "p": 4.0}, {"event_date": other["event_date"], "n": 2, "p": 4.0}]
+
+
 def test_spark_and_pyiceberg_share_the_glue_catalog(s3_settings, s3_spark):
     """Spark (Iceberg's Glue catalog and S3FileIO, the Bronze jobs' path) and pyiceberg (Silver and Gold)
     commit to the same table and each reads what the other wrote."""
