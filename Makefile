@@ -64,7 +64,7 @@ kafka-down: $(STAMP)
 # Every benchmark of the README's table, one after another (about 45 minutes on 2 cores, nothing else
 # running); each prints its figures and a RESULT line and writes benchmarks/results/<name>.json.
 bench: $(JARS)
-	cd benchmarks && for b in bench_broker_start bench_producer bench_bronze_ingest bench_silver bench_gold bench_incremental; do \
+	cd benchmarks && for b in bench_broker_start bench_producer bench_bronze_ingest bench_silver bench_gold bench_incremental bench_sql; do \
 	  ../$(PY) $$b.py || exit 1; done
 	cd benchmarks && ../$(PY) bench_streaming.py sustained && ../$(PY) bench_streaming.py latency
 

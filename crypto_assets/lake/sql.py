@@ -153,7 +153,7 @@ class LakeSql:
         if relation is None:  # a statement without a result (SET, CREATE VIEW ...)
             return pa.table({})
         try:
-            return relation.fetch_arrow_table()
+            return relation.to_arrow_table()
         except duckdb.Error as exc:
             raise SqlError(_one_line(exc)) from None
 
