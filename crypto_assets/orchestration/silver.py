@@ -88,7 +88,9 @@ def build_silver_asset(kind: str, settings: Settings) -> AssetsDefinition:
             f"D-1 (last minutes) .. D+{rules.allowed_lateness_days} so late records reach their day. "
             f"{'Deduplicated on (product_id, trade_id), earliest ingested copy kept.' if kind == TRADES else 'Deduplicated on the ticker content.'} "
             f"Rejected items go to the Iceberg table `quarantine.{table}` with a reason. Written to the Iceberg table "
-            f"`silver.{table}` (partition product_id, event_date), one commit per run."
+            f"`silver.{table}` (partition product_id, event_date), one commit per run: incremental (only the Bronze "
+            f"rows the partition has not read, appended), or the partition rebuilt whole when its state cannot be "
+            f"trusted or the run has the tag {FULL_REBUILD_TAG}=true (metadata `mode` says which)."
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="silver",
