@@ -308,7 +308,8 @@ class Run:
     def usable_states(self) -> dict[str, SilverState]:
         """product -> the state its partition can be continued from; the others get `full_reason`."""
         silver = self.lake.table(self.silver_def)
-        held = {t.identifier: self._rows_held(t) for t in (self.silver_def, self.quarantine_def)}
+        held = {self.silver_def.identifier: self._rows_held(silver),
+                self.quarantine_def.identifier: self._rows_held(self.lake.table(self.quarantine_def))}
         out = {}
         for p, s in self.stats.items():
             state = read_state(silver, self.day, p)
@@ -361,9 +362,9 @@ class Run:
                 return f"Bronze rows of the window were rewritten since (snapshot {snap.snapshot_id})"
         return None
 
-    def _rows_held(self, t) -> dict[str, int]:
-        """product -> rows its partition of day holds in table `t` (from the table's metadata: no data read)."""
-        _, files = snapshots.snapshot_files(self.lake.table(t), {"product_id": list(self.stats), "event_date": self.day})
+    def _rows_held(self, table) -> dict[str, int]:
+        """product -> rows its partition of day holds in `table` (from the table's metadata: no data read)."""
+        _, files = snapshots.snapshot_files(table, {"product_id": list(self.stats), "event_date": self.day})
         out: dict[str, int] = {}
         for f in files:
             out[f.partition["product_id"]] = out.get(f.partition["product_id"], 0) + f.records
@@ -379,7 +380,7 @@ class Run:
         window = [(d, [f.path for f in files]) for d, files in self.window]
         if window:
             bronze = read_bronze_arrow(self.lake, self.kind, self.day, self.rules, products, window)
-            silver_rows, quarantine_rows, _ = _select(bronze.table, bronze.owner, self.kind, self.day, self.rules,
+            silver_rows, quarantine_rows = _select(bronze.table, bronze.owner, self.kind, self.day, self.rules,
                                                       stats, bronze.values)
             marks = _watermarks(bronze.table, bronze.owner)
             self.lap("read_and_mark")
@@ -437,7 +438,7 @@ class Run:
                              minlength=len(products))
         for p, n in zip(products, counts):
             stats[p].bronze_rows_new = int(n)
-        silver_rows, quarantine_rows, marked = _select(new.table, new.owner, self.kind, self.day, self.rules,
+        silver_rows, quarantine_rows = _select(new.table, new.owner, self.kind, self.day, self.rules,
                                                        stats, new.values)
         self.lap("mark_new")
         rebuild = []
@@ -617,9 +618,9 @@ def _reset(s: SilverStats) -> None:
 
 
 def _select(table: pa.Table, owner: pa.Array, kind: str, day: date, rules: SilverRules, stats: dict[str, SilverStats],
-            values) -> tuple[list[pa.Table], list[pa.Table], pa.Table]:
+            values) -> tuple[list[pa.Table], list[pa.Table]]:
     """Marks Bronze rows; the Silver and quarantine rows of each product's partition (one table per product, in
-    `stats` order, with their partition columns) and the marked rows. Counts what only the marking knows
+    `stats` order, with their partition columns). Counts what only the marking knows
     (items, duplicates among these rows, items of other partitions) into `stats`."""
     products = list(stats)
     marked = mark_table(table, kind, rules, values=values)  # reads `value` back for rejected rows
@@ -641,7 +642,7 @@ def _select(table: pa.Table, owner: pa.Array, kind: str, day: date, rules: Silve
         part = marked.filter(pa.array(here))
         silver_parts.append(silver_table(part, kind))
         quarantine_parts.append(quarantine_table(part))
-    return silver_parts, quarantine_parts, marked
+    return silver_parts, quarantine_parts
 
 
 def _read_back(lake: LakeResource, tabledef, day: date, products: list[str], snapshot: int | None,

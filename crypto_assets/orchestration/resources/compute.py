@@ -19,7 +19,7 @@ from crypto_assets.contracts.tables import TableDef
 from crypto_assets.gold.build import build_gold
 from crypto_assets.gold.report import gold_report
 from crypto_assets.lake.catalog import CatalogError
-from crypto_assets.lake.maintenance import MaintenanceStats
+from crypto_assets.lake.maintenance import MaintenanceStats, maintain_table
 from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
 from crypto_assets.orchestration.reporting import check_results, metadata_values
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
@@ -119,8 +119,6 @@ class LocalCompute(ComputeResource):
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
 
     def maintain_table(self, context, t, retention_hours, max_snapshots):
-        from crypto_assets.lake.maintenance import maintain_table
-
         try:
             return maintain_table(self.spark.get_session(), self.lake.catalog_config, t, retention_hours,
                                   max_snapshots=max_snapshots)
