@@ -36,6 +36,12 @@ setup(
         "pyiceberg[sql-sqlite,glue]>=0.12,<0.13",
         # `crypto-pipeline sql`: DuckDB embedded, reading the tables' snapshot files as Arrow datasets.
         "duckdb>=2.0,<3",
+        # `crypto-pipeline dashboard`: Streamlit (st.fragment(run_every) needs 1.37) and its bundled Altair
+        # (Vega-Lite rendered by Streamlit's own front end: no CDN, works offline).
+        "streamlit>=1.45,<2",
+        "altair>=5,<7",
+        # The Gold baseline (crypto_assets/ml): gradient boosting with gain importances (LightGBM, 10 MB beside scipy).
+        "lightgbm>=4.5,<5",
     ],
     extras_require={
         "dev": [

@@ -1,12 +1,12 @@
-"""What one incremental run costs as its partition grows: 1,000 new trades added to a Silver partition that
-already holds 10,000 vs 1,000,000 trades (goal: within 2x of each other), and the run's peak memory on the
-big partition (goal: under 1 GiB).
+"""What one incremental run costs as its partition grows: 1,000 new trades added to a Silver and a Gold
+partition that already hold 10,000 vs 1,000,000 trades (goal: within 2x of each other), and the runs' peak
+memory on the big partition (goal: under 1 GiB).
 
 For each size: a fresh lake whose Bronze gets that many trades of one product and day (records in Coinbase's
-format, made into Bronze rows by the Bronze Arrow path, no Spark), Silver built from them (the first run: a
-full rebuild), then 1,000 more trades appended to Bronze in one commit and Silver brought up to date by one
-incremental run, in a fresh Python process of its own (its peak RSS is that run's). Prints both and a RESULT
-line.
+format, made into Bronze rows by the Bronze Arrow path, no Spark), Silver and then Gold built from them (the
+first runs: full rebuilds), then 1,000 more trades (the latest of the day) appended to Bronze in one commit
+and Silver and Gold brought up to date by one incremental run each, every run in a fresh Python process of
+its own (its peak RSS is that run's). Prints both and a RESULT line.
 
     .venv/bin/python benchmarks/bench_incremental.py [--sizes 10000,1000000] [--new 1000]
 """
@@ -59,22 +59,31 @@ def add_bronze(lake, first: int, n: int, total: int) -> None:
                      snapshots.Provenance(asset="bronze_trades", run_id="bench"))
 
 
-def run_phase(settings) -> None:
-    """One Silver run of the partition, in this (fresh) process. Its peak RSS is the kernel's high-water mark
-    of this process's memory (VmHWM; `ru_maxrss` would count the parent's memory at the fork)."""
+def run_phase(settings, layer: str) -> None:
+    """One Silver or Gold run of the partition, in this (fresh) process. Its peak RSS is the kernel's
+    high-water mark of this process's memory (VmHWM; `ru_maxrss` would count the parent's memory at the
+    fork)."""
     from crypto_assets.contracts.partitioning import SilverRules
+    from crypto_assets.gold.build import build_gold
+    from crypto_assets.gold.report import gold_report
     from crypto_assets.orchestration.resources.lake import LakeResource
     from crypto_assets.silver.build import build_silver
 
     lake = LakeResource.from_settings(settings)
     clock = time.perf_counter()
-    s = build_silver(lake, "trades", DAY, [PRODUCT], SilverRules())[PRODUCT]
-    seconds = time.perf_counter() - clock
-    assert s.reconciles, s
-    print("RUN " + json.dumps({"seconds": round(seconds, 3), "mode": s.mode, "rows": s.rows,
-                               "appended": s.rows_appended, "new": s.bronze_rows_new,
-                               "peak_rss_mib": peak_rss_mib()}),
-          flush=True)
+    if layer == "silver":
+        s = build_silver(lake, "trades", DAY, [PRODUCT], SilverRules())[PRODUCT]
+        seconds = time.perf_counter() - clock
+        assert s.reconciles, s
+        out = {"mode": s.mode, "rows": s.rows, "appended": s.rows_appended, "new": s.bronze_rows_new}
+    else:
+        g = build_gold(lake, DAY, [PRODUCT])[PRODUCT]
+        seconds = time.perf_counter() - clock
+        failed = [c.name for c in gold_report(g)[1] if not c.passed]
+        assert not failed, failed
+        out = {"mode": g.mode, "rows": g.rows, "appended": g.rows_written, "replaced": g.rows_replaced,
+               "new": g.silver_rows_read}
+    print("RUN " + json.dumps({"seconds": round(seconds, 3), **out, "peak_rss_mib": peak_rss_mib()}), flush=True)
 
 
 def peak_rss_mib() -> int:
@@ -83,8 +92,8 @@ def peak_rss_mib() -> int:
     return round(kib / 1024)
 
 
-def run(settings) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", "run", "--lake", settings.lake_root],
+def run(settings, layer: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", "run", "--layer", layer, "--lake", settings.lake_root],
                          stdout=subprocess.PIPE, text=True, check=True).stdout
     return json.loads(next(line for line in out.splitlines() if line.startswith("RUN "))[4:])
 
@@ -95,9 +104,10 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=1000)
     ap.add_argument("--phase", choices=["all", "run"], default="all", help=argparse.SUPPRESS)
     ap.add_argument("--lake", help=argparse.SUPPRESS)
+    ap.add_argument("--layer", choices=["silver", "gold"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase == "run":
-        run_phase(bench_settings("bench_incremental").replace(lake_root=args.lake))
+        run_phase(bench_settings("bench_incremental").replace(lake_root=args.lake), args.layer)
         return
 
     from crypto_assets.orchestration.resources.lake import LakeResource
@@ -105,7 +115,7 @@ def main() -> None:
     info = machine_info()
     print(machine_line(info))
     sizes = [int(x) for x in args.sizes.split(",")]
-    figures = {}
+    figures: dict[str, dict[int, dict]] = {"silver": {}, "gold": {}}
     for size in sizes:
         base = bench_settings("bench_incremental")
         settings = base.replace(lake_root=f"{base.lake_root}-{size}")
@@ -114,29 +124,37 @@ def main() -> None:
         clock = time.perf_counter()
         total = size + args.new
         add_bronze(lake, 0, size, total)
-        first = run(settings)
-        assert first["mode"] == "full" and first["rows"] == size, first
-        print(f"  partition of {size:,} trades: Bronze and the first (full) Silver run in "
-              f"{time.perf_counter() - clock:.1f} s (the full run {first['seconds']:.2f} s, "
-              f"peak RSS {first['peak_rss_mib']} MiB)", flush=True)
+        for layer in ("silver", "gold"):
+            first = run(settings, layer)
+            assert first["mode"] == "full", first
+            print(f"  partition of {size:,} trades: the first (full) {layer} run {first['seconds']:.2f} s, "
+                  f"peak RSS {first['peak_rss_mib']} MiB", flush=True)
+        print(f"  (Bronze and both first runs: {time.perf_counter() - clock:.1f} s)", flush=True)
         add_bronze(lake, size, args.new, total)
-        inc = run(settings)
-        assert (inc["mode"], inc["appended"], inc["rows"]) == ("incremental", args.new, total), inc
-        figures[size] = inc
-        print(f"  + {args.new:,} trades: one incremental run {inc['seconds']:.3f} s, peak RSS {inc['peak_rss_mib']} MiB",
-              flush=True)
-    small, big = figures[min(sizes)], figures[max(sizes)]
-    ratio = big["seconds"] / small["seconds"]
-    summary = {
-        "benchmark": "bench_incremental", "machine": info, "new_trades": args.new,
-        "silver_seconds": {str(k): v["seconds"] for k, v in figures.items()},
-        "silver_peak_rss_mib": {str(k): v["peak_rss_mib"] for k, v in figures.items()},
-        "silver_ratio": round(ratio, 2), "goal_ratio": 2.0, "goal_rss_mib": 1024,
-        "goal_met": ratio <= 2.0 and big["peak_rss_mib"] < 1024,
-    }
-    print(f"silver: {args.new:,} trades into {min(sizes):,} vs {max(sizes):,}: {small['seconds']:.3f} s vs "
-          f"{big['seconds']:.3f} s = {ratio:.2f}x (goal within 2x: {'PASS' if ratio <= 2.0 else 'MISS'}); peak RSS "
-          f"{big['peak_rss_mib']} MiB (goal under 1024: {'PASS' if big['peak_rss_mib'] < 1024 else 'MISS'})")
+        for layer in ("silver", "gold"):
+            inc = run(settings, layer)
+            assert inc["mode"] == "incremental", inc
+            if layer == "silver":
+                assert (inc["appended"], inc["rows"]) == (args.new, total), inc
+            figures[layer][size] = inc
+            print(f"  + {args.new:,} trades: one incremental {layer} run {inc['seconds']:.3f} s "
+                  f"({inc['appended']:,} rows written, {inc.get('replaced', 0):,} replaced), "
+                  f"peak RSS {inc['peak_rss_mib']} MiB", flush=True)
+    summary = {"benchmark": "bench_incremental", "machine": info, "new_trades": args.new, "goal_ratio": 2.0,
+               "goal_rss_mib": 1024}
+    met = True
+    for layer, by_size in figures.items():
+        small, big = by_size[min(sizes)], by_size[max(sizes)]
+        ratio = big["seconds"] / small["seconds"]
+        ok = ratio <= 2.0 and big["peak_rss_mib"] < 1024
+        met &= ok
+        summary[f"{layer}_seconds"] = {str(k): v["seconds"] for k, v in by_size.items()}
+        summary[f"{layer}_peak_rss_mib"] = {str(k): v["peak_rss_mib"] for k, v in by_size.items()}
+        summary[f"{layer}_ratio"] = round(ratio, 2)
+        print(f"{layer}: {args.new:,} trades into {min(sizes):,} vs {max(sizes):,}: {small['seconds']:.3f} s vs "
+              f"{big['seconds']:.3f} s = {ratio:.2f}x (goal within 2x: {'PASS' if ratio <= 2.0 else 'MISS'}); peak "
+              f"RSS {big['peak_rss_mib']} MiB (goal under 1024: {'PASS' if big['peak_rss_mib'] < 1024 else 'MISS'})")
+    summary["goal_met"] = met
     write_result("bench_incremental", summary)
     print_result(summary)
 

@@ -213,6 +213,7 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
     seen: dict[tuple[str, int], float] = {}
     read_already: set[str] = set()  # the poller reads each Gold data file once, not every second
     latencies: list[float] = []
+    by_minute: dict[int, list[float]] = {}  # minute of the paced feed (by trade time) -> latencies
 
     deadline = time.monotonic() + seconds + args.drain_seconds
     # CPU by role: the streaming job (its JVM) and the daemon with the runs it launched.
@@ -239,6 +240,7 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
                             seen[(product, tid)] = 0
                             if tt >= measure_from and tt <= t_start + timedelta(seconds=seconds):
                                 latencies.append((now - tt).total_seconds())
+                                by_minute.setdefault(int((tt - t_start).total_seconds() // 60), []).append(latencies[-1])
             time.sleep(args.poll_seconds)
     stop.set()
     producer.join(timeout=30)
@@ -253,8 +255,12 @@ def run_latency(args, settings, root: Path, info: dict) -> dict:
         "p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "p95_s": round(percentile(latencies, 95), 1) if latencies else None,
         "max_s": round(max(latencies), 1) if latencies else None,
+        # Trade -> Gold latency over the run: it stays flat when Silver and Gold keep up with the feed.
+        "p50_by_minute_s": {m: round(statistics.median(v), 1) for m, v in sorted(by_minute.items())},
         "runs": runs, "cpu": cpu.summary(),
     }
+    print("p50 latency by minute of the feed (s): " + ", ".join(f"{m}: {v}" for m, v in result["p50_by_minute_s"].items()),
+          flush=True)
     return result
 
 

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = "crypto_assets"  # its __init__.py, which every import of a layer runs first
 
-LAYERS_BELOW_ORCHESTRATION = {"contracts", "lake", "bronze", "silver", "gold"}
+LAYERS_BELOW_ORCHESTRATION = {"contracts", "lake", "bronze", "silver", "gold", "ml"}
 MAY_IMPORT: dict[str, set[str]] = {
     PACKAGE_ROOT: set(),
     "contracts": set(),
@@ -21,9 +21,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "bronze": {"contracts", "lake"},
     "silver": {"contracts", "lake"},
     "gold": {"contracts", "lake"},
+    "ml": {"contracts", "lake", "gold"},  # training on Gold (crypto_assets/ml)
     "orchestration": LAYERS_BELOW_ORCHESTRATION,
     "glue_jobs": LAYERS_BELOW_ORCHESTRATION,
-    "tools": {"contracts", "producer", "lake", "bronze", "silver", "gold", "orchestration", "glue_jobs"},
+    "tools": {"contracts", "producer", "lake", "bronze", "silver", "gold", "ml", "orchestration", "glue_jobs"},
 }
 
 

@@ -15,6 +15,7 @@ from datetime import date
 BATCH_JOBS = {
     "bronze_trades_batch": "bronze_trades_batch.py", "bronze_ticker_batch": "bronze_ticker_batch.py",
     "silver_trades": "silver_trades.py", "silver_ticker": "silver_ticker.py", "gold_features": "gold_features.py",
+    "gold_candles_1m": "gold_candles_1m.py", "gold_candles_1h": "gold_candles_1h.py",
 }
 STREAM_JOBS = {"bronze_trades_stream": "bronze_trades_stream.py", "bronze_ticker_stream": "bronze_ticker_stream.py"}
 # The lake maintenance job (compaction, snapshot expiry, orphan files of one table per run; Dagster's
@@ -31,7 +32,7 @@ LAKE_ARGS = ["lake_root", "aws_region", "glue_database", "commit_retries"]
 KAFKA_ARGS = ["kafka_bootstrap", "topic", "kafka_timestamp_skew_minutes", "kafka_security_protocol",
               "kafka_sasl_mechanism"]
 SILVER_ARGS = ["event_date", "product_id", *LAKE_ARGS, "allowed_lateness_days", "require_bronze_day", "full"]
-GOLD_ARGS = ["event_date", "product_id", *LAKE_ARGS]
+GOLD_ARGS = ["event_date", "product_id", *LAKE_ARGS, "full"]
 BRONZE_BATCH_ARGS = ["ingest_date", *LAKE_ARGS, "allowed_lateness_days", *KAFKA_ARGS]
 STREAM_ARGS = [*LAKE_ARGS, "allowed_lateness_days", *KAFKA_ARGS, "checkpoint_root", "trigger_seconds"]
 # The table (`silver.trades`), and how many hours and snapshots of history it keeps.
@@ -140,8 +141,9 @@ def silver_run_arguments(day: date, product: str, allowed_lateness_days: int, re
             "--require_bronze_day": "true" if require_bronze_day else "false", "--full": "true" if full else "false"}
 
 
-def gold_run_arguments(day: date, product: str) -> dict[str, str]:
-    return {"--event_date": day.isoformat(), "--product_id": product}
+def gold_run_arguments(day: date, product: str, full: bool = False) -> dict[str, str]:
+    """One Gold partition; `full`: rebuilt whole rather than brought up to date from its state."""
+    return {"--event_date": day.isoformat(), "--product_id": product, "--full": "true" if full else "false"}
 
 
 def maintenance_arguments(retention_hours: int, max_snapshots: int) -> dict[str, str]:

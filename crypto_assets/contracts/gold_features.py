@@ -147,6 +147,25 @@ assert len(FEATURES) == 120 and len(set(FEATURE_NAMES)) == 120, "the catalog has
 assert len(TARGETS) == 6
 
 
+def _catalog_version() -> str:
+    """A digest of everything the registry declares (key columns, and each feature's and target's name, group,
+    definition, unit, type, nullability, bounds, in order): any change to the catalog changes it."""
+    import hashlib
+    import json
+
+    content = [list(KEY_COLUMNS)] + [[f.name, f.group, f.definition, f.unit, f.dtype, f.never_null_when_full,
+                                      list(f.bounds) if f.bounds else None] for f in FEATURES + TARGETS]
+    return hashlib.sha256(json.dumps(content, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+# The version of the feature catalog: what a training set or a model records, and what a Gold commit may
+# record in its snapshot summary (`crypto.feature-catalog-version`) so readers can tell days built apart.
+FEATURE_CATALOG_VERSION = _catalog_version()
+# The key under which a Gold commit records the catalog version it was computed with (in its snapshot summary,
+# as crypto.<key>), so a reader can tell which days were computed alike.
+CATALOG_VERSION_KEY = "feature-catalog-version"
+
+
 def gold_columns() -> list[tuple[str, str]]:
     """(column, Spark SQL type) of the Gold table, in order."""
     spark_type = {DOUBLE: "double", INT: "int"}

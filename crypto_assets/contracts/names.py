@@ -18,6 +18,20 @@ GOLD_TABLE = "features"
 
 # Dagster asset names (the Glue jobs report under the same names).
 GOLD_ASSET = "gold_features"
+BASELINE_ASSET = "gold_baseline_model"
+# Files beside the tables: trained models with their manifests, <lake root>/_models/<asset>/...
+MODELS_FOLDER = "_models"
+
+# OHLCV candles per product and UTC window: gold/candles_<interval>, asset gold_candles_<interval>.
+CANDLE_INTERVALS = ("1m", "1h")
+
+
+def candles_table(interval: str) -> str:
+    return f"candles_{interval}"
+
+
+def candles_asset(interval: str) -> str:
+    return f"gold_{candles_table(interval)}"
 
 
 def bronze_asset(kind: str) -> str:

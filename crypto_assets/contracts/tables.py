@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from crypto_assets.contracts.gold_features import gold_columns
-from crypto_assets.contracts.names import BRONZE_TABLE, GOLD_TABLE, SILVER_TABLE, TICKER, TRADES
+from crypto_assets.contracts.names import (
+    BRONZE_TABLE,
+    CANDLE_INTERVALS,
+    GOLD_TABLE,
+    SILVER_TABLE,
+    TICKER,
+    TRADES,
+    candles_table,
+)
 from crypto_assets.contracts.values import UTC_MICROS
 
 # ---- Bronze: one row per Kafka record; the values stay strings exactly as Coinbase sent them ----------
@@ -93,6 +101,20 @@ def gold_schema() -> pa.Schema:
     return pa.schema([pa.field(n, _SQL_TO_ARROW[t]) for n, t in gold_columns()])
 
 
+# OHLCV candles: one row per product and window holding at least one trade. The quote columns come from the
+# Silver tickers of the window with both a best bid and a best ask (`ticker_count` of them; null when none).
+CANDLE_COLUMNS = [
+    ("window_start", "timestamp"), ("open", "double"), ("high", "double"), ("low", "double"), ("close", "double"),
+    ("volume", "double"), ("notional", "double"), ("vwap", "double"), ("trade_count", "bigint"),
+    ("buy_volume", "double"), ("sell_volume", "double"), ("last_best_bid", "double"), ("last_best_ask", "double"),
+    ("mean_spread", "double"), ("ticker_count", "bigint"), ("product_id", "string"), ("event_date", "date"),
+]
+
+
+def candles_schema() -> pa.Schema:
+    return pa.schema([pa.field(n, _SQL_TO_ARROW[t]) for n, t in CANDLE_COLUMNS])
+
+
 # ---- The tables -----------------------------------------------------------------------------------------
 
 INGEST_PARTITION = ("ingest_date",)
@@ -134,6 +156,11 @@ def _tables() -> dict[str, TableDef]:
     out[f"gold.{GOLD_TABLE}"] = TableDef(
         "gold", GOLD_TABLE, gold_schema(), EVENT_PARTITION,
         "Gold: one row per trade with the 120 features and 6 targets of docs/feature_catalog.md")
+    for interval in CANDLE_INTERVALS:
+        out[f"gold.{candles_table(interval)}"] = TableDef(
+            "gold", candles_table(interval), candles_schema(), EVENT_PARTITION,
+            f"Gold: {interval} OHLCV candles, one row per product and UTC {interval} window with at least one trade "
+            f"(windows without trades are absent), with the window's last quote and mean spread")
     return out
 
 
@@ -154,6 +181,10 @@ def quarantine_table_def(kind: str) -> TableDef:
 
 def gold_table_def() -> TableDef:
     return TABLES[f"gold.{GOLD_TABLE}"]
+
+
+def candles_table_def(interval: str) -> TableDef:
+    return TABLES[f"gold.{candles_table(interval)}"]
 
 
 def hive_type(t: pa.DataType) -> str:

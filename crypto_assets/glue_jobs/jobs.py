@@ -26,7 +26,7 @@ from crypto_assets.contracts.glue_jobs import (
     STREAM_ARGS,
     STREAM_ONLY_IF_SET,
 )
-from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, silver_asset
+from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, candles_asset, silver_asset
 from crypto_assets.contracts.reporting import CheckReport, Metadata
 from crypto_assets.gold.report import gold_report
 from crypto_assets.lake.spark_conf import RUNTIME_CONF, apply_s3a_conf
@@ -188,10 +188,26 @@ def gold_job(argv: list[str] | None = None) -> None:
     lake = lake_from_args(args)  # Gold reads and writes with Arrow: no Spark session
     day, product = date.fromisoformat(args["event_date"]), args["product_id"]
     with open_pipes(args) as pipes:
-        s = build_gold(lake, day, [product], run_id=pipes.run_id)[product]
+        s = build_gold(lake, day, [product], run_id=pipes.run_id, full=_flag(args, "full"))[product]
         pipes.log.info(f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
                        f"{s.excluded_lookback} excluded for lookback")
         _report(pipes, GOLD_ASSET, *gold_report(s))
+
+
+def candles_job(interval: str, argv: list[str] | None = None) -> None:
+    """One candles partition (event_date x product) of `interval` on Glue, reported to Dagster; the same
+    arguments as Gold (`GOLD_ARGS`)."""
+    from crypto_assets.gold.candles_build import build_candles
+    from crypto_assets.gold.candles_report import candles_report
+
+    argv = sys.argv if argv is None else argv
+    args = resolve_args(argv, GOLD_ARGS)
+    lake = lake_from_args(args)  # candles read and write with Arrow: no Spark session
+    day, product = date.fromisoformat(args["event_date"]), args["product_id"]
+    with open_pipes(args) as pipes:
+        s = build_candles(lake, interval, day, [product], run_id=pipes.run_id)[product]
+        pipes.log.info(f"candles {interval} {day} {product}: {s.rows} windows from {s.input_rows} input rows")
+        _report(pipes, candles_asset(interval), *candles_report(s))
 
 
 def bronze_batch_job(kind: str, argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.contracts.gold_features import FEATURE_NAMES
-from crypto_assets.gold.transforms import compute_features
+from crypto_assets.gold.transforms import feature_arrays
 
 # Recomputing from a cut restarts the rolling kernels, so values agree to rounding, not bit for
 # bit; 1e-7 is ten times tighter than the catalog's agreement with a two-pass computation, and
@@ -67,7 +67,9 @@ def prefix_invariance(
         first = max(0, int(np.searchsorted(k_us, t_us[start], side="right")) - 1)
         last = int(np.searchsorted(k_us, t_us[i], side="right"))
         prefix_tickers = k.iloc[first:last]
-        recomputed = compute_features(prefix, prefix_tickers, quote_join).iloc[-1]
+        # Only the sampled (last) row: the features of its segment, from the prefix alone.
+        _, values = feature_arrays(prefix, prefix_tickers, quote_join, rows=(len(prefix) - 1, len(prefix)))
+        recomputed = {name: values[name][0] for name in FEATURE_NAMES}
         result.sampled += 1
         bad = []
         for name in FEATURE_NAMES:

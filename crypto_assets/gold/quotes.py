@@ -23,17 +23,28 @@ def with_ticker_seq(tickers: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(ticker_seq=np.arange(len(rows), dtype=np.int64))
 
 
-def quotes_seen(ts_us: np.ndarray, tickers: pd.DataFrame, quote_join: str) -> dict[str, np.ndarray]:
+class Quotes:
+    """A product's tickers in (event time, ticker_seq) order, as arrays: sorted once, looked up per slice."""
+
+    def __init__(self, tickers: pd.DataFrame | None):
+        if tickers is None or len(tickers) == 0:
+            self.ts, self.values = np.empty(0, dtype=np.int64), {}
+            return
+        k = tickers.sort_values(["event_time", "ticker_seq"], kind="mergesort")
+        self.ts = k["event_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+        self.values = {c: k[c].to_numpy(dtype=float) for c in TICKER_FIELDS}
+
+
+def quotes_seen(ts_us: np.ndarray, quotes: Quotes, quote_join: str) -> dict[str, np.ndarray]:
     """The ticker each trade sees: the latest with event time <= trade time ("asof").
 
     "minute_bucket" reproduces the replaced job's join (the last ticker of the trade's wall-clock
     minute, which can come after the trade): kept only to prove the leakage check can fail.
     """
     n = len(ts_us)
-    if tickers is None or len(tickers) == 0:
+    k_ts = quotes.ts
+    if len(k_ts) == 0:
         return {c: np.full(n, np.nan) for c in TICKER_FIELDS + ("event_time_us",)}
-    k = tickers.sort_values(["event_time", "ticker_seq"], kind="mergesort")
-    k_ts = k["event_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
     if quote_join == "asof":
         pos = np.searchsorted(k_ts, ts_us, side="right") - 1
         ok = pos >= 0
@@ -44,9 +55,6 @@ def quotes_seen(ts_us: np.ndarray, tickers: pd.DataFrame, quote_join: str) -> di
     else:
         raise ValueError(f"unknown quote_join {quote_join!r}")
     take = np.maximum(pos, 0)
-    out = {}
-    for c in TICKER_FIELDS:
-        vals = k[c].to_numpy(dtype=float)[take]
-        out[c] = np.where(ok, vals, np.nan)
+    out = {c: np.where(ok, quotes.values[c][take], np.nan) for c in TICKER_FIELDS}
     out["event_time_us"] = np.where(ok, k_ts[take].astype(float), np.nan)
     return out

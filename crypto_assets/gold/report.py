@@ -19,6 +19,8 @@ GOLD_CHECKS: dict[str, tuple[bool, str]] = {
     "no_lookahead": (False, "Prefix invariance: sampled rows recomputed from data cut right after the trade match."),
     "row_reconciliation": (False, "Silver trades of the day = Gold rows + rows excluded for lookback."),
     "ranges": (False, "Ratios within their declared bounds, RSI within [0, 100], no infinities."),
+    "targets_complete": (True, "Only the last trades lack targets: those with fewer than 50 later trades in Silver "
+                               "(this day's and the next day's)."),
 }
 
 
@@ -27,17 +29,39 @@ def gold_notes(s: GoldStats) -> str:
     notes = []
     if s.empty_reason:
         notes.append(s.empty_reason)
-    if s.rows and s.tickers_in_input == 0:
+    if s.rows_written and s.tickers_in_input == 0:
         notes.append("no Silver tickers for this product: quote features are null; trade features are computed")
     if (s.rows - s.training_ready) and s.rows:
         notes.append("the last trades' targets need the next day's Silver; they fill in when Gold is re-run after it arrives")
     return "\n".join(f"- {n}" for n in notes) or "-"
 
 
+def gold_progress(s: GoldStats) -> str:
+    """One line on how the run brought the partition up to date."""
+    since = ", ".join(str(v) for v in s.silver_snapshots_read_from.values())
+    if s.mode == "unchanged":
+        return f"incremental: nothing new in Silver since snapshots {since}; nothing committed"
+    if s.mode == "incremental":
+        if s.recomputed_from is None:
+            return f"incremental: Silver files added since snapshots {since} change no row of the day; state recorded"
+        return (f"incremental: {s.silver_rows_read} Silver trades read, rows from {s.recomputed_from} recomputed: "
+                f"{s.rows_replaced} replaced by {s.rows_written}")
+    return f"full rebuild ({s.full_rebuild_reason}): the partition replaced with {s.rows_written} rows"
+
+
 def gold_report(s: GoldStats) -> tuple[Metadata, list[CheckReport]]:
     """(materialization metadata, check results) of a Gold partition."""
     metadata: Metadata = {
         "rows": ("int", s.rows),
+        "mode": ("text", s.mode),
+        "full_rebuild_reason": ("text", s.full_rebuild_reason or ""),
+        "progress": ("text", gold_progress(s)),
+        "silver_snapshots_read_from": ("json", {t: "" if i is None else str(i)
+                                                for t, i in s.silver_snapshots_read_from.items()}),
+        "silver_trades_read": ("int", s.silver_rows_read),
+        "recomputed_from": ("text", s.recomputed_from or ""),
+        "rows_written": ("int", s.rows_written),
+        "rows_replaced": ("int", s.rows_replaced),
         "training_ready_rows": ("int", s.training_ready),
         "rows_with_unknown_targets": ("int", s.rows - s.training_ready),
         "excluded_for_lookback": ("int", s.excluded_lookback),
@@ -62,8 +86,9 @@ def gold_report(s: GoldStats) -> tuple[Metadata, list[CheckReport]]:
         CheckReport("schema_matches_catalog", not s.schema_problems, metadata={"problems": ("json", s.schema_problems)}),
         CheckReport("unique_trade_id", s.duplicate_keys == 0, metadata={"duplicate_rows": ("int", s.duplicate_keys)}),
         CheckReport("not_null_when_full", not s.nulls_when_full, metadata={"null_counts": ("json", s.nulls_when_full)}),
-        # With no sample taken, only an empty partition passes: unsampled rows prove nothing.
-        CheckReport("no_lookahead", leak.passed if leak else s.rows == 0, metadata={
+        # With no sample taken, only a run that wrote no row passes: unsampled rows prove nothing (rows an
+        # earlier run wrote were sampled by it).
+        CheckReport("no_lookahead", leak.passed if leak else s.rows_written == 0, metadata={
             "sampled_rows": ("int", leak.sampled if leak else 0),
             "mismatched_rows": ("int", leak.mismatched_rows if leak else 0),
             "mismatched_features": ("json", leak.mismatched_features if leak else {}),
@@ -76,5 +101,10 @@ def gold_report(s: GoldStats) -> tuple[Metadata, list[CheckReport]]:
         }),
         CheckReport("ranges", not s.out_of_range and not s.infinities,
                     metadata={"out_of_range": ("json", s.out_of_range), "non_finite": ("json", s.infinities)}),
+        CheckReport("targets_complete", s.rows - s.training_ready == s.expected_without_targets, metadata={
+            "rows_without_targets": ("int", s.rows - s.training_ready),
+            "expected": ("int", s.expected_without_targets),
+            "next_day_trades": ("int", s.next_day_trades),
+        }),
     ]
     return metadata, checks

@@ -29,13 +29,14 @@ def gold_arrow_schema(with_partition_columns: bool = False):
         [f for f in schema if f.name not in ("product_id", "event_date")])
 
 
-def gold_table(trades: pd.DataFrame, tickers: pd.DataFrame | None, day: date, quote_join: str = "asof"):
-    """The rows Gold writes for `day` (`_gold_rows_of`) as an Arrow table in the catalog's types, built
-    column by column from the feature arrays: `compute_features`' values, without assembling a
-    134-column DataFrame."""
+def gold_table(trades: pd.DataFrame, tickers: pd.DataFrame | None, day: date, quote_join: str = "asof",
+               rows: tuple[int, int] | None = None, suffix: bool = False):
+    """The rows Gold writes for `day` (`_gold_rows_of`) among the trades [lo, hi) of `rows` (default all;
+    `suffix` as in `feature_arrays`), as an Arrow table in the catalog's types, built column by column from
+    the feature arrays: `compute_features`' values, without assembling a 134-column DataFrame."""
     import pyarrow as pa
 
-    t, f = feature_arrays(trades, tickers, quote_join)
+    t, f = feature_arrays(trades, tickers, quote_join, rows, suffix)
     keep = np.flatnonzero(_gold_rows_of(t["trade_time"], f["lookback_ok"], day))
     columns = {
         "trade_id": t["trade_id"].to_numpy(dtype=np.int64)[keep],

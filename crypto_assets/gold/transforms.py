@@ -12,12 +12,16 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.contracts.gold_features import FEATURE_NAMES, TARGET_NAMES
-from crypto_assets.gold.quotes import quotes_seen
+from crypto_assets.contracts.partitioning import LOOKAHEAD_TRADES
+from crypto_assets.gold.quotes import Quotes, quotes_seen
 from crypto_assets.gold.targets import targets
 from crypto_assets.gold.windows import Windows, div, lag, sorted_by, time_window, window_count
 
 LOOKBACK_TRADES = 499  # earlier trades a row needs (every 500-trade window full)
 LOOKBACK_SECONDS = 300  # seconds of earlier history a row needs (the 5-minute windows full)
+# Rows are computed per UTC segment of this length, each from its own slice of the input (`segments`).
+# Longer: less overlap in a full build; shorter: less for an incremental run to recompute.
+SEGMENT_SECONDS = 900
 
 
 def compute_features(trades: pd.DataFrame, tickers: pd.DataFrame | None = None, quote_join: str = "asof") -> pd.DataFrame:
@@ -36,22 +40,71 @@ def compute_features(trades: pd.DataFrame, tickers: pd.DataFrame | None = None, 
 
 
 def feature_arrays(
-    trades: pd.DataFrame, tickers: pd.DataFrame | None = None, quote_join: str = "asof"
+    trades: pd.DataFrame, tickers: pd.DataFrame | None = None, quote_join: str = "asof",
+    rows: tuple[int, int] | None = None, suffix: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The core: one product's trades in (trade_time, trade_id) order, and one NumPy array per
-    feature and target (float, NaN = null) plus the `lookback_ok` and `is_training_ready` masks."""
+    feature and target (float, NaN = null) plus the `lookback_ok` and `is_training_ready` masks, for the
+    rows [lo, hi) of that order (`rows`; default all).
+
+    Rows are computed segment by segment (`segments`): a row's values depend only on the trades of its
+    segment's slice, which the data alone defines, so a run that recomputes the rows from some point on
+    (incremental Gold) reproduces them bit for bit. `suffix`: `trades` holds only the later part of the
+    product's input, and the caller has made sure it reaches back over the slice of the first row asked
+    for: those rows have their lookback.
+    """
     t = sorted_by(trades, ["trade_time", "trade_id"])
+    n = len(t)
+    lo, hi = rows if rows is not None else (0, n)
+    ts_us = t["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    f: dict[str, np.ndarray] = {c: np.full(hi - lo, np.nan) for c in FEATURE_NAMES + TARGET_NAMES}
+    f["is_training_ready"] = np.zeros(hi - lo, dtype=bool)
+    if hi > lo:
+        quotes = Quotes(tickers)
+        for a, first, last, b in segments(ts_us, lo, hi):
+            part = _slice_features(t.iloc[a:b], ts_us[a:b], quotes, quote_join)
+            for name, values in part.items():
+                f[name][first - lo : last - lo] = values[first - a : last - a]
+    idx = np.arange(lo, hi)
+    f["lookback_ok"] = (np.ones(hi - lo, dtype=bool) if suffix else
+                        (idx >= LOOKBACK_TRADES) & (ts_us[lo:hi] - ts_us[0] >= LOOKBACK_SECONDS * 1_000_000))
+    return t.iloc[lo:hi].reset_index(drop=True), f
+
+
+def segment_of(ts_us: np.ndarray) -> np.ndarray:
+    return ts_us // (SEGMENT_SECONDS * 1_000_000)
+
+
+def slice_start(ts_us: np.ndarray, r0: int) -> int:
+    """The first trade the slice of a segment starting at row r0 holds: enough history for every window
+    of the segment's rows (LOOKBACK_TRADES + 1 earlier trades, and the last trade at or before
+    LOOKBACK_SECONDS before r0); negative when the input does not reach back that far."""
+    ref = int(np.searchsorted(ts_us, ts_us[r0] - LOOKBACK_SECONDS * 1_000_000, side="right")) - 1
+    return min(r0 - LOOKBACK_TRADES - 1, ref)
+
+
+def segments(ts_us: np.ndarray, lo: int, hi: int):
+    """(slice start, first row, end row, slice end) of each UTC time segment holding rows of [lo, hi): the
+    slice runs from `slice_start` of the segment's first row (at least 0) to LOOKAHEAD_TRADES past its
+    last row (the targets)."""
+    seg = segment_of(ts_us)
+    starts = np.flatnonzero(np.diff(seg)) + 1
+    first_rows = np.concatenate([[0], starts])  # the first row of every segment of the input
+    bounds = np.concatenate([first_rows, [len(ts_us)]])
+    for k in range(int(np.searchsorted(first_rows, lo, side="right")) - 1, len(first_rows)):
+        r0, r1 = int(bounds[k]), int(bounds[k + 1])
+        if r0 >= hi:
+            break
+        yield max(slice_start(ts_us, r0), 0), max(r0, lo), min(r1, hi), min(r1 + LOOKAHEAD_TRADES, len(ts_us))
+
+
+def _slice_features(t: pd.DataFrame, ts_us: np.ndarray, quotes: Quotes, quote_join: str) -> dict[str, np.ndarray]:
+    """Every feature and target of the trades of one slice, computed from the slice alone."""
     n = len(t)
     p = t["price"].to_numpy(dtype=float)
     s = t["size"].to_numpy(dtype=float)
     buy = (t["side"] == "BUY").to_numpy()
-    ts_us = t["trade_time"].to_numpy(dtype="datetime64[us]").astype(np.int64)
     f: dict[str, np.ndarray] = {}
-    if n == 0:
-        f = {c: np.empty(0) for c in FEATURE_NAMES + TARGET_NAMES}
-        f["lookback_ok"] = f["is_training_ready"] = np.empty(0, dtype=bool)
-        return t, f
-
     ref = p[0]  # re-centre prices: window variance without cancellation on prices near 100,000
     pc = Windows(p - ref)
     sz = Windows(s)
@@ -105,7 +158,7 @@ def feature_arrays(
     f["is_weekend"] = np.isin(dow, (1, 7)).astype(float)
     f["is_buy"] = buy.astype(float)
 
-    q = quotes_seen(ts_us, tickers, quote_join)
+    q = quotes_seen(ts_us, quotes, quote_join)
     bid, ask, bq, aq = q["best_bid"], q["best_ask"], q["best_bid_quantity"], q["best_ask_quantity"]
     f["best_bid"], f["best_ask"] = bid, ask
     f["bid_ask_spread"] = ask - bid
@@ -189,5 +242,4 @@ def feature_arrays(
     f["dow_sin"], f["dow_cos"] = np.sin(2 * np.pi * (dow - 1) / 7), np.cos(2 * np.pi * (dow - 1) / 7)
 
     f.update(targets(p))
-    f["lookback_ok"] = (np.arange(n) >= LOOKBACK_TRADES) & (ts_us - ts_us[0] >= LOOKBACK_SECONDS * 1_000_000)
-    return t, f
+    return f

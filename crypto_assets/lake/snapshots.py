@@ -155,19 +155,39 @@ def _change_properties(tx, table, change: PropertyChange | None) -> None:
             tx.set_properties(updates)
 
 
+def _rows_from_filter(where: dict, rows_from: dict[str, tuple[str, object]]):
+    from pyiceberg.expressions import And, GreaterThanOrEqual, Or
+
+    products = where["product_id"] if isinstance(where["product_id"], list) else [where["product_id"]]
+    parts = []
+    for p in products:
+        expr = partition_filter({**where, "product_id": p})
+        if p in rows_from:
+            column, value = rows_from[p]
+            expr = And(expr, GreaterThanOrEqual(column, value))
+        parts.append(expr)
+    out = parts[0]
+    for expr in parts[1:]:
+        out = Or(out, expr)
+    return out
+
+
 def replace(config: CatalogConfig, t: TableDef, rows: pa.Table | list[pa.Table], where: dict,
-            provenance: Provenance, always_commit: bool = False, properties: PropertyChange | None = None) -> int | None:
+            provenance: Provenance, always_commit: bool = False, properties: PropertyChange | None = None,
+            rows_from: dict[str, tuple[str, object]] | None = None) -> int | None:
     """Makes `rows` (a table, or tables of one partition each) the whole content of the partitions `where`
     selects, in one commit (with the table property changes of `properties`); returns the snapshot id now
     current (unchanged when there was nothing to delete and nothing to add, unless `always_commit`: then an
-    empty commit records the provenance).
+    empty commit records the provenance). With `rows_from` (product -> (column, value)), only the rows of
+    that product's partitions whose column is at least the value are replaced (a file holding some of them
+    is rewritten without them); the other products' partitions are replaced whole.
 
     The data files are written here, one per partition on parallel threads, then the commit deletes the
     partitions' old files and adds the new ones (pyiceberg's own writer would copy every row once more
     to split the table by partition first: see the README's benchmarks)."""
     from pyiceberg.exceptions import CommitFailedException, ValidationException
 
-    expr = partition_filter(where)
+    expr = partition_filter(where) if not rows_from else _rows_from_filter(where, rows_from)
     parts = _single_partitions(t, rows)
     paths: list[str] | None = None
     for attempt in range(config.commit_retries + 1):

@@ -59,6 +59,7 @@ class LakeSql:
         self.config = config
         self.as_of = parse_as_of(as_of)
         self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")  # the lake's times are UTC, whatever the machine's zone
         self.pinned: dict[str, Pinned] = {}
 
     # ---- pinning ------------------------------------------------------------------------------------

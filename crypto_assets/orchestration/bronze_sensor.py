@@ -246,18 +246,19 @@ def evaluate_bronze_commits(
     )
 
 
-def build_bronze_sensor(settings: Settings, silver_assets, gold_asset=None) -> SensorDefinition:
-    follow = [gold_asset.key] if gold_asset is not None else []
+def build_bronze_sensor(settings: Settings, silver_assets, gold_asset=None, candle_assets=()) -> SensorDefinition:
+    """`candle_assets`: the candles of the same partition, run after Silver (and Gold) in its run too."""
+    follow = ([gold_asset.key] if gold_asset is not None else []) + [a.key for a in candle_assets]
 
     @sensor(
         name="bronze_to_silver",
         description=(
             "Reads new Bronze snapshots (batch or streaming writes) and requests the Silver "
-            "partitions they touched (late data included), each run carrying Gold of its partition after "
-            "Silver's blocking checks; adds new products; records streamed Bronze writes."
+            "partitions they touched (late data included), each run carrying Gold and the candles of its partition "
+            "after Silver's blocking checks; adds new products; records streamed Bronze writes."
         ),
         minimum_interval_seconds=settings.sensor_interval_seconds,
-        asset_selection=[*silver_assets, *([gold_asset] if gold_asset is not None else [])],
+        asset_selection=[*silver_assets, *([gold_asset] if gold_asset is not None else []), *candle_assets],
         default_status=DefaultSensorStatus.RUNNING if settings.automation == "on" else DefaultSensorStatus.STOPPED,
     )
     def bronze_to_silver(context: SensorEvaluationContext, lake: LakeResource, kafka: KafkaResource):

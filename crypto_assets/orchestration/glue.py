@@ -29,7 +29,7 @@ from crypto_assets.contracts.glue_jobs import (
     maintenance_run_arguments,
     silver_run_arguments,
 )
-from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
+from crypto_assets.contracts.names import GOLD_ASSET, candles_asset, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import TableDef
@@ -160,8 +160,8 @@ class GlueCompute(ComputeResource):
         return {**self._lake_arguments(),
                 **silver_run_arguments(day, product, rules.allowed_lateness_days, require_bronze_day, full)}
 
-    def gold_arguments(self, day: date, product: str) -> dict[str, str]:
-        return {**self._lake_arguments(), **gold_run_arguments(day, product)}
+    def gold_arguments(self, day: date, product: str, full: bool = False) -> dict[str, str]:
+        return {**self._lake_arguments(), **gold_run_arguments(day, product, full)}
 
     def maintenance_arguments(self, t: TableDef, retention_hours: int, max_snapshots: int) -> dict[str, str]:
         return {**self._lake_arguments(), **maintenance_arguments(retention_hours, max_snapshots),
@@ -178,9 +178,13 @@ class GlueCompute(ComputeResource):
         return self.run_job(context, silver_asset(kind),
                             self.silver_arguments(day, product, rules, require_bronze_day, full))
 
-    def gold_partition(self, context, day, product):
+    def gold_partition(self, context, day, product, full=False):
         self._check_lake()
-        return self.run_job(context, GOLD_ASSET, self.gold_arguments(day, product))
+        return self.run_job(context, GOLD_ASSET, self.gold_arguments(day, product, full))
+
+    def candles_partition(self, context, interval, day, product):
+        self._check_lake()  # the same per-run arguments as Gold: the partition and the lake
+        return self.run_job(context, candles_asset(interval), self.gold_arguments(day, product))
 
     def maintain_table(self, context, t, retention_hours, max_snapshots):
         """One run of the maintenance job for `t`; the run reports its statistics as a Pipes custom message."""

@@ -15,7 +15,7 @@ from dagster import (
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.gold.report import GOLD_CHECKS
 from crypto_assets.orchestration.kafka_topics import OWNER
-from crypto_assets.orchestration.keys import GOLD_KEY
+from crypto_assets.orchestration.keys import FULL_REBUILD_TAG, GOLD_KEY
 from crypto_assets.orchestration.partitions import event_date_product_partitions, event_day_window, parse_partition_key
 from crypto_assets.orchestration.reporting import check_specs
 from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
@@ -29,7 +29,11 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
             "One row per trade with a full lookback (500 trades and 5 minutes of history): the 120 features and 6 targets of "
             "docs/feature_catalog.md, causal (only trades up to this one and tickers at or before its time), computed per "
             "product in O(1) per row per feature. Reads Silver trades D-1..D+1 (lookback across midnight, future-price "
-            "targets) and Silver ticker D-1..D (as-of quote join). Written to the Iceberg table `gold.features` (partition product_id, event_date), one commit per run."
+            "targets) and Silver ticker D-1..D (as-of quote join). Written to the Iceberg table `gold.features` (partition product_id, event_date), one commit per run. "
+            "Incremental by default: a run reads the Silver files added since the snapshots its partition was last built "
+            "from and replaces only the rows they change (the rows from the earliest change on, and the targets of the "
+            f"trades just before it); rebuilt whole when its state cannot be trusted or the run has the tag {FULL_REBUILD_TAG}=true "
+            "(metadata `mode` says which)."
         ),
         partitions_def=event_date_product_partitions(settings),
         group_name="gold",
@@ -47,7 +51,7 @@ def build_gold_asset(settings: Settings) -> AssetsDefinition:
         context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource,
     ) -> MaterializeResult:
         day, product = parse_partition_key(context.partition_key)
-        result = compute.gold_partition(context, day, product)
-        return result
+        full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+        return compute.gold_partition(context, day, product, full=full)
 
     return gold_features

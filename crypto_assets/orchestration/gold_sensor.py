@@ -28,11 +28,11 @@ from dagster import (
     sensor,
 )
 
-from crypto_assets.contracts.names import KINDS, TRADES
+from crypto_assets.contracts.names import CANDLE_INTERVALS, KINDS, TRADES
 from crypto_assets.contracts.partitioning import DayHead
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.orchestration.bronze_sensor import ASSET_TAG, pending_run_exists
-from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
+from crypto_assets.orchestration.keys import GOLD_KEY, candles_key, silver_key
 from crypto_assets.orchestration.partitions import parse_partition_key, partition_key
 
 BATCH = 200
@@ -89,7 +89,31 @@ def _run_finished(instance, run_id: str) -> bool:
     return run is None or run.is_finished
 
 
-def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings) -> SensorResult:
+def candle_requests(instance, changed: dict[tuple[str, str, str], object]) -> list[RunRequest]:
+    """The candles (1m, then 1h, in one run) of each changed Silver (D, product): they read Silver D only. None
+    where the latest 1m candles read the newest change already (the Bronze sensor's runs carry them after
+    Silver) or a queued run will."""
+    newest: dict[str, object] = {}
+    for (_, event_date, product), change in changed.items():
+        key = str(partition_key(event_date, product))
+        if key not in newest or change.storage_id > newest[key].storage_id:
+            newest[key] = change
+    keys = [candles_key(i) for i in CANDLE_INTERVALS]
+    names = ",".join(k.to_user_string() for k in keys)
+    requests = []
+    for key, change in sorted(newest.items()):
+        latest = instance.fetch_materializations(AssetRecordsFilter(asset_key=keys[0], asset_partitions=[key]),
+                                                 limit=1).records
+        if gold_has_read(instance, latest[0] if latest else None, change) or pending_run_exists(instance, keys[0], key):
+            continue
+        requests.append(RunRequest(
+            run_key=f"{names}:{key}:{change.storage_id}", partition_key=key, asset_selection=keys,
+            tags={ASSET_TAG: names, **{f"{ASSET_TAG}/{k.to_user_string()}": "1" for k in keys},
+                  "crypto/trigger": "gold_sensor"}))
+    return requests
+
+
+def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings, candles: bool = False) -> SensorResult:
     instance = context.instance
     after = json.loads(context.cursor)["after"] if context.cursor else 0
     records = []
@@ -152,24 +176,27 @@ def evaluate_silver_changes(context: SensorEvaluationContext, settings: Settings
         for key, change in sorted(wanted.items())
         if not gold_has_read(instance, latest_gold(key), change) and not pending_run_exists(instance, GOLD_KEY, key)
     ]
+    requests += candle_requests(instance, changed) if candles else []
     if blocked:
         context.log.warning("Gold not requested for Silver with failed blocking checks: " + "; ".join(blocked))
-    context.log.info(f"{len({(d, p) for _, d, p in changed})} Silver partitions changed: {len(requests)} Gold runs requested")
+    context.log.info(f"{len({(d, p) for _, d, p in changed})} Silver partitions changed: {len(requests)} Gold and candles "
+                     f"runs requested")
     return SensorResult(run_requests=requests, cursor=json.dumps({"after": after}))
 
 
-def build_gold_sensor(settings: Settings, gold_asset) -> SensorDefinition:
+def build_gold_sensor(settings: Settings, gold_asset, candle_assets=()) -> SensorDefinition:
+    """`candle_assets`: also requests the candles of each changed Silver (D, product)."""
     @sensor(
         name="silver_to_gold",
         description=(
             "When a Silver (date, product) is materialized and its blocking checks passed, requests Gold for "
-            "that date and for the neighbouring dates whose targets or lookback read it."
+            "that date and for the neighbouring dates whose targets or lookback read it, and the candles of that date."
         ),
         minimum_interval_seconds=settings.sensor_interval_seconds,
-        asset_selection=[gold_asset],
+        asset_selection=[gold_asset, *candle_assets],
         default_status=DefaultSensorStatus.RUNNING if settings.automation == "on" else DefaultSensorStatus.STOPPED,
     )
     def silver_to_gold(context: SensorEvaluationContext):
-        return evaluate_silver_changes(context, settings)
+        return evaluate_silver_changes(context, settings, candles=bool(candle_assets))
 
     return silver_to_gold

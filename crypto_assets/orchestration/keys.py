@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, silver_asset
+from crypto_assets.contracts.names import GOLD_ASSET, bronze_asset, candles_asset, silver_asset
 
 GOLD_KEY = AssetKey(GOLD_ASSET)
 # A run with this tag set to "true" rebuilds its Silver partitions from all of their Bronze window instead of
@@ -18,3 +18,7 @@ def bronze_key(kind: str) -> AssetKey:
 
 def silver_key(kind: str) -> AssetKey:
     return AssetKey(silver_asset(kind))
+
+
+def candles_key(interval: str) -> AssetKey:
+    return AssetKey(candles_asset(interval))

@@ -25,7 +25,16 @@ from dagster import (
     schedule,
 )
 
-from crypto_assets.contracts.names import BRONZE_TABLE, GOLD_ASSET, SILVER_TABLE, bronze_asset, silver_asset
+from crypto_assets.contracts.names import (
+    BRONZE_TABLE,
+    CANDLE_INTERVALS,
+    GOLD_ASSET,
+    SILVER_TABLE,
+    bronze_asset,
+    candles_asset,
+    candles_table,
+    silver_asset,
+)
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import TABLES, TableDef
 from crypto_assets.orchestration.bronze_schedule import UNFINISHED
@@ -42,6 +51,9 @@ def table_asset(t: TableDef) -> AssetKey | None:
     for kind, name in SILVER_TABLE.items():
         if t.identifier in (f"silver.{name}", f"quarantine.{name}"):
             return AssetKey(silver_asset(kind))
+    for interval in CANDLE_INTERVALS:
+        if t.identifier == f"gold.{candles_table(interval)}":
+            return AssetKey(candles_asset(interval))
     return AssetKey(GOLD_ASSET) if t.layer == "gold" else None
 
 

@@ -8,7 +8,8 @@ from crypto_assets.contracts.reporting import CheckReport, Metadata
 
 # Dagster Pipes' metadata type names, which the reports use -> Dagster's constructors.
 METADATA_VALUE = {"int": MetadataValue.int, "json": MetadataValue.json, "path": MetadataValue.path,
-                  "text": MetadataValue.text, "md": MetadataValue.md, "bool": MetadataValue.bool}
+                  "text": MetadataValue.text, "md": MetadataValue.md, "bool": MetadataValue.bool,
+                  "float": MetadataValue.float}
 
 
 def check_specs(asset_key: AssetKey, checks: dict[str, tuple[bool, str]]) -> list[AssetCheckSpec]:

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 from crypto_assets.contracts.partitioning import SilverRules
+from crypto_assets.lake import partition_state
 
 PREFIX = "crypto.silver-state."
-KEEP_DAYS = 7
 # Raised whenever the marking rules change in a way the settings do not show (silver.transforms):
 # a partition written by other rules is rebuilt in full, not continued.
 LOGIC_VERSION = 1
@@ -42,10 +42,6 @@ def rules_version(rules: SilverRules) -> str:
 
 def watermark_key(ingest_day: date | str, topic: str, partition: int) -> str:
     return f"{ingest_day}|{topic}|{partition}"
-
-
-def state_key(day: date, product: str) -> str:
-    return f"{PREFIX}{day.isoformat()}|{product}"
 
 
 @dataclass
@@ -70,18 +66,15 @@ class SilverState:
 
 def read_state(table, day: date, product: str) -> SilverState | None:
     """The state recorded for (day, product) in the Silver table's properties, if any."""
-    text = table.properties.get(state_key(day, product))
-    return SilverState(**json.loads(text)) if text else None
+    values = partition_state.read_state_json(table, PREFIX, day, product)
+    return SilverState(**values) if values else None
 
 
 def state_properties(table, states: dict[str, SilverState]) -> tuple[dict[str, str], list[str]]:
     """(properties to set, none to remove) recording `states` (product -> state)."""
-    return {state_key(date.fromisoformat(s.day), p): json.dumps(asdict(s), sort_keys=True)
-            for p, s in states.items()}, []
+    return partition_state.state_properties(PREFIX, states)
 
 
 def stale_states(table) -> tuple[dict[str, str], list[str]]:
     """(nothing to set, the states of days more than KEEP_DAYS before the newest day holding one)."""
-    days = {k: date.fromisoformat(k[len(PREFIX):].split("|", 1)[0]) for k in table.properties if k.startswith(PREFIX)}
-    newest = max(days.values(), default=None)
-    return {}, [k for k, d in days.items() if (newest - d).days > KEEP_DAYS]
+    return partition_state.stale_states(table, PREFIX)

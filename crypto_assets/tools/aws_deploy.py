@@ -4,7 +4,9 @@ deploy: build the package wheel, upload it and the entry scripts in `glue/` to t
 folder, create or replace one Glue job per entry script (Iceberg enabled), create the catalog
 database and the lake's Iceberg tables in it (`lake.catalog.create_tables`: the Glue Data Catalog is
 the tables' Iceberg catalog, so every commit updates what Athena reads; no partitions to register),
-and print the Athena query that reads Gold. The jobs and the database carry the job prefix or a
+save the README's example queries as Athena named queries (`<prefix>-<example>`, kept when they exist;
+destroy leaves them: text only, and moto has no DeleteNamedQuery to test a removal against), and print the
+Athena query that reads Gold. The jobs and the database carry the job prefix or a
 `created_by` marker, the tables are the declared ones at this lake's locations, and the uploaded
 keys are listed in a manifest, so destroy removes exactly that and nothing else (never the lake's
 data). Running deploy again updates in place (idempotent).
@@ -56,6 +58,7 @@ DATALAKE_FORMATS = "iceberg"
 # The sub-packages of crypto_assets the Glue jobs import (DESIGN.md: glue jobs use contracts, lake and the
 # layers); only these are shipped. Tools, the Dagster orchestration and the producer run only locally.
 GLUE_PACKAGES = ("contracts", "lake", "bronze", "silver", "gold", "glue_jobs")
+ATHENA_WORKGROUP = "primary"  # Athena's default workgroup: the README's example queries are saved there
 
 
 class DeployError(RuntimeError):
@@ -68,6 +71,8 @@ class DeployResult:
     tables: list[str] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
     athena_query: str = ""
+    named_queries: list[str] = field(default_factory=list)  # the README's examples, as Athena named queries
+    named_queries_kept: list[str] = field(default_factory=list)  # of those, the ones that existed already
 
 
 def _client(settings: Settings, service: str):
@@ -253,7 +258,45 @@ def deploy(settings: Settings, wheel: Path | None = None) -> DeployResult:
                 "keys": result.uploaded}
     s3.put_object(Bucket=bucket, Key=f"{prefix}/{MANIFEST}".lstrip("/"), Body=json.dumps(manifest, indent=1).encode())
     result.athena_query = athena_query(settings)
+    result.named_queries, result.named_queries_kept = deploy_named_queries(settings)
     return result
+
+
+def named_query_name(settings: Settings, query) -> str:
+    return f"{settings.glue_job_prefix}-{query.name}"
+
+
+def _named_queries(athena, settings: Settings) -> dict[str, dict]:
+    """The workgroup's named queries in the Glue database, by name."""
+    ids, token = [], None
+    while True:
+        page = athena.list_named_queries(WorkGroup=ATHENA_WORKGROUP, **({"NextToken": token} if token else {}))
+        ids += page.get("NamedQueryIds", [])
+        token = page.get("NextToken")
+        if not token:
+            break
+    found = (athena.get_named_query(NamedQueryId=i)["NamedQuery"] for i in ids)
+    return {q["Name"]: q for q in found if q.get("Database") == settings.glue_database}
+
+
+def deploy_named_queries(settings: Settings) -> tuple[list[str], list[str]]:
+    """The README's example queries (`tools.example_queries`) as Athena named queries on the Glue database, in
+    the `primary` workgroup. A name that exists already is left as it is (Athena has no upsert, and an
+    emulator may lack UpdateNamedQuery and DeleteNamedQuery): deploy runs again without duplicating them."""
+    from crypto_assets.tools.example_queries import EXAMPLE_QUERIES
+
+    athena = _client(settings, "athena")
+    existing = _named_queries(athena, settings)
+    names, kept = [], []
+    for q in EXAMPLE_QUERIES:
+        name = named_query_name(settings, q)
+        names.append(name)
+        if name in existing:
+            kept.append(name)
+            continue
+        athena.create_named_query(Name=name, Description=f"{q.description}: created by {MADE_BY}",
+                                  Database=settings.glue_database, QueryString=q.sql, WorkGroup=ATHENA_WORKGROUP)
+    return names, kept
 
 
 def is_lake_table(config: CatalogConfig, t: TableDef, glue_table: dict) -> bool:
@@ -328,6 +371,10 @@ def cmd_aws(args, settings: Settings) -> int:
             print(f"Glue jobs (Glue {settings.glue_version}): {', '.join(f'{n} ({sizes[n]})' for n in result.jobs)}")
             print(f"Iceberg tables in the Glue Data Catalog database {settings.glue_database}: {', '.join(result.tables)}")
             print(f"uploaded to {settings.glue_artifacts_root}: {len(result.uploaded)} files")
+            print(f"Athena named queries (workgroup {ATHENA_WORKGROUP}, database {settings.glue_database}): "
+                  f"{', '.join(result.named_queries)}"
+                  + (f" ({len(result.named_queries_kept)} existed already: left as they were)"
+                     if result.named_queries_kept else ""))
             print("Athena query that reads Gold:\n" + result.athena_query)
         else:
             removed = destroy(settings)

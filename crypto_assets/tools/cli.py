@@ -287,7 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lake_parser(sub)
     add_sql_parser(sub)
+    from crypto_assets.tools.training_cli import add_parser as add_training_parser
+
+    add_training_parser(sub)
     add_aws_parser(sub)
+    from crypto_assets.tools.dashboard import add_parser as add_dashboard_parser
+
+    add_dashboard_parser(sub)
     return parser
 
 

@@ -47,7 +47,7 @@ def live_commands(settings: Settings, source: str, ui_port: int) -> dict[str, li
 def run_live(settings: Settings, source: str = "coinbase", ui_port: int = 3000) -> int:
     from crypto_assets.tools.broker import LocalBroker
 
-    settings = settings.replace(automation="on", bronze_mode="stream")
+    settings = settings.replace(automation="on", bronze_mode="stream", baseline_model="on")
     print(LocalBroker(settings).up().describe(), flush=True)
     logs = Path(settings.state_dir) / "live"
     logs.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,8 @@ SILVER_METADATA = ["rows", "duplicates_removed", "conflicting_duplicates", "quar
                    "bronze_snapshot_id", "mode", "full_rebuild_reason", "bronze_snapshot_read_from", "bronze_rows_new",
                    "rows_appended", "quarantine_rows_appended", "partition_replaced", "preview"]
 SILVER_TRADES_METADATA = SILVER_METADATA + ["head_fingerprint"]  # what the day before's Gold compares
-GOLD_METADATA = ["rows", "training_ready_rows", "rows_with_unknown_targets", "excluded_for_lookback",
+GOLD_METADATA = ["rows", "mode", "full_rebuild_reason", "progress", "silver_snapshots_read_from", "silver_trades_read",
+                 "recomputed_from", "rows_written", "rows_replaced", "training_ready_rows", "rows_with_unknown_targets", "excluded_for_lookback",
                  "silver_days_read", "ticker_days_read", "next_day_head", "tickers_in_input", "rows_without_quote", "min_trade_time",
                  "max_trade_time", "features", "targets", "table", "snapshot_id", "silver_snapshot_ids", "preview",
                  "notes"]
@@ -40,7 +41,8 @@ SEVERITIES = {
     "silver_ticker": {"keys_not_null": "ERROR", "reconciliation": "ERROR", "unique_ticker_content": "ERROR",
                       "price_positive": "ERROR", "quotes_not_crossed": "WARN"},
     "gold_features": {"schema_matches_catalog": "ERROR", "unique_trade_id": "ERROR", "not_null_when_full": "ERROR",
-                      "no_lookahead": "ERROR", "row_reconciliation": "ERROR", "ranges": "ERROR"},
+                      "no_lookahead": "ERROR", "row_reconciliation": "ERROR", "ranges": "ERROR",
+                      "targets_complete": "ERROR"},
 }
 
 
@@ -131,6 +133,7 @@ def _gold_stats(**changes) -> GoldStats:
         product_id="BTC-USD", day=D, table="gold.features", snapshot_id=4_611_686_018_427_387_907,
         silver_snapshot_ids={"silver.trades": 4_611_686_018_427_387_905, "silver.ticker": 9_007_199_254_740_993},
         silver_days=["2026-03-31", D], ticker_days=[D], silver_rows=700, excluded_lookback=100, rows=600,
+        rows_written=600, next_day_trades=40,
         training_ready=590, tickers_in_input=0, rows_without_quote=600, min_trade_time=f"{D}T00:00:00+00:00",
         max_trade_time=f"{D}T23:59:59+00:00", schema_problems=["rsi_14: expected double, found int64"],
         nulls_when_full={}, out_of_range={"rsi_14": 2}, infinities={},
@@ -145,7 +148,8 @@ def _gold_stats(**changes) -> GoldStats:
 
 @pytest.mark.parametrize("stats", [
     _gold_stats(),
-    _gold_stats(rows=0, training_ready=0, silver_rows=0, excluded_lookback=0, leakage=None, schema_problems=[],
+    _gold_stats(rows=0, rows_written=0, training_ready=0, silver_rows=0, excluded_lookback=0, leakage=None,
+                schema_problems=[],
                 out_of_range={}, empty_reason=f"Silver trades BTC-USD {D} is missing or empty: nothing to compute"),
 ], ids=["with_rows", "empty"])
 def test_gold_reports_the_same_on_both_engines(stats):
@@ -161,7 +165,7 @@ def test_gold_reports_the_same_on_both_engines(stats):
                                            "features are computed\n- the last trades' targets need the next day's "
                                            "Silver; they fill in when Gold is re-run after it arrives")
         assert passed == {"schema_matches_catalog": False, "unique_trade_id": True, "not_null_when_full": True,
-                          "no_lookahead": False, "row_reconciliation": True, "ranges": False}
+                          "no_lookahead": False, "row_reconciliation": True, "ranges": False, "targets_complete": True}
     else:
         assert metadata["notes"] == ("md", f"- {stats.empty_reason}")
         assert all(passed.values()), passed

@@ -21,7 +21,7 @@ from crypto_assets.contracts.glue_jobs import (
     kafka_kind,
     required_arguments,
 )
-from crypto_assets.contracts.names import GOLD_ASSET, silver_asset
+from crypto_assets.contracts.names import CANDLE_INTERVALS, GOLD_ASSET, candles_asset, silver_asset
 from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.tables import silver_table_def
 from crypto_assets.glue_jobs.jobs import lake_from_args
@@ -50,8 +50,8 @@ def _run_arguments(settings, job: str) -> dict[str, str]:
     if kafka_kind(job):
         assert job == bronze_batch_job(kafka_kind(job))
         return compute.bronze_arguments(kafka_kind(job), DAY, rules)
-    if job == GOLD_ASSET:
-        return compute.gold_arguments(DAY, "BTC-USD")
+    if job == GOLD_ASSET or job in [candles_asset(i) for i in CANDLE_INTERVALS]:
+        return compute.gold_arguments(DAY, "BTC-USD")  # the candles jobs take Gold's arguments
     assert job in (silver_asset("trades"), silver_asset("ticker"))
     return compute.silver_arguments(DAY, "BTC-USD", rules, require_bronze_day=True)
 
@@ -95,6 +95,7 @@ def test_every_argument_a_job_requires_comes_from_the_settings(base_settings, jo
 # One argument per job, each one the entry scripts used to fill in silently when it was missing.
 MISSING = {
     "silver_trades": "require_bronze_day", "silver_ticker": "allowed_lateness_days", "gold_features": "aws_region",
+    "gold_candles_1m": "event_date", "gold_candles_1h": "product_id",
     "bronze_trades_batch": "kafka_timestamp_skew_minutes", "bronze_ticker_batch": "kafka_security_protocol",
     "bronze_trades_stream": "trigger_seconds", "bronze_ticker_stream": "glue_database",
     "lake_maintenance": "max_snapshots",

@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from crypto_assets.contracts.tables import TABLES, bronze_table, gold_table_def, quarantine_table_def, silver_table_def
+from crypto_assets.gold.report import GOLD_CHECKS
 from crypto_assets.lake import snapshots
 from crypto_assets.lake.catalog import load_table
 from crypto_assets.lake.snapshots import Provenance
@@ -32,7 +33,7 @@ from crypto_assets_tests.support.records import send_records, trades_frame, ts
 D, D2 = "2026-04-01", "2026-04-02"
 # Metadata that names a lake's own snapshots (ids differ between two lakes holding the same rows).
 SNAPSHOT_METADATA = ("snapshot_id", "quarantine_snapshot_id", "bronze_snapshot_id", "silver_snapshot_ids",
-                     "bronze_snapshot_read_from")
+                     "bronze_snapshot_read_from", "silver_snapshots_read_from")
 
 
 def _key(day, product="BTC-USD"):
@@ -146,7 +147,7 @@ def test_gold_on_glue_matches_local(base_settings, moto_endpoint, bucket, wheel,
     assert_reports_like_local(local_md, glue_md, f"{aws.glue_job_prefix}-gold-features", SNAPSHOT_METADATA)
     assert glue_md["rows"] > 500 and glue_md["tickers_in_input"] > 0
     checks = _checks(glue_result)
-    assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == 6
+    assert checks == _checks(local_result) and all(passed for passed, _ in checks.values()) and len(checks) == len(GOLD_CHECKS)
     where = {"product_id": "BTC-USD", "event_date": day}
     assert _rows(lake, gold_table_def(), where) == _rows(local_lake, gold_table_def(), where)
     table = load_table(lake.catalog_config, gold_table_def())
@@ -154,7 +155,18 @@ def test_gold_on_glue_matches_local(base_settings, moto_endpoint, bucket, wheel,
     provenance = Provenance.of(table.current_snapshot())
     assert (provenance.asset, provenance.run_id) == ("gold_features", glue_result.run_id)
     assert set(provenance.upstream) == {"silver.trades", "silver.ticker"}
-    assert len(TABLES) == 7  # every table deploy created is still one table in the Glue database
+    # Nothing new in Silver: the Glue run goes on from the partition's state and commits nothing; the run tag
+    # asks for a full rebuild (the job's --full), which commits the same rows again.
+    again = materialization_metadata(materialize([build_gold_asset(aws)], partition_key=_key(day),
+                                                 resources=local_glue_resources(aws), instance=instance))
+    assert again["mode"] == "unchanged" and again["snapshot_id"] == glue_md["snapshot_id"]
+    rebuilt = materialization_metadata(materialize([build_gold_asset(aws)], partition_key=_key(day),
+                                                   resources=local_glue_resources(aws), instance=instance,
+                                                   tags={FULL_REBUILD_TAG: "true"}))
+    assert (rebuilt["mode"], rebuilt["full_rebuild_reason"]) == ("full", "a full rebuild was asked for")
+    assert rebuilt["snapshot_id"] != glue_md["snapshot_id"]
+    assert _rows(lake, gold_table_def(), where) == _rows(local_lake, gold_table_def(), where)
+    assert len(TABLES) == 9  # every table deploy created is still one table in the Glue database
 
 
 # ---- bad input: one line naming the Glue run and its logs, never a hang ---------------------------------

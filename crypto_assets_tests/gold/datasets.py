@@ -327,6 +327,20 @@ def cross_midnight(seed: int = 7):
     return _finish(rng, [trades], tickers)
 
 
+def three_days(seed: int = 9):
+    """Trades over several 15-minute segments of three days: ~3,000 from 23:20 on 2024-03-10 (D-1) to
+    midnight, ~6,000 from midnight to 02:00 on D (bursts of equal times), ~800 from 23:50 on D to 00:06 on
+    D+1, and tickers over all of it (some at trade times, some equal pairs)."""
+    rng = np.random.default_rng(seed)
+    first = _burst_times(rng, _us("2024-03-10 23:20:00"), 9_000, 1.0, 2, 4, burst_share=0.3)
+    first = first[first < _us("2024-03-11 02:00:00")]
+    late = np.sort(rng.integers(_us("2024-03-11 23:50:00"), _us("2024-03-12 00:06:00"), 800))
+    trades = _simple_product(rng, "BTC-USD", np.concatenate([first, late]), 5_000_000, 70_000.0, 4e-5)
+    tickers = [_tickers_for(rng, trades, _us("2024-03-10 23:19:00"), int(first.max()), 2.0, 40, 20),
+               _tickers_for(rng, trades, _us("2024-03-11 23:49:00"), int(late.max()), 2.0, 10, 5)]
+    return _finish(rng, [trades], tickers)
+
+
 def long_realistic_day(n: int = 240_000, seed: int = 8):
     """A whole UTC day of BTC at 95,000 (precision stress for online window kernels, issue #14).
 

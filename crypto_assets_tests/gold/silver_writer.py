@@ -1,5 +1,6 @@
-"""Writes hand-made trades and tickers as the whole content of the Silver tables, in Silver's schema, one
-commit per table (for Gold tests)."""
+"""Writes hand-made trades and tickers into the Silver tables, in Silver's schema, one commit per table (for
+Gold tests): as their whole content (`write_silver`), or appended as an incremental Silver run does
+(`append_silver`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,21 @@ from crypto_assets.lake.store import Lake
 
 def write_silver(spark, lake_root: str, trades: pd.DataFrame, tickers: pd.DataFrame | None = None) -> None:
     """`spark` is unused (kept for the callers); the rows replace everything Silver held."""
-    lake = Lake(lake_root)
+    _write(Lake(lake_root), trades, tickers, _replace)
+
+
+def append_silver(lake_root: str, trades: pd.DataFrame, tickers: pd.DataFrame | None = None) -> None:
+    """The rows added to Silver in new data files (tickers keep the order their `ticker_seq` gives)."""
+    _write(Lake(lake_root), trades, tickers, _append)
+
+
+def _write(lake: Lake, trades: pd.DataFrame, tickers: pd.DataFrame | None, write) -> None:
     t = trades.copy()
     t["notional"] = t["price"] * t["size"]
     _lineage(t, "trade_time")
     t["event_date"] = pd.to_datetime(t["trade_time"]).dt.date
-    _replace(lake, "trades", t)
+    if len(t) or write is _replace:
+        write(lake, "trades", t)
     if tickers is not None and len(tickers):
         k = tickers.copy()
         for c in ("price", "low_24_h", "high_24_h", "low_52_w", "high_52_w", "price_percent_chg_24_h", "volume_24_h"):
@@ -28,11 +38,20 @@ def write_silver(spark, lake_root: str, trades: pd.DataFrame, tickers: pd.DataFr
         k["content_hash"] = [f"h{i}" for i in range(len(k))]
         _lineage(k, "event_time", order=k["ticker_seq"].to_numpy() if "ticker_seq" in k else None)
         k["event_date"] = pd.to_datetime(k["event_time"]).dt.date
-        _replace(lake, "ticker", k.drop(columns=[c for c in ("ticker_seq",) if c in k]))
+        write(lake, "ticker", k.drop(columns=[c for c in ("ticker_seq",) if c in k]))
 
 
 def _replace(lake: Lake, kind: str, df: pd.DataFrame) -> None:
     t = silver_table_def(kind)
+    snapshots.replace(lake.catalog_config, t, _arrow(t, df), {}, Provenance(asset=f"silver_{kind}", run_id="test"))
+
+
+def _append(lake: Lake, kind: str, df: pd.DataFrame) -> None:
+    t = silver_table_def(kind)
+    snapshots.append(lake.catalog_config, t, _arrow(t, df), Provenance(asset=f"silver_{kind}", run_id="test"))
+
+
+def _arrow(t, df: pd.DataFrame) -> pa.Table:
     columns = []
     for f in t.schema:
         values = df[f.name]
@@ -40,8 +59,7 @@ def _replace(lake: Lake, kind: str, df: pd.DataFrame) -> None:
             times = pd.to_datetime(values)
             values = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
         columns.append(pa.array(values, type=f.type, from_pandas=True))
-    snapshots.replace(lake.catalog_config, t, pa.Table.from_arrays(columns, schema=t.schema), {},
-                      Provenance(asset=f"silver_{kind}", run_id="test"))
+    return pa.Table.from_arrays(columns, schema=t.schema)
 
 
 def _lineage(df: pd.DataFrame, time_col: str, order=None) -> None:

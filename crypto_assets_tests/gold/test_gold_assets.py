@@ -25,11 +25,11 @@ from crypto_assets_tests.gold.test_gold_vs_oracle import ABS, REL
 D = "2024-03-11"
 
 
-def _gold(settings, instance, day=D, product="BTC-USD"):
+def _gold(settings, instance, day=D, product="BTC-USD", tags=None):
     instance.add_dynamic_partitions("product_id", [product])
     result = materialize(
         [build_gold_asset(settings)], partition_key=MultiPartitionKey({"event_date": day, "product_id": product}),
-        resources=build_resources(settings), instance=instance,
+        resources=build_resources(settings), instance=instance, tags=tags,
     )
     md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
@@ -156,3 +156,24 @@ def test_products_built_together_write_exactly_the_feature_rows(spark, base_sett
             else:
                 np.testing.assert_array_equal(got[name].to_numpy(dtype=float, na_value=np.nan),
                                               expected[name].to_numpy(dtype=float), err_msg=name)
+
+
+def test_the_asset_goes_on_from_its_state_and_the_run_tag_rebuilds_it(spark, base_settings, tmp_path):
+    """Through Dagster: the first run builds the partition whole, a run with nothing new commits nothing and
+    says so, and the run tag crypto/full-rebuild=true rebuilds it whole with the same rows."""
+    from crypto_assets.orchestration.keys import FULL_REBUILD_TAG
+
+    s = base_settings.replace(lake_root=str(tmp_path / "lake"))
+    trades, tickers = cross_midnight()
+    write_silver(spark, s.lake_root, trades, tickers)
+    instance = DagsterInstance.ephemeral()
+    first, checks = _gold(s, instance)
+    assert (first["mode"], first["full_rebuild_reason"]) == ("full", "no state recorded for the partition")
+    assert all(checks.values()) and first["rows_written"] == first["rows"] > 0
+    again, checks = _gold(s, instance)
+    assert again["mode"] == "unchanged" and again["snapshot_id"] == first["snapshot_id"] and all(checks.values())
+    assert again["progress"].startswith("incremental: nothing new in Silver")
+    rebuilt, checks = _gold(s, instance, tags={FULL_REBUILD_TAG: "true"})
+    assert (rebuilt["mode"], rebuilt["full_rebuild_reason"]) == ("full", "a full rebuild was asked for")
+    assert rebuilt["snapshot_id"] != first["snapshot_id"] and rebuilt["rows_replaced"] == rebuilt["rows"] == first["rows"]
+    assert all(checks.values())

@@ -35,7 +35,7 @@ def _rows(t, n: int, product: str, day: date, tag: int) -> pa.Table:
     for name, v in values.items():
         if name in cols:
             cols[name] = pa.array(v, t.schema.field(name).type)
-    number = next(c for c in ("trade_id", "offset", "kafka_offset") if c in cols)
+    number = next(c for c in ("trade_id", "offset", "kafka_offset", "trade_count") if c in cols)
     cols[number] = pa.array([tag * 1000 + i for i in range(n)], t.schema.field(number).type)
     return pa.table(cols, schema=t.schema)
 

@@ -53,16 +53,21 @@ def test_new_bronze_requests_exactly_the_touched_silver_partitions_once(fresh_se
     _bronze(s, instance, D1)
     first = tick(_sensor(s), s, instance, None)
     assert requested(first) == [
+        ("gold_candles_1h", f"{D1}|BTC-USD"),
+        ("gold_candles_1h", f"{D1}|ETH-USD"),
+        ("gold_candles_1m", f"{D1}|BTC-USD"),
+        ("gold_candles_1m", f"{D1}|ETH-USD"),
         ("gold_features", f"{D1}|BTC-USD"),
         ("gold_features", f"{D1}|ETH-USD"),
         ("silver_ticker", f"{D1}|BTC-USD"),
         ("silver_trades", f"{D1}|BTC-USD"),
         ("silver_trades", f"{D1}|ETH-USD"),
     ]
-    # One run per Silver partition: BTC's trades and ticker share a run, and Gold of the partition follows
-    # Silver in that run (one process, no second sensor hop).
+    # One run per Silver partition: BTC's trades and ticker share a run, and Gold and the candles of the partition
+    # follow Silver in that run (one process, no second sensor hop).
+    candles = ["gold_candles_1m", "gold_candles_1h"]
     assert sorted([k.to_user_string() for k in r.asset_selection] for r in first.run_requests) == [
-        ["silver_trades", "gold_features"], ["silver_trades", "silver_ticker", "gold_features"]]
+        ["silver_trades", "gold_features", *candles], ["silver_trades", "silver_ticker", "gold_features", *candles]]
     assert len({r.run_key for r in first.run_requests}) == 2
     assert not first.dynamic_partitions_requests  # the Bronze asset registered these products itself
     assert not first.asset_events  # batch writes are materializations of their own runs already
@@ -153,8 +158,9 @@ def test_stream_appends_request_their_partitions_and_a_compaction_requests_nothi
 
     micro_batch(0, [trade("BTC-USD", 1, 1), trade("ETH-USD", 2, 1)])
     first = tick(_sensor(s), s, instance, None)
-    assert requested(first) == [("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D1}|ETH-USD"),
-                                ("silver_trades", f"{D1}|BTC-USD"), ("silver_trades", f"{D1}|ETH-USD")]
+    assert [(k, p) for k, p in requested(first) if not k.startswith("gold_candles")] == [
+        ("gold_features", f"{D1}|BTC-USD"), ("gold_features", f"{D1}|ETH-USD"),
+        ("silver_trades", f"{D1}|BTC-USD"), ("silver_trades", f"{D1}|ETH-USD")]
     assert [e.metadata["batch_id"].value for e in first.asset_events] == [0]  # recorded as Bronze materializations
     table = lake.table(bronze_table("trades"))
     assert all(str(table.current_snapshot().snapshot_id) in r.run_key for r in first.run_requests)

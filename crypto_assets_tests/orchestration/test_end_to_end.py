@@ -94,7 +94,8 @@ def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(
         silver_cursor = result.cursor
         apply(result, instance)
         assert requested(result) == sorted(
-            (a, f"{DAY}|{p}") for a in ("silver_trades", "silver_ticker", "gold_features") for p in PRODUCTS)
+            (a, f"{DAY}|{p}") for a in ("silver_trades", "silver_ticker", "gold_features", "gold_candles_1m",
+                                        "gold_candles_1h") for p in PRODUCTS)
         outcomes += execute(result, s, instance)
         # Gold of the day ran in those runs, after Silver: the Silver -> Gold sensor has nothing left to do.
         result = tick(to_gold, s, instance, gold_cursor)

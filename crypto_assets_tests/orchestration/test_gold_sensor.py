@@ -15,7 +15,8 @@ from crypto_assets.orchestration.definitions import build_definitions, build_res
 from crypto_assets.orchestration.gold import build_gold_asset
 from crypto_assets.orchestration.gold_sensor import _head_moved
 from crypto_assets.orchestration.silver import silver_assets
-from crypto_assets.tools.inprocess import requested, tick
+from crypto_assets.tools.inprocess import requested as all_requested
+from crypto_assets.tools.inprocess import tick
 from crypto_assets_tests.support.records import break_silver_dedup, send_records, trades_frame, ts
 
 D1, D2 = "2026-08-01", "2026-08-02"
@@ -43,6 +44,11 @@ def _run(settings, instance, assets, day, raise_on_error=True):
 
 def _sensor(settings):
     return build_definitions(settings).resolve_sensor_def("silver_to_gold")
+
+
+def requested(result) -> list[tuple[str, str]]:
+    """The Gold features requests (the candles this sensor requests too: test_candles_sensor.py)."""
+    return [(k, p) for k, p in all_requested(result) if k == "gold_features"]
 
 
 def test_gold_follows_silver_with_the_neighbours_in_use(landed):

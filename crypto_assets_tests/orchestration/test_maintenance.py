@@ -39,7 +39,8 @@ def test_the_maintenance_job_compacts_every_table_and_observes_their_assets(spar
     assert all(f.records in (60, 22) for f in snapshot_files(table, {"event_date": DAY})[1])  # one file each
     observed = {e.asset_observation_data.asset_observation.asset_key.to_user_string()
                 for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"}
-    assert observed == {"bronze_trades", "bronze_ticker", "silver_trades", "silver_ticker", "gold_features"}
+    assert observed == {"bronze_trades", "bronze_ticker", "silver_trades", "silver_ticker", "gold_features",
+                        "gold_candles_1m", "gold_candles_1h"}
 
 
 def test_the_schedule_waits_for_a_maintenance_run_in_progress(base_settings):

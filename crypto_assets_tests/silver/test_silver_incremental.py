@@ -269,7 +269,8 @@ def test_a_partition_that_failed_a_blocking_check_is_rebuilt_by_the_next_run(spa
 
 
 def test_the_state_survives_expiry_of_silver_snapshots_and_old_days_states_are_dropped(spark, tmp_path):
-    from crypto_assets.silver.state import KEEP_DAYS, PREFIX
+    from crypto_assets.lake.partition_state import KEEP_DAYS
+    from crypto_assets.silver.state import PREFIX
 
     lake, rows, (second, third) = _split_lake(spark, tmp_path)
     for t in (silver_table_def("trades"), quarantine_table_def("trades")):

@@ -13,9 +13,9 @@ from crypto_assets_tests.support.aws import glue_settings
 from crypto_assets_tests.support.local_glue import glue_conf
 
 JOBS = ["bronze-trades-batch", "bronze-ticker-batch", "silver-trades", "silver-ticker", "gold-features",
-        "lake-maintenance", "bronze-trades-stream", "bronze-ticker-stream"]
+        "gold-candles-1m", "gold-candles-1h", "lake-maintenance", "bronze-trades-stream", "bronze-ticker-stream"]
 TABLE_NAMES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "silver_ticker", "quarantine_trades",
-               "quarantine_ticker", "gold_features"}
+               "quarantine_ticker", "gold_features", "gold_candles_1m", "gold_candles_1h"}
 
 
 def _clients(endpoint):
@@ -44,7 +44,7 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
 
     job = glue.get_job(JobName=f"{prefix}-silver-trades")["Job"]
     # Silver and Gold compute on the driver: the measured driver-only sizing, whatever the Bronze jobs get.
-    for driver_only in ("silver-trades", "silver-ticker", "gold-features"):
+    for driver_only in ("silver-trades", "silver-ticker", "gold-features", "gold-candles-1m", "gold-candles-1h"):
         found = glue.get_job(JobName=f"{prefix}-{driver_only}")["Job"]
         assert (found["GlueVersion"], found["WorkerType"], found["NumberOfWorkers"]) == (
             "5.1", s.glue_silver_gold_worker_type, s.glue_silver_gold_workers)
@@ -202,3 +202,28 @@ def test_modules_installed_in_glue_are_the_versions_the_tests_run():
         name, _, pinned = pin.partition("==")
         name = name.split("[")[0]
         assert version(name) == pinned, pin
+
+
+def test_deploy_saves_the_readme_queries_as_athena_named_queries_once(base_settings, moto_endpoint, bucket, wheel):
+    """Every example query of the README (tools.example_queries, the text the SQL test runs on the demo's lake)
+    is an Athena named query on the Glue database, with the same text; a second deploy adds none."""
+    from crypto_assets.tools.aws_deploy import ATHENA_WORKGROUP
+    from crypto_assets.tools.example_queries import EXAMPLE_QUERIES
+
+    s = glue_settings(base_settings, bucket, moto_endpoint)
+    athena = boto3.client("athena", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+    def saved() -> list[dict]:
+        ids = athena.list_named_queries(WorkGroup=ATHENA_WORKGROUP)["NamedQueryIds"]
+        found = [athena.get_named_query(NamedQueryId=i)["NamedQuery"] for i in ids]
+        return [q for q in found if q["Name"].startswith(f"{s.glue_job_prefix}-")]
+
+    expected = {f"{s.glue_job_prefix}-{q.name}": (q.sql, s.glue_database) for q in EXAMPLE_QUERIES}
+    first = deploy(s, wheel)
+    assert first.named_queries == list(expected) and first.named_queries_kept == []
+    assert {q["Name"]: (q["QueryString"], q["Database"]) for q in saved()} == expected
+    assert all(q["Description"].endswith(f": created by {MADE_BY}") for q in saved())
+    second = deploy(s, wheel)
+    assert second.named_queries_kept == list(expected)
+    assert sorted(q["Name"] for q in saved()) == sorted(expected)  # none twice
+    destroy(s)

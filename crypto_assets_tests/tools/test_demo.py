@@ -25,6 +25,9 @@ def test_demo_runs_the_pipeline_through_its_sensors_and_every_check_passes(fresh
     written = _written_table(out)
     assert len(written) == len(set(written)), written  # each partition once, with its last write
     assert ("gold_features", "2026-11-24|BTC-USD") in written
+    # The candles of every partition, in the Bronze sensor's runs after Silver and Gold.
+    for candles in ("gold_candles_1m", "gold_candles_1h"):
+        assert {p for a, p in written if a == candles} == {p for a, p in written if a == "silver_trades"}
     # The partitions start at the lake's first day (the demo's), not years of empty days before it.
     days = build_definitions(settings).resolve_asset_graph().get(AssetKey("bronze_trades")).partitions_def
     keys = days.get_partition_keys()
@@ -33,7 +36,7 @@ def test_demo_runs_the_pipeline_through_its_sensors_and_every_check_passes(fresh
     assert "the `bronze_to_silver` sensor requested 4 runs" in out  # 2 event days x 2 products, Gold in each
     # Gold of the first day again, for each product: its last trades' targets read the second day.
     assert "the `silver_to_gold` sensor requested 2 runs" in out
-    assert re.search(r"Asset checks: 76 passed, 0 failed", out), out[-2000:]
+    assert re.search(r"Asset checks: 114 passed, 0 failed", out), out[-2000:]  # 32 candles (4 runs x 8), 42 Gold (6 x 7)
     for asset in ("bronze_trades", "bronze_ticker", "silver_trades", "silver_ticker", "gold_features"):
         assert asset in out
     assert "A few Gold rows" in out
@@ -44,4 +47,4 @@ def test_demo_runs_the_pipeline_through_its_sensors_and_every_check_passes(fresh
     assert "already in Kafka from an earlier run" in again
     # This time Gold of the first day ran when the second day's Silver already existed: nothing left to redo.
     assert "the `silver_to_gold` sensor requested 0 runs" in again
-    assert re.search(r"Asset checks: 64 passed, 0 failed", again)
+    assert re.search(r"Asset checks: 100 passed, 0 failed", again)

@@ -17,10 +17,12 @@ from crypto_assets.contracts.partitioning import SilverRules
 from crypto_assets.contracts.settings import Settings
 from crypto_assets.contracts.tables import TableDef
 from crypto_assets.gold.build import build_gold
-from crypto_assets.gold.report import gold_report
+from crypto_assets.gold.candles_build import build_candles
+from crypto_assets.gold.candles_report import candles_report
+from crypto_assets.gold.report import gold_progress, gold_report
 from crypto_assets.lake.catalog import CatalogError
 from crypto_assets.lake.maintenance import MaintenanceStats, maintain_table
-from crypto_assets.orchestration.keys import GOLD_KEY, silver_key
+from crypto_assets.orchestration.keys import GOLD_KEY, candles_key, silver_key
 from crypto_assets.orchestration.reporting import check_results, metadata_values
 from crypto_assets.orchestration.resources.kafka import KafkaResource, KafkaUnavailableError
 from crypto_assets.orchestration.resources.lake import LakeResource
@@ -50,8 +52,14 @@ class ComputeResource(ConfigurableResource, ABC):
         `require_bronze_day`, a Bronze day never written fails the step with one line (else Silver is empty)."""
 
     @abstractmethod
-    def gold_partition(self, context: AssetExecutionContext, day: date, product: str) -> MaterializeResult:
-        """Rewrites Gold features (day, product)."""
+    def gold_partition(self, context: AssetExecutionContext, day: date, product: str,
+                       full: bool = False) -> MaterializeResult:
+        """Brings Gold features (day, product) up to date: incrementally, or rebuilt whole with `full`."""
+
+    @abstractmethod
+    def candles_partition(self, context: AssetExecutionContext, interval: str, day: date,
+                          product: str) -> MaterializeResult:
+        """Rewrites the `interval` candles (day, product) (`gold.candles_build.build_candles`)."""
 
     @abstractmethod
     def maintain_table(self, context: OpExecutionContext, t: TableDef, retention_hours: int,
@@ -104,19 +112,31 @@ class LocalCompute(ComputeResource):
         metadata, checks = silver_report(kind, stats)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(silver_key(kind), checks))
 
-    def gold_partition(self, context, day, product):
+    def gold_partition(self, context, day, product, full=False):
         # Gold computes with Arrow: no Spark session, no JVM.
         try:
-            s = build_gold(self.lake, day, [product], run_id=context.run_id)[product]
+            s = build_gold(self.lake, day, [product], run_id=context.run_id, full=full)[product]
         except CatalogError as exc:
             raise step_failure(str(exc)) from None
         context.log.info(
-            f"gold {day} {product}: {s.rows} rows ({s.training_ready} training-ready), "
+            f"gold {day} {product} ({gold_progress(s)}): {s.rows} rows ({s.training_ready} training-ready), "
             f"{s.excluded_lookback} excluded for lookback{'; ' + s.empty_reason if s.empty_reason else ''} "
             f"-> {s.table} snapshot {s.snapshot_id}"
         )
         metadata, checks = gold_report(s)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
+
+    def candles_partition(self, context, interval, day, product):
+        # Candles compute with Arrow/NumPy: no Spark session, no JVM.
+        try:
+            s = build_candles(self.lake, interval, day, [product], run_id=context.run_id)[product]
+        except CatalogError as exc:
+            raise step_failure(str(exc)) from None
+        context.log.info(f"candles {interval} {day} {product}: {s.rows} windows from {s.input_rows} input rows"
+                         f"{'; ' + s.empty_reason if s.empty_reason else ''} -> {s.table} snapshot {s.snapshot_id}")
+        metadata, checks = candles_report(s)
+        return MaterializeResult(metadata=metadata_values(metadata),
+                                 check_results=check_results(candles_key(interval), checks))
 
     def maintain_table(self, context, t, retention_hours, max_snapshots):
         try:
