@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 from dagster import DagsterInstance, materialize
 
-from crypto_assets.contracts.gold_features import FEATURE_CATALOG_VERSION
+from crypto_assets.contracts.gold_features import CATALOG_VERSION_KEY, FEATURE_CATALOG_VERSION
 from crypto_assets.contracts.tables import gold_table_def
 from crypto_assets.lake import snapshots
 from crypto_assets.lake.catalog import load_table
@@ -81,7 +81,7 @@ def _rewrite(lake, day, change, version=None):
     t = gold_table_def()
     where = {"product_id": "BTC-USD", "event_date": day}
     rows = change(snapshots.read(load_table(lake.config, t), where))
-    extra = {"feature-catalog-version": version} if version else {}
+    extra = {CATALOG_VERSION_KEY: version} if version else {}
     snapshots.replace(lake.config, t, rows, where, Provenance(asset="gold_features", extra=extra))
 
 

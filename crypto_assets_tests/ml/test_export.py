@@ -9,7 +9,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from crypto_assets.contracts.gold_features import BY_NAME, FEATURE_CATALOG_VERSION, FEATURE_NAMES, TARGET_NAMES
+from crypto_assets.contracts.gold_features import (
+    BY_NAME,
+    CATALOG_VERSION_KEY,
+    FEATURE_CATALOG_VERSION,
+    FEATURE_NAMES,
+    TARGET_NAMES,
+)
 from crypto_assets.contracts.tables import gold_table_def
 from crypto_assets.lake import snapshots
 from crypto_assets.lake.catalog import load_table
@@ -125,12 +131,15 @@ def test_bad_windows_end_in_one_line_naming_the_days(gold_lake, tmp_path, monkey
 def test_days_built_with_different_feature_catalogs_are_refused(tmp_path):
     lake = build_lake(tmp_path / "lake", 2, 1200)
     first, last = lake.days
-    assert set(pin_window(lake.config, first, last).catalog_versions.values()) == {"unrecorded"}
-    # The second day rewritten by a commit that records another catalog version (same rows).
+    # Gold's commits record the catalog version they computed with.
+    assert set(pin_window(lake.config, first, last).catalog_versions.values()) == {FEATURE_CATALOG_VERSION}
+    # The first day rewritten by a commit that records none (an older writer), the second by one that records
+    # another version (same rows): refused, naming both.
     t = gold_table_def()
-    rows = snapshots.read(load_table(lake.config, t), {"product_id": "BTC-USD", "event_date": last})
-    snapshots.replace(lake.config, t, rows, {"product_id": "BTC-USD", "event_date": last},
-                      Provenance(asset="gold_features", extra={"feature-catalog-version": "0123456789abcdef"}))
+    for day, extra in ((first, {}), (last, {CATALOG_VERSION_KEY: "0123456789abcdef"})):
+        rows = snapshots.read(load_table(lake.config, t), {"product_id": "BTC-USD", "event_date": day})
+        snapshots.replace(lake.config, t, rows, {"product_id": "BTC-USD", "event_date": day},
+                          Provenance(asset="gold_features", extra=extra))
     with pytest.raises(TrainingDataError) as exc:
         pin_window(lake.config, first, last)
     line = str(exc.value)
@@ -140,7 +149,7 @@ def test_days_built_with_different_feature_catalogs_are_refused(tmp_path):
     for day in (first, last):
         rows = snapshots.read(load_table(lake.config, t), {"product_id": "BTC-USD", "event_date": day})
         snapshots.replace(lake.config, t, rows, {"product_id": "BTC-USD", "event_date": day},
-                          Provenance(asset="gold_features", extra={"feature-catalog-version": FEATURE_CATALOG_VERSION}))
+                          Provenance(asset="gold_features", extra={CATALOG_VERSION_KEY: FEATURE_CATALOG_VERSION}))
     window = pin_window(lake.config, first, last)
     assert window.catalog_versions == {first.isoformat(): FEATURE_CATALOG_VERSION, last.isoformat(): FEATURE_CATALOG_VERSION}
     assert np.all([f.records > 0 for parts in window.files.values() for f in parts])

@@ -18,6 +18,11 @@ TABLE_NAMES = {"bronze_kafka_trades", "bronze_kafka_ticker", "silver_trades", "s
                "quarantine_ticker", "gold_features", "gold_candles_1m", "gold_candles_1h"}
 
 
+def _all_jobs(glue) -> list[str]:
+    """Every Glue job name on the (shared) moto server: other tests' jobs fill more than one page."""
+    return [name for page in glue.get_paginator("list_jobs").paginate() for name in page["JobNames"]]
+
+
 def _clients(endpoint):
     return (boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1"),
             boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1"))
@@ -110,7 +115,7 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     second = deploy(s, wheel)  # idempotent: same jobs, tables and files, nothing duplicated
     assert sorted(second.jobs) == sorted(first.jobs) and sorted(second.tables) == sorted(first.tables)
     assert _keys(s3, bucket) == keys_after_first
-    assert sorted(j for j in glue.list_jobs()["JobNames"] if j.startswith(prefix)) == sorted(first.jobs)
+    assert sorted(j for j in _all_jobs(glue) if j.startswith(prefix)) == sorted(first.jobs)
     assert len(glue.get_tables(DatabaseName=s.glue_database)["TableList"]) == len(TABLES)
     assert {t["Parameters"]["metadata_location"] for t in glue.get_tables(DatabaseName=s.glue_database)[
         "TableList"]} == metadata  # the tables were left as they were, not created again
@@ -119,8 +124,8 @@ def test_deploy_creates_jobs_tables_and_is_idempotent_and_destroy_removes_only_i
     removed = destroy(s)
     assert sorted(removed["jobs"]) == sorted(first.jobs) and set(removed["tables"]) == TABLE_NAMES
     assert removed["database"] == [s.glue_database]
-    assert not [j for j in glue.list_jobs()["JobNames"] if j.startswith(prefix)]
-    assert "someone-elses-job" in glue.list_jobs()["JobNames"]
+    assert not [j for j in _all_jobs(glue) if j.startswith(prefix)]
+    assert "someone-elses-job" in _all_jobs(glue)
     assert s.glue_database not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]
     # The lake stays: the file deploy did not make, and the tables' Iceberg metadata (their data, if any).
     assert _keys(s3, bucket) == sorted(["analyst/notes/part-0.parquet",
@@ -214,7 +219,8 @@ def test_deploy_saves_the_readme_queries_as_athena_named_queries_once(base_setti
     athena = boto3.client("athena", endpoint_url=moto_endpoint, region_name="us-east-1")
 
     def saved() -> list[dict]:
-        ids = athena.list_named_queries(WorkGroup=ATHENA_WORKGROUP)["NamedQueryIds"]
+        ids = [i for page in athena.get_paginator("list_named_queries").paginate(WorkGroup=ATHENA_WORKGROUP)
+               for i in page["NamedQueryIds"]]
         found = [athena.get_named_query(NamedQueryId=i)["NamedQuery"] for i in ids]
         return [q for q in found if q["Name"].startswith(f"{s.glue_job_prefix}-")]
 

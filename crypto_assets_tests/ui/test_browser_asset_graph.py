@@ -44,7 +44,7 @@ DAY, PRODUCT = "2026-04-01", "BTC-USD"
 START_TIMEOUT_S = 120
 UI_TIMEOUT_MS = 60_000
 ASSETS = ["crypto_trades_raw", "crypto_ticker_raw", "bronze_trades", "bronze_ticker",
-          "silver_trades", "silver_ticker", "gold_features"]
+          "silver_trades", "silver_ticker", "gold_features", "gold_candles_1m", "gold_candles_1h"]
 SILVER_TRADES_CHECKS = ["keys_not_null", "reconciliation", "unique_trade_id", "price_size_positive", "trade_id_gaps"]
 
 
@@ -204,17 +204,17 @@ def test_asset_graph_shows_every_layer_and_its_passed_checks(dagster_ui, fresh_s
         # nodes show their status rows.
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1920, "height": 1080},
+            viewport={"width": 2560, "height": 1440},
         )
         try:
             # Dagster asks local users once to join its community; answer as a returning user would.
             context.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
             page = context.new_page()
             try:
-                # The global lineage: one graph of every group (kafka, bronze, silver, gold), collapsed at first.
+                # The global lineage: one graph of every group (kafka, bronze, silver, gold, ml), collapsed at first.
                 page.goto(f"{dagster_ui}/asset-groups")
                 graph = page.locator("foreignObject")
-                for group in ("kafka", "bronze", "silver", "gold"):
+                for group in ("kafka", "bronze", "silver", "gold", "ml"):
                     expect(graph.get_by_text(group, exact=True).first).to_be_visible()
                 page.keyboard.press("Alt+e")  # the graph's "Expand all groups"
                 for name in ASSETS:
