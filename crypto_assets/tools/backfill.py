@@ -100,12 +100,14 @@ def bronze_steps(settings: Settings, start: date, end: date, layers: tuple[str, 
 
 
 def silver_gold_steps(settings: Settings, start: date, end: date, products: list[str], layers: tuple[str, ...]):
+    from crypto_assets.orchestration.candles import build_candle_assets
     from crypto_assets.orchestration.gold import build_gold_asset
     from crypto_assets.orchestration.partitions import partition_key
     from crypto_assets.orchestration.silver import silver_assets
 
     steps = []
-    for layer, assets in (("silver", silver_assets(settings)), ("gold", [build_gold_asset(settings)])):
+    gold = [build_gold_asset(settings), *build_candle_assets(settings)]  # the candles read Silver, 1h reads 1m
+    for layer, assets in (("silver", silver_assets(settings)), ("gold", gold)):
         if layer in layers:
             steps += [
                 (layer, assets, partition_key(d, p))

@@ -10,7 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DagsterInstance
 
-from crypto_assets.contracts.tables import bronze_table, gold_table_def, quarantine_table_def, silver_table_def
+from crypto_assets.contracts.tables import (
+    bronze_table,
+    candles_table_def,
+    gold_table_def,
+    quarantine_table_def,
+    silver_table_def,
+)
 from crypto_assets.lake import snapshots
 from crypto_assets.lake.snapshots import Provenance, snapshots_after
 from crypto_assets.lake.spark import lake_session, spark_table
@@ -129,7 +135,8 @@ def test_streaming_pipeline_end_to_end_with_a_restart_and_an_identical_backfill(
     runs = run_backfill(other, day, day, list(PRODUCTS), instance=DagsterInstance.ephemeral(), echo=lambda _: None)
     assert [r.success for r in runs] == [True] * len(runs) and len(runs) == 1 + 2 + 2
     backfill_lake = LakeResource.from_settings(other)
-    for t in (silver_table_def("trades"), silver_table_def("ticker"), gold_table_def()):
+    for t in (silver_table_def("trades"), silver_table_def("ticker"), gold_table_def(), candles_table_def("1m"),
+              candles_table_def("1h")):
         assert _table_rows(spark, lake, t) == _table_rows(spark, backfill_lake, t), t.identifier
     quarantine = quarantine_table_def("trades")  # the synthetic trades are all valid, in both lakes
     assert snapshots.read(lake.table(quarantine)).num_rows == 0
