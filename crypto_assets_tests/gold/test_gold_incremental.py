@@ -94,12 +94,17 @@ def test_increments_give_the_full_rebuilds_rows_bit_for_bit(full_rebuild, tmp_pa
         assert any(0 < replaced < written + 400 for _, _, _, written, replaced in incremental)
 
 
-def test_a_run_with_nothing_new_commits_nothing(tmp_path):
+def _built_once(tmp_path):
+    """A lake holding all of `three_days` in Silver and Gold of D built once (in full: no state yet)."""
     trades, tickers = three_days()
     root = str(tmp_path / "lake")
     append_silver(root, trades, tickers)
     lake = Lake(root)
-    first = build_gold(lake, DAYS[1], [P], leakage_samples=2)[P]
+    return trades, root, lake, build_gold(lake, DAYS[1], [P], leakage_samples=2)[P]
+
+
+def test_a_run_with_nothing_new_commits_nothing(tmp_path):
+    _, _, lake, first = _built_once(tmp_path)
     assert first.mode == "full" and first.full_rebuild_reason == "no state recorded for the partition"
     table = lake.table(gold_table_def())
     metadata = table.metadata_location
@@ -111,11 +116,7 @@ def test_a_run_with_nothing_new_commits_nothing(tmp_path):
 
 
 def test_silver_added_after_the_day_changes_no_row_but_the_state_moves_on(tmp_path):
-    trades, tickers = three_days()
-    root = str(tmp_path / "lake")
-    append_silver(root, trades, tickers)
-    lake = Lake(root)
-    first = build_gold(lake, DAYS[1], [P], leakage_samples=2)[P]
+    trades, root, lake, first = _built_once(tmp_path)
     # Trades of D+1 after its first 50 (all D reads of D+1): they change no row of D.
     later = trades[trades["trade_time"] >= pd.Timestamp("2024-03-12 00:00")].copy()
     later["trade_id"] += 10_000_000
