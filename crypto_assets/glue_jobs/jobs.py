@@ -205,7 +205,7 @@ def candles_job(interval: str, argv: list[str] | None = None) -> None:
     lake = lake_from_args(args)  # candles read and write with Arrow: no Spark session
     day, product = date.fromisoformat(args["event_date"]), args["product_id"]
     with open_pipes(args) as pipes:
-        s = build_candles(lake, interval, day, [product], run_id=pipes.run_id)[product]
+        s = build_candles(lake, interval, day, [product], run_id=pipes.run_id, full=_flag(args, "full"))[product]
         pipes.log.info(f"candles {interval} {day} {product}: {s.rows} windows from {s.input_rows} input rows")
         _report(pipes, candles_asset(interval), *candles_report(s))
 

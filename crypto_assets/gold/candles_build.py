@@ -2,9 +2,11 @@
 
 `gold.candles_1m` (D, P) is computed from Silver trades and ticker (D, P), each read from one pinned snapshot
 (`SilverInput`, as Gold reads them); `gold.candles_1h` (D, P) is rolled up from `gold.candles_1m` (D, P) as
-of its current snapshot. Each run commits one replace of its (product, day) partitions with the snapshots it
-read in the summary, then measures the checks on the snapshot just committed. No Dagster, no Spark: the
-candles assets and their Glue jobs call `build_candles`.
+of its current snapshot. A window depends only on the input rows of its own time span, so a run goes on from
+the partition's state (`CandleState`): it recomputes the windows from the earliest time the input files added
+since hold and replaces those, in one commit with the snapshots read in the summary; the whole partition when
+there is no usable state. Then it measures the checks on the snapshot just committed. No Dagster, no Spark:
+the candles assets and their Glue jobs call `build_candles`.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from crypto_assets.contracts.names import TICKER, TRADES, candles_asset
-from crypto_assets.contracts.tables import candles_table_def
+from crypto_assets.contracts.tables import candles_table_def, silver_table_def
 from crypto_assets.gold.build import SilverInput
 from crypto_assets.gold.candles import (
     CANDLE_FIELDS,
@@ -31,8 +33,8 @@ from crypto_assets.gold.candles import (
     minute_candles,
     rollup_candles,
 )
-from crypto_assets.lake import snapshots
-from crypto_assets.lake.snapshots import Provenance
+from crypto_assets.lake import partition_state, snapshots
+from crypto_assets.lake.snapshots import DataFile, Provenance
 from crypto_assets.lake.store import LakeStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,23 @@ log = logging.getLogger(__name__)
 SOURCE = {"1m": None, "1h": "1m"}
 # Sums agree to rounding (added in another order), not bit for bit.
 REL_TOL = 1e-9
+# The state an incremental run goes on from, a table property per (day, product) (`lake.partition_state`).
+STATE_PREFIX = "crypto.candles-state."
+LOGIC_VERSION = 1  # raised when what a candle holds changes: partitions written before are rebuilt whole
+# The input of each interval: (table kind or finer interval, its time column).
+TIME_COLUMN = {TRADES: "trade_time", TICKER: "event_time", "1m": "window_start"}
+
+
+@dataclass
+class CandleState:
+    """A window depends only on the input rows of its own time span, so a run recomputes the windows from
+    the earliest time the input files added since `upstream` (table -> snapshot read) hold, and replaces them."""
+
+    day: str
+    logic: int
+    run: str
+    upstream: dict[str, int | None]
+    rows: int  # the partition's rows after the commit that recorded this state
 
 
 @dataclass
@@ -52,6 +71,10 @@ class CandleStats:
     snapshot_id: int | None = None  # the candles snapshot committed
     upstream_snapshot_ids: dict[str, int] = field(default_factory=dict)  # table read -> snapshot
     empty_reason: str | None = None
+    mode: str = "full"  # full | incremental | unchanged
+    full_rebuild_reason: str | None = None
+    recomputed_from: str | None = None  # incremental: the windows from this start on were replaced
+    rows_written: int = 0
     input_rows: int = 0  # Silver trades of the day (1m) / 1m candles of the day (1h)
     tickers_in_input: int = 0  # Silver tickers of the day with a bid and an ask (1m) / sum of ticker_count (1h)
     input_sums: dict[str, float] = field(default_factory=dict)  # SUMMED over the input, counted independently
@@ -96,73 +119,193 @@ def _table_sums(table: pa.Table) -> dict[str, float]:
     return {c: (pc.sum(table.column(c)).as_py() or 0) for c in SUMMED}
 
 
-def _silver_files(silver: SilverInput, kind: str, product: str, day: date) -> list[str]:
-    """The data files of Silver `kind` (day, product) at the run's pinned snapshot."""
-    table, snap = silver.snapshots[kind]
-    if snap is None:
-        return []
-    return [f.path for f in snapshots.snapshot_files(table, {"product_id": product, "event_date": day}, snap)[1]
-            if f.records]
-
-
-def _minute_input(silver: SilverInput, day: date, s: CandleStats) -> pa.Table | None:
-    p = s.product_id
-    trade_files = _silver_files(silver, TRADES, p, day)
-    if not trade_files:
-        s.empty_reason = f"Silver trades {p} {day} is missing or empty: no candles"
-        return None
-    trades = _read(silver.lake, trade_files, TRADE_COLUMNS)
-    ticker_files = _silver_files(silver, TICKER, p, day)
-    tickers = _read(silver.lake, ticker_files, TICKER_COLUMNS) if ticker_files else None
-    s.input_rows = len(trades)
-    s.input_sums = _silver_sums(trades)
-    s.tickers_in_input = 0 if tickers is None else int((tickers["best_bid"].notna() & tickers["best_ask"].notna()).sum())
-    return minute_candles(trades, tickers)
-
-
-def _rollup_input(lake: LakeStore, interval: str, day: date, s: CandleStats, source, snap: int | None) -> pa.Table | None:
-    p = s.product_id
-    files = snapshots.snapshot_files(source, {"product_id": p, "event_date": day}, snap)[1] if snap is not None else []
-    finer = lake.read_files([f.path for f in files]) if files else None
-    if finer is None or finer.num_rows == 0:
-        s.empty_reason = f"{SOURCE[interval]} candles {p} {day} are missing or empty: no {interval} candles"
-        return None
-    s.input_rows = finer.num_rows
-    s.input_sums = _table_sums(finer)
-    s.tickers_in_input = int(np.asarray(finer.column("ticker_count")).sum())
-    return rollup_candles(finer, interval)
-
-
 def _with_partition(table: pa.Table, product: str, day: date) -> pa.Table:
     table = table.append_column("product_id", pa.repeat(pa.scalar(product, pa.string()), table.num_rows))
     return table.append_column("event_date", pa.repeat(pa.scalar(day, pa.date32()), table.num_rows))
 
 
-def build_candles(lake: LakeStore, interval: str, day: date, products: list[str], run_id: str = "") -> dict[str, CandleStats]:
-    """Replaces the candles partitions (day, p) of `interval` whole for each product p, in one commit."""
+def _files(table, product: str, day: date, snap: int | None, column: str) -> list[DataFile]:
+    if snap is None:
+        return []
+    return [f for f in snapshots.snapshot_files(table, {"product_id": product, "event_date": day}, snap,
+                                                bounds=(column,))[1] if f.records]
+
+
+def _since(lake: LakeStore, files: list[DataFile], column: str, since_us: int | None, columns: list[str]):
+    """The rows of `files` with `column` at or after `since_us` (all when None), as Arrow."""
+    import pyarrow.compute as pc
+
+    if since_us is not None:
+        files = [f for f in files if f.upper.get(column) is None or int(f.upper[column]) >= since_us]
+    if not files:
+        return None
+    table = lake.read_files([f.path for f in files], columns)
+    if since_us is not None:
+        table = table.filter(pc.greater_equal(table.column(column).cast(pa.int64()), since_us))
+    return table
+
+
+class _Inputs:
+    """The tables a candles interval reads, each at one pinned snapshot: Silver trades and ticker (1m), or
+    the finer candles table (1h)."""
+
+    def __init__(self, lake: LakeStore, interval: str):
+        self.lake, self.interval = lake, interval
+        if SOURCE[interval] is None:
+            silver = SilverInput.pin(lake)
+            self.tables = {TRADES: silver.snapshots[TRADES], TICKER: silver.snapshots[TICKER]}
+            self.names = {kind: silver_table_def(kind).identifier for kind in (TRADES, TICKER)}
+        else:
+            source_def = candles_table_def(SOURCE[interval])
+            table = lake.table(source_def)
+            self.tables = {SOURCE[interval]: (table, snapshots.snapshot_id(table))}
+            self.names = {SOURCE[interval]: source_def.identifier}
+
+    @property
+    def ids(self) -> dict[str, int]:
+        return {self.names[k]: snap for k, (_, snap) in self.tables.items() if snap is not None}
+
+    def files(self, kind: str, product: str, day: date, snap: int | None = None) -> list[DataFile]:
+        table, pinned = self.tables[kind]
+        return _files(table, product, day, pinned if snap is None else snap, TIME_COLUMN[kind])
+
+
+def _plan(inputs: _Inputs, table, day: date, s: CandleStats, held: int) -> tuple[int | None, bool]:
+    """(the window start from which the partition is recomputed, None: whole; whether anything is new)."""
+    state_json = partition_state.read_state_json(table, STATE_PREFIX, day, s.product_id)
+    state = CandleState(**state_json) if state_json else None
+    if state is None:
+        s.full_rebuild_reason = "no state recorded for the partition"
+        return None, True
+    if state.logic != LOGIC_VERSION:
+        s.full_rebuild_reason = "what a candle holds changed since the partition was written"
+        return None, True
+    if held != state.rows:
+        s.full_rebuild_reason = f"the partition holds {held} rows where its state counts {state.rows} (another writer)"
+        return None, True
+    earliest = None
+    for kind, (source, _) in inputs.tables.items():
+        snap = state.upstream.get(inputs.names[kind])
+        if snap is not None and source.snapshot_by_id(snap) is None:
+            s.full_rebuild_reason = f"the {inputs.names[kind]} snapshot the partition was built from ({snap}) was expired"
+            return None, True
+        known = {f.path for f in inputs.files(kind, s.product_id, day, snap)} if snap is not None else set()
+        now = inputs.files(kind, s.product_id, day)
+        if known - {f.path for f in now}:
+            s.full_rebuild_reason = f"{inputs.names[kind]} rows it was built from were rewritten since snapshot {snap}"
+            return None, True
+        for f in now:
+            if f.path not in known:
+                lower = f.lower.get(TIME_COLUMN[kind])
+                lower = -(2**62) if lower is None else int(lower)
+                earliest = lower if earliest is None else min(earliest, lower)
+    s.mode = "incremental"
+    if earliest is None:
+        s.mode = "unchanged"
+        return None, False
+    width = INTERVAL_US[inputs.interval]
+    return max(earliest, -(2**62)) // width * width, True
+
+
+def _compute(inputs: _Inputs, day: date, s: CandleStats, since_us: int | None) -> pa.Table | None:
+    """The candles of the windows from `since_us` on (all when None), and the day's input sums for the checks."""
+    lake, p = inputs.lake, s.product_id
+    if SOURCE[inputs.interval] is None:
+        trade_files = inputs.files(TRADES, p, day)
+        if not trade_files:
+            s.empty_reason = f"Silver trades {p} {day} is missing or empty: no candles"
+            return None
+        day_trades = _read(lake, [f.path for f in trade_files], ["price", "size", "side"])
+        s.input_rows, s.input_sums = len(day_trades), _silver_sums(day_trades)
+        trades = _since(lake, trade_files, "trade_time", since_us, TRADE_COLUMNS)
+        tickers = _since(lake, inputs.files(TICKER, p, day), "event_time", since_us, TICKER_COLUMNS)
+        tickers = tickers.to_pandas() if tickers is not None else None
+        s.tickers_in_input = 0 if tickers is None else int((tickers["best_bid"].notna() & tickers["best_ask"].notna()).sum())
+        return minute_candles(trades.to_pandas(), tickers) if trades is not None else None
+    finer_files = inputs.files(SOURCE[inputs.interval], p, day)
+    if not finer_files:
+        s.empty_reason = f"{SOURCE[inputs.interval]} candles {p} {day} are missing or empty: no {inputs.interval} candles"
+        return None
+    day_finer = lake.read_files([f.path for f in finer_files])
+    s.input_rows, s.input_sums = day_finer.num_rows, _table_sums(day_finer)
+    s.tickers_in_input = int(np.asarray(day_finer.column("ticker_count")).sum())
+    finer = _since(lake, finer_files, "window_start", since_us, [f.name for f in day_finer.schema])
+    return rollup_candles(finer, inputs.interval) if finer is not None else None
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat()
+
+
+def build_candles(lake: LakeStore, interval: str, day: date, products: list[str], run_id: str = "",
+                  full: bool = False) -> dict[str, CandleStats]:
+    """Brings the candles partitions (day, p) of `interval` up to date for each product p, in one commit:
+    the windows from the earliest time the input files added since the partition's state hold are
+    recomputed and replaced; the whole partition when there is no usable state, or with `full`."""
     t = candles_table_def(interval)
     stats = {p: CandleStats(interval, p, day.isoformat(), t.identifier) for p in products}
-    if SOURCE[interval] is None:
-        silver = SilverInput.pin(lake)
-        upstream = silver.ids
-        computed = {p: _minute_input(silver, day, stats[p]) for p in products}
-    else:
-        source_def = candles_table_def(SOURCE[interval])
-        source = lake.table(source_def)
-        snap = snapshots.snapshot_id(source)
-        upstream = {source_def.identifier: snap} if snap is not None else {}
-        computed = {p: _rollup_input(lake, interval, day, stats[p], source, snap) for p in products}
-    rows = [_with_partition(c, p, day) for p, c in computed.items() if c is not None]
-    snapshot = snapshots.replace(
-        lake.catalog_config, t, rows, {"product_id": products, "event_date": day},
-        Provenance(asset=candles_asset(interval), partition=f"{day.isoformat()}|{','.join(products)}", run_id=run_id,
-                   upstream=upstream))
+    inputs = _Inputs(lake, interval)
+    table = lake.table(t)
+    held: dict[str, int] = {}
+    for f in snapshots.snapshot_files(table, {"product_id": products, "event_date": day})[1]:
+        held[f.partition["product_id"]] = held.get(f.partition["product_id"], 0) + f.records
+    plans = {}
     for p, s in stats.items():
-        s.snapshot_id, s.upstream_snapshot_ids = snapshot, dict(upstream)
+        if full:
+            s.full_rebuild_reason = "a full rebuild was asked for"
+            plans[p] = (None, True)
+        else:
+            plans[p] = _plan(inputs, table, day, s, held.get(p, 0))
+        if s.mode == "full" and held.get(p):
+            log.warning("candles %s %s %s: rebuilding the partition in full: %s", interval, day, p, s.full_rebuild_reason)
+    changed = [p for p in products if plans[p][1]]
+    computed = {p: _compute(inputs, day, stats[p], plans[p][0]) for p in changed}
+    cuts = {p: plans[p][0] for p in changed if plans[p][0] is not None}
+    for p, c in computed.items():
+        stats[p].rows_written = 0 if c is None else c.num_rows
+        if p in cuts:
+            stats[p].recomputed_from = _iso(cuts[p])
+    snapshot = snapshots.snapshot_id(table)
+    if changed:
+        rows = [_with_partition(c, p, day) for p, c in computed.items() if c is not None]
+        states: dict[str, CandleState] = {}
+
+        def properties(current):
+            # The rows each partition holds after this commit: those kept before the cut plus those written.
+            kept = {p: (_rows_before(lake, current, day, p, cuts[p]) if p in cuts else 0) for p in changed}
+            states.update({p: CandleState(day.isoformat(), LOGIC_VERSION, run_id, dict(inputs.ids),
+                                          kept[p] + stats[p].rows_written) for p in changed})
+            return partition_state.state_properties(STATE_PREFIX, states)
+
+        snapshot = snapshots.replace(
+            lake.catalog_config, t, rows, {"product_id": changed, "event_date": day},
+            Provenance(asset=candles_asset(interval), partition=f"{day.isoformat()}|{','.join(products)}",
+                       run_id=run_id, upstream=inputs.ids),
+            always_commit=True, properties=properties,
+            rows_from={p: ("window_start", _iso(cut)) for p, cut in cuts.items()})
+    for p, s in stats.items():
+        s.snapshot_id, s.upstream_snapshot_ids = snapshot, dict(inputs.ids)
+        if p not in changed:  # nothing new: the checks are measured on the partition as it is
+            _compute(inputs, day, s, since_us=2**62)
         measure(lake, day, s)
-    log.info("candles %s %s %s: %s rows -> %s snapshot %s", interval, day, ",".join(products),
-             {p: s.rows for p, s in stats.items()}, t.identifier, snapshot)
+    log.info("candles %s %s %s: %s -> %s snapshot %s", interval, day, ",".join(products),
+             {p: (s.mode, s.rows) for p, s in stats.items()}, t.identifier, snapshot)
     return stats
+
+
+def _rows_before(lake: LakeStore, table, day: date, product: str, cut_us: int) -> int:
+    """Rows of the candles partition with window_start before `cut_us` (those a run keeps)."""
+    import pyarrow.compute as pc
+
+    out = 0
+    for f in _files(table, product, day, snapshots.snapshot_id(table), "window_start"):
+        lower, upper = f.lower.get("window_start"), f.upper.get("window_start")
+        if upper is not None and int(upper) < cut_us:
+            out += f.records
+        elif lower is None or int(lower) < cut_us:
+            starts = lake.read_files([f.path], ["window_start"]).column("window_start").cast(pa.int64())
+            out += int(pc.sum(pc.less(starts, cut_us)).as_py() or 0)
+    return out
 
 
 def measure(lake: LakeStore, day: date, s: CandleStats) -> None:

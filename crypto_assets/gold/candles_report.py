@@ -40,6 +40,10 @@ def candles_report(s: CandleStats) -> tuple[Metadata, list[CheckReport]]:
     """(materialization metadata, check results) of a candles partition."""
     metadata: Metadata = {
         "rows": ("int", s.rows),
+        "mode": ("text", s.mode),
+        "full_rebuild_reason": ("text", s.full_rebuild_reason or ""),
+        "recomputed_from": ("text", s.recomputed_from or ""),
+        "rows_written": ("int", s.rows_written),
         "input_rows": ("int", s.input_rows),
         "trade_count": ("int", int(s.sums.get("trade_count", 0))),
         "volume": ("float", float(s.sums.get("volume", 0.0))),

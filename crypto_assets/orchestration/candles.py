@@ -18,7 +18,7 @@ from crypto_assets.contracts.tables import candles_table_def
 from crypto_assets.gold.candles_build import SOURCE
 from crypto_assets.gold.candles_report import CANDLE_CHECKS
 from crypto_assets.orchestration.kafka_topics import OWNER
-from crypto_assets.orchestration.keys import candles_key, silver_key
+from crypto_assets.orchestration.keys import FULL_REBUILD_TAG, candles_key, silver_key
 from crypto_assets.orchestration.partitions import event_date_product_partitions, parse_partition_key
 from crypto_assets.orchestration.reporting import check_specs
 from crypto_assets.orchestration.resources.compute import ComputeResource, asset_kinds
@@ -55,7 +55,9 @@ def _candles_asset(settings: Settings, interval: str) -> AssetsDefinition:
     @asset(
         key=key,
         description=(f"{DESCRIPTIONS[interval]} Written to the Iceberg table `{t.identifier}` (partition product_id, "
-                     f"event_date; `{t.flat_name}` in SQL and Athena), one commit per run."),
+                     f"event_date; `{t.flat_name}` in SQL and Athena), one commit per run. Incremental: a run "
+                     "recomputes the windows from the earliest time the input added since its last run holds, and "
+                     f"replaces those; rebuilt whole without a usable state or with the run tag {FULL_REBUILD_TAG}=true."),
         partitions_def=event_date_product_partitions(settings),
         group_name="gold",
         kinds=asset_kinds(settings, "pandas", "parquet"),
@@ -67,7 +69,8 @@ def _candles_asset(settings: Settings, interval: str) -> AssetsDefinition:
     )
     def _candles(context: AssetExecutionContext, compute: ComputeResource, lake: LakeResource) -> MaterializeResult:
         day, product = parse_partition_key(context.partition_key)
-        return compute.candles_partition(context, interval, day, product)
+        full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+        return compute.candles_partition(context, interval, day, product, full=full)
 
     return _candles
 

@@ -182,9 +182,9 @@ class GlueCompute(ComputeResource):
         self._check_lake()
         return self.run_job(context, GOLD_ASSET, self.gold_arguments(day, product, full))
 
-    def candles_partition(self, context, interval, day, product):
-        self._check_lake()  # the same per-run arguments as Gold: the partition and the lake
-        return self.run_job(context, candles_asset(interval), self.gold_arguments(day, product))
+    def candles_partition(self, context, interval, day, product, full=False):
+        self._check_lake()  # the same per-run arguments as Gold: the partition, the lake, --full
+        return self.run_job(context, candles_asset(interval), self.gold_arguments(day, product, full))
 
     def maintain_table(self, context, t, retention_hours, max_snapshots):
         """One run of the maintenance job for `t`; the run reports its statistics as a Pipes custom message."""

@@ -341,6 +341,19 @@ def three_days(seed: int = 9):
     return _finish(rng, [trades], tickers)
 
 
+def increments(frame: pd.DataFrame, time_col: str, k: int, seed: int) -> list[pd.DataFrame]:
+    """`frame` split into k arrivals: mostly in time order, one row in 20 arriving late (in a later
+    increment than rows after it), so later increments hold rows earlier than ones already written."""
+    rng = np.random.default_rng(seed)
+    frame = frame.reset_index(drop=True)
+    order = frame.sort_values(time_col, kind="mergesort").index.to_numpy()
+    arrival = np.empty(len(frame), dtype=int)
+    arrival[order] = np.arange(len(frame)) * k // max(len(frame), 1)
+    late = rng.random(len(frame)) < 0.05
+    arrival[late] = np.minimum(arrival[late] + rng.integers(1, 4, late.sum()), k - 1)
+    return [frame[arrival == i] for i in range(k)]
+
+
 def long_realistic_day(n: int = 240_000, seed: int = 8):
     """A whole UTC day of BTC at 95,000 (precision stress for online window kernels, issue #14).
 

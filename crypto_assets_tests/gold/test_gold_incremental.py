@@ -18,24 +18,11 @@ from crypto_assets.gold.report import gold_report
 from crypto_assets.gold.state import PREFIX
 from crypto_assets.lake import snapshots
 from crypto_assets.lake.store import Lake
-from crypto_assets_tests.gold.datasets import three_days
+from crypto_assets_tests.gold.datasets import increments, three_days
 from crypto_assets_tests.gold.silver_writer import append_silver, write_silver
 
 DAYS = [date(2024, 3, 10), date(2024, 3, 11), date(2024, 3, 12)]
 P = "BTC-USD"
-
-
-def _increments(frame: pd.DataFrame, time_col: str, k: int, seed: int) -> list[pd.DataFrame]:
-    """`frame` split into k arrivals: mostly in time order, one row in 20 arriving late (in a later
-    increment than rows after it), so later increments hold rows earlier than ones already written."""
-    rng = np.random.default_rng(seed)
-    frame = frame.reset_index(drop=True)
-    order = frame.sort_values(time_col, kind="mergesort").index.to_numpy()
-    arrival = np.empty(len(frame), dtype=int)
-    arrival[order] = np.arange(len(frame)) * k // max(len(frame), 1)
-    late = rng.random(len(frame)) < 0.05
-    arrival[late] = np.minimum(arrival[late] + rng.integers(1, 4, late.sum()), k - 1)
-    return [frame[arrival == i] for i in range(k)]
 
 
 def _gold_rows(lake: Lake) -> pd.DataFrame:
@@ -81,8 +68,8 @@ def test_increments_give_the_full_rebuilds_rows_bit_for_bit(full_rebuild, tmp_pa
     root = str(tmp_path / "lake")
     lake = Lake(root)
     modes = []
-    for i, (t, q) in enumerate(zip(_increments(trades, "trade_time", k, seed=k),
-                                   _increments(tickers, "event_time", k, seed=k + 100))):
+    for i, (t, q) in enumerate(zip(increments(trades, "trade_time", k, seed=k),
+                                   increments(tickers, "event_time", k, seed=k + 100))):
         append_silver(root, t, q)
         stats = _run_all_days(lake)
         modes += [(i, d, s.mode, s.rows_written, s.rows_replaced) for d, s in stats.items()]
@@ -132,7 +119,7 @@ def test_silver_added_after_the_day_changes_no_row_but_the_state_moves_on(tmp_pa
 def test_fallbacks_to_a_full_rebuild(tmp_path, caplog):
     trades, tickers = three_days()
     root = str(tmp_path / "lake")
-    first, rest = _increments(trades, "trade_time", 2, seed=5)
+    first, rest = increments(trades, "trade_time", 2, seed=5)
     append_silver(root, first, tickers)
     lake = Lake(root)
     build_gold(lake, DAYS[1], [P], leakage_samples=2)

@@ -58,8 +58,9 @@ class ComputeResource(ConfigurableResource, ABC):
 
     @abstractmethod
     def candles_partition(self, context: AssetExecutionContext, interval: str, day: date,
-                          product: str) -> MaterializeResult:
-        """Rewrites the `interval` candles (day, product) (`gold.candles_build.build_candles`)."""
+                          product: str, full: bool = False) -> MaterializeResult:
+        """Brings the `interval` candles (day, product) up to date (`gold.candles_build.build_candles`):
+        incrementally, or rebuilt whole with `full`."""
 
     @abstractmethod
     def maintain_table(self, context: OpExecutionContext, t: TableDef, retention_hours: int,
@@ -126,10 +127,10 @@ class LocalCompute(ComputeResource):
         metadata, checks = gold_report(s)
         return MaterializeResult(metadata=metadata_values(metadata), check_results=check_results(GOLD_KEY, checks))
 
-    def candles_partition(self, context, interval, day, product):
+    def candles_partition(self, context, interval, day, product, full=False):
         # Candles compute with Arrow/NumPy: no Spark session, no JVM.
         try:
-            s = build_candles(self.lake, interval, day, [product], run_id=context.run_id)[product]
+            s = build_candles(self.lake, interval, day, [product], run_id=context.run_id, full=full)[product]
         except CatalogError as exc:
             raise step_failure(str(exc)) from None
         context.log.info(f"candles {interval} {day} {product}: {s.rows} windows from {s.input_rows} input rows"
