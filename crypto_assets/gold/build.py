@@ -142,7 +142,8 @@ def _day_us(day: date) -> int:
     return (day - date(1970, 1, 1)).days * US_PER_DAY
 
 
-def _iso(us: int) -> str:
+def iso_utc(us: int) -> str:
+    """Microseconds since the epoch as an ISO UTC time (a row filter's literal, a metadata value)."""
     return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat()
 
 
@@ -151,19 +152,29 @@ def _bound(f: DataFile, column: str, upper: bool) -> int | None:
     return None if value is None else int(value)
 
 
-def _read(lake: LakeResource, files: list[DataFile], columns: list[str], column: str,
-          since_us: int | None = None) -> pd.DataFrame:
-    """The rows of `files` (those with `column` at or after `since_us`, when given), naive UTC."""
+def read_since(lake: LakeResource, files: list[DataFile], columns: list[str], column: str,
+               since_us: int | None = None) -> pa.Table | None:
+    """The rows of `files` with the time `column` at or after `since_us` (all when None), as Arrow; files whose
+    upper bound lies before it are not read. None when no file is left."""
     if since_us is not None:
         files = [f for f in files if (_bound(f, column, True) is None or _bound(f, column, True) >= since_us)]
     if not files:
-        return pd.DataFrame({c: pd.Series(dtype="datetime64[us]" if c in ("trade_time", "event_time") else object)
-                             for c in columns})
+        return None
     table = lake.read_files([f.path for f in files], columns)
     if since_us is not None:
         import pyarrow.compute as pc
 
         table = table.filter(pc.greater_equal(table.column(column).cast(pa.int64()), since_us))
+    return table
+
+
+def _read(lake: LakeResource, files: list[DataFile], columns: list[str], column: str,
+          since_us: int | None = None) -> pd.DataFrame:
+    """`read_since` as a DataFrame, naive UTC (empty, with the columns, when nothing is read)."""
+    table = read_since(lake, files, columns, column, since_us)
+    if table is None:
+        return pd.DataFrame({c: pd.Series(dtype="datetime64[us]" if c in ("trade_time", "event_time") else object)
+                             for c in columns})
     return _naive_utc(table.to_pandas())
 
 
@@ -212,12 +223,13 @@ def build_gold(
     gold_now = lake.table(gold)
     version = rules_version(quote_join, SEGMENT_SECONDS)
     stats = {p: GoldStats(p, day.isoformat(), gold.identifier, silver_snapshot_ids=silver.ids) for p in products}
-    states = _usable_states(silver, gold_now, day, stats, version, quote_join, full)
+    usable = _usable_states(silver, gold_now, day, stats, version, quote_join, full)
+    states = {p: state for p, (state, _) in usable.items()}
     clock = time.perf_counter()
 
     def compute(p: str):
         if p in states:
-            return _compute_incremental(silver, day, stats[p], states[p], quote_join)
+            return _compute_incremental(silver, day, stats[p], *usable[p], quote_join)
         return _compute_full(silver, day, stats[p], quote_join)
 
     if len(products) > 1:
@@ -233,7 +245,7 @@ def build_gold(
     for p in rewritten:
         s = stats[p]
         s.rows_written = sum(t.num_rows for t in computed[p].tables)
-        s.rows_replaced = _rows_from(lake, gold_now, day, p, cuts.get(p))
+        s.rows_replaced = rows_from(lake, gold_now, day, p, cuts.get(p))
     new_states = {p: GoldState(day.isoformat(), version, run_id, silver.snapshots[TRADES][1],
                                silver.snapshots[TICKER][1],
                                rows=(states[p].rows if p in cuts else 0) - stats[p].rows_replaced * (p in cuts)
@@ -250,7 +262,7 @@ def build_gold(
                        upstream=silver.ids, extra={CATALOG_VERSION_KEY: FEATURE_CATALOG_VERSION}),
             always_commit=True,  # the state moves on even when no row changed
             properties=lambda table: _merge(state_properties(table, new_states), stale_states(table)),
-            rows_from={p: ("trade_time", _iso(cut)) for p, cut in cuts.items()})
+            rows_from={p: ("trade_time", iso_utc(cut)) for p, cut in cuts.items()})
     elif new_states:  # Silver grew, but not where it changes a row of D: only the states move on
         snapshots.set_properties(lake.catalog_config, gold, lambda table: state_properties(table, new_states))
     timings["commit"] = time.perf_counter() - clock
@@ -303,26 +315,28 @@ def _rows_held(table, day: date, products: list[str]) -> dict[str, int]:
     return out
 
 
-def _rows_from(lake: LakeResource, table, day: date, product: str, cut_us: int | None) -> int:
-    """Rows of the Gold partition (with trade_time at or after `cut_us`, when given): those a run replaces."""
+def rows_from(lake: LakeResource, table, day: date, product: str, cut_us: int | None,
+              column: str = "trade_time") -> int:
+    """Rows of the (day, product) partition of `table` (with the time `column` at or after `cut_us`, when
+    given: those a run replaces), from the files' record counts and bounds; only a file holding the cut is read."""
     import pyarrow.compute as pc
 
-    files = snapshots.snapshot_files(table, {"product_id": product, "event_date": day}, bounds=("trade_time",))[1]
+    files = snapshots.snapshot_files(table, {"product_id": product, "event_date": day}, bounds=(column,))[1]
     out = 0
     for f in files:
-        upper, lower = _bound(f, "trade_time", True), _bound(f, "trade_time", False)
+        upper, lower = _bound(f, column, True), _bound(f, column, False)
         if cut_us is None or (lower is not None and lower >= cut_us):
             out += f.records
         elif upper is None or upper >= cut_us:
-            times = lake.read_files([f.path], ["trade_time"]).column("trade_time").cast(pa.int64())
+            times = lake.read_files([f.path], [column]).column(column).cast(pa.int64())
             out += int(pc.sum(pc.greater_equal(times, cut_us)).as_py() or 0)
     return out
 
 
 def _usable_states(silver: SilverInput, gold_now, day: date, stats: dict[str, GoldStats], version: str,
-                   quote_join: str, full: bool) -> dict[str, GoldState]:
-    """product -> the state its partition can go on from; the others get `full_rebuild_reason` (a warning
-    line when the partition held rows)."""
+                   quote_join: str, full: bool) -> dict[str, tuple[GoldState, SilverFiles]]:
+    """product -> the state its partition can go on from and its Silver files; the others get
+    `full_rebuild_reason` (a warning line when the partition held rows)."""
     held = _rows_held(gold_now, day, list(stats))
     out = {}
     for p, s in stats.items():
@@ -346,9 +360,9 @@ def _usable_states(silver: SilverInput, gold_now, day: date, stats: dict[str, Go
         elif quote_join != "asof":
             s.full_rebuild_reason = f"quote join {quote_join!r} reads tickers after the trade: never incremental"
         else:
-            s.full_rebuild_reason = _silver_rewritten(silver, day, p, state)
+            s.full_rebuild_reason, files = _silver_changes(silver, day, p, state)
             if s.full_rebuild_reason is None:
-                out[p] = state
+                out[p] = (state, files)
                 s.mode = "incremental"
                 continue
         log.warning("gold %s %s: rebuilding the partition in full: %s", day, p, s.full_rebuild_reason)
@@ -363,18 +377,33 @@ def _ticker_days(day: date) -> list[date]:
     return [day - timedelta(days=1), day]
 
 
-def _silver_rewritten(silver: SilverInput, day: date, product: str, state: GoldState) -> str | None:
-    """Why the Silver rows the state's snapshots held may have changed (not only grown), or None."""
+@dataclass
+class SilverFiles:
+    """The Silver data files Gold (day, product) reads at the pinned snapshots, and which of them are new
+    since the state's snapshots (listed once per run: an incremental run needs both)."""
+
+    now: dict[str, list[DataFile]]  # kind -> files
+    new: dict[str, list[DataFile]]  # kind -> files added since the state's snapshot
+
+
+def _silver_changes(silver: SilverInput, day: date, product: str,
+                    state: GoldState) -> tuple[str | None, SilverFiles | None]:
+    """(why the Silver rows the state's snapshots held may have changed, not only grown, or None; the files)."""
+    now, new = {}, {}
     for kind, snap, days in ((TRADES, state.trades_snapshot, _trade_days(day)),
                              (TICKER, state.ticker_snapshot, _ticker_days(day))):
+        now[kind] = silver.files(kind, product, days)
         if snap is None:
+            new[kind] = now[kind]
             continue
         if not silver.has_snapshot(kind, snap):
-            return f"the Silver {kind} snapshot the partition was last built from ({snap}) was expired"
-        now = {f.path for f in silver.files(kind, product, days)}
-        if any(f.path not in now for f in silver.files(kind, product, days, snap)):
-            return f"Silver {kind} rows it was built from were rewritten since snapshot {snap}"
-    return None
+            return f"the Silver {kind} snapshot the partition was last built from ({snap}) was expired", None
+        paths = {f.path for f in now[kind]}
+        known = {f.path for f in silver.files(kind, product, days, snap)}
+        if known - paths:
+            return f"Silver {kind} rows it was built from were rewritten since snapshot {snap}", None
+        new[kind] = [f for f in now[kind] if f.path not in known]
+    return None, SilverFiles(now, new)
 
 
 @dataclass
@@ -427,7 +456,8 @@ def _sorted_trades(trades: pd.DataFrame, product: str, day: date, s: GoldStats) 
     return trades
 
 
-def _compute_incremental(silver: SilverInput, day: date, s: GoldStats, state: GoldState, quote_join: str) -> Computed:
+def _compute_incremental(silver: SilverInput, day: date, s: GoldStats, state: GoldState, files: SilverFiles,
+                         quote_join: str) -> Computed:
     """The rows the Silver files added since the state's snapshots can change, recomputed.
 
     The earliest change: the lowest time bound of the new trade files (of D-1 and D, and of D+1 where they
@@ -439,14 +469,8 @@ def _compute_incremental(silver: SilverInput, day: date, s: GoldStats, state: Go
     p, lake = s.product_id, silver.lake
     s.silver_snapshots_read_from = {silver_table_def(TRADES).identifier: state.trades_snapshot,
                                     silver_table_def(TICKER).identifier: state.ticker_snapshot}
-    trade_files = silver.files(TRADES, p, _trade_days(day))
-    ticker_files = silver.files(TICKER, p, _ticker_days(day))
-    known_trades = ({f.path for f in silver.files(TRADES, p, _trade_days(day), state.trades_snapshot)}
-                    if state.trades_snapshot is not None else set())
-    known_tickers = ({f.path for f in silver.files(TICKER, p, _ticker_days(day), state.ticker_snapshot)}
-                     if state.ticker_snapshot is not None else set())
-    new_trades = [f for f in trade_files if f.path not in known_trades]
-    new_tickers = [f for f in ticker_files if f.path not in known_tickers]
+    trade_files, ticker_files = files.now[TRADES], files.now[TICKER]
+    new_trades, new_tickers = files.new[TRADES], files.new[TICKER]
     by_day = {d: [f for f in trade_files if f.partition["event_date"] == d] for d in _trade_days(day)}
     s.silver_days = [d.isoformat() for d, files in by_day.items() if files]
     s.ticker_days = sorted({f.partition["event_date"].isoformat() for f in ticker_files})
@@ -505,7 +529,7 @@ def _compute_incremental(silver: SilverInput, day: date, s: GoldStats, state: Go
         return Computed([], None, None)
     cut = int(np.searchsorted(ts, ts[cut]))
     cut_us = int(ts[cut])
-    s.recomputed_from = _iso(cut_us)
+    s.recomputed_from = iso_utc(cut_us)
     tickers = _tickers_for(lake, ticker_files, cut_us)
     s.tickers_in_input = len(tickers)
     rows = gold_table(trades, tickers, day, quote_join, (cut, end_d), suffix=since is not None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from crypto_assets.contracts.names import TICKER, TRADES, candles_asset
 from crypto_assets.contracts.tables import candles_table_def, silver_table_def
-from crypto_assets.gold.build import SilverInput
+from crypto_assets.gold.build import SilverInput, iso_utc, read_since, rows_from
 from crypto_assets.gold.candles import (
     CANDLE_FIELDS,
     INTERVAL_US,
@@ -131,20 +131,6 @@ def _files(table, product: str, day: date, snap: int | None, column: str) -> lis
                                                 bounds=(column,))[1] if f.records]
 
 
-def _since(lake: LakeStore, files: list[DataFile], column: str, since_us: int | None, columns: list[str]):
-    """The rows of `files` with `column` at or after `since_us` (all when None), as Arrow."""
-    import pyarrow.compute as pc
-
-    if since_us is not None:
-        files = [f for f in files if f.upper.get(column) is None or int(f.upper[column]) >= since_us]
-    if not files:
-        return None
-    table = lake.read_files([f.path for f in files], columns)
-    if since_us is not None:
-        table = table.filter(pc.greater_equal(table.column(column).cast(pa.int64()), since_us))
-    return table
-
-
 class _Inputs:
     """The tables a candles interval reads, each at one pinned snapshot: Silver trades and ticker (1m), or
     the finer candles table (1h)."""
@@ -217,8 +203,8 @@ def _compute(inputs: _Inputs, day: date, s: CandleStats, since_us: int | None) -
             return None
         day_trades = _read(lake, [f.path for f in trade_files], ["price", "size", "side"])
         s.input_rows, s.input_sums = len(day_trades), _silver_sums(day_trades)
-        trades = _since(lake, trade_files, "trade_time", since_us, TRADE_COLUMNS)
-        tickers = _since(lake, inputs.files(TICKER, p, day), "event_time", since_us, TICKER_COLUMNS)
+        trades = read_since(lake, trade_files, TRADE_COLUMNS, "trade_time", since_us)
+        tickers = read_since(lake, inputs.files(TICKER, p, day), TICKER_COLUMNS, "event_time", since_us)
         tickers = tickers.to_pandas() if tickers is not None else None
         s.tickers_in_input = 0 if tickers is None else int((tickers["best_bid"].notna() & tickers["best_ask"].notna()).sum())
         return minute_candles(trades.to_pandas(), tickers) if trades is not None else None
@@ -229,12 +215,8 @@ def _compute(inputs: _Inputs, day: date, s: CandleStats, since_us: int | None) -
     day_finer = lake.read_files([f.path for f in finer_files])
     s.input_rows, s.input_sums = day_finer.num_rows, _table_sums(day_finer)
     s.tickers_in_input = int(np.asarray(day_finer.column("ticker_count")).sum())
-    finer = _since(lake, finer_files, "window_start", since_us, [f.name for f in day_finer.schema])
+    finer = read_since(lake, finer_files, [f.name for f in day_finer.schema], "window_start", since_us)
     return rollup_candles(finer, inputs.interval) if finer is not None else None
-
-
-def _iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).isoformat()
 
 
 def build_candles(lake: LakeStore, interval: str, day: date, products: list[str], run_id: str = "",
@@ -264,7 +246,7 @@ def build_candles(lake: LakeStore, interval: str, day: date, products: list[str]
     for p, c in computed.items():
         stats[p].rows_written = 0 if c is None else c.num_rows
         if p in cuts:
-            stats[p].recomputed_from = _iso(cuts[p])
+            stats[p].recomputed_from = iso_utc(cuts[p])
     snapshot = snapshots.snapshot_id(table)
     if changed:
         rows = [_with_partition(c, p, day) for p, c in computed.items() if c is not None]
@@ -272,7 +254,9 @@ def build_candles(lake: LakeStore, interval: str, day: date, products: list[str]
 
         def properties(current):
             # The rows each partition holds after this commit: those kept before the cut plus those written.
-            kept = {p: (_rows_before(lake, current, day, p, cuts[p]) if p in cuts else 0) for p in changed}
+            kept = {p: (rows_from(lake, current, day, p, None, "window_start")
+                        - rows_from(lake, current, day, p, cuts[p], "window_start") if p in cuts else 0)
+                    for p in changed}
             states.update({p: CandleState(day.isoformat(), LOGIC_VERSION, run_id, dict(inputs.ids),
                                           kept[p] + stats[p].rows_written) for p in changed})
             return partition_state.state_properties(STATE_PREFIX, states)
@@ -282,7 +266,7 @@ def build_candles(lake: LakeStore, interval: str, day: date, products: list[str]
             Provenance(asset=candles_asset(interval), partition=f"{day.isoformat()}|{','.join(products)}",
                        run_id=run_id, upstream=inputs.ids),
             always_commit=True, properties=properties,
-            rows_from={p: ("window_start", _iso(cut)) for p, cut in cuts.items()})
+            rows_from={p: ("window_start", iso_utc(cut)) for p, cut in cuts.items()})
     for p, s in stats.items():
         s.snapshot_id, s.upstream_snapshot_ids = snapshot, dict(inputs.ids)
         if p not in changed:  # nothing new: the checks are measured on the partition as it is
@@ -291,21 +275,6 @@ def build_candles(lake: LakeStore, interval: str, day: date, products: list[str]
     log.info("candles %s %s %s: %s -> %s snapshot %s", interval, day, ",".join(products),
              {p: (s.mode, s.rows) for p, s in stats.items()}, t.identifier, snapshot)
     return stats
-
-
-def _rows_before(lake: LakeStore, table, day: date, product: str, cut_us: int) -> int:
-    """Rows of the candles partition with window_start before `cut_us` (those a run keeps)."""
-    import pyarrow.compute as pc
-
-    out = 0
-    for f in _files(table, product, day, snapshots.snapshot_id(table), "window_start"):
-        lower, upper = f.lower.get("window_start"), f.upper.get("window_start")
-        if upper is not None and int(upper) < cut_us:
-            out += f.records
-        elif lower is None or int(lower) < cut_us:
-            starts = lake.read_files([f.path], ["window_start"]).column("window_start").cast(pa.int64())
-            out += int(pc.sum(pc.less(starts, cut_us)).as_py() or 0)
-    return out
 
 
 def measure(lake: LakeStore, day: date, s: CandleStats) -> None:
